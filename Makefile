@@ -1,0 +1,27 @@
+# The two commands of the README's quick start, and the pieces CI calls.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install install-dev run test bench
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+# Quick start 1: the service on SQLite with the example playbooks (no vendor credentials needed).
+run: install
+	RESPONDER_WEBHOOK_TOKEN=$${RESPONDER_WEBHOOK_TOKEN:-change-me} $(BIN)/responder serve
+
+# Quick start 2: the whole test suite, SQLite and PostgreSQL.
+test: install-dev
+	$(BIN)/pytest -q
+
+bench: install-dev
+	$(BIN)/python bench/run.py

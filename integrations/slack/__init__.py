@@ -1,0 +1,29 @@
+"""Slack integration: the incident's root message, thread replies and its resolved rewrite."""
+
+from __future__ import annotations
+
+from integrations.slack.actions import (
+    PostAction,
+    PostParams,
+    ReplyAction,
+    ResolveAction,
+    ThreadParams,
+)
+from integrations.slack.client import SlackApi, build_web_client
+from responder.actions import Action
+
+__all__ = [
+    "PostAction",
+    "PostParams",
+    "ReplyAction",
+    "ResolveAction",
+    "ThreadParams",
+    "slack_actions",
+]
+
+
+def slack_actions(token: str | None, base_url: str, timeout: float = 10.0) -> list[Action]:
+    """slack.post, slack.reply and slack.resolve; without a token they report configured=False."""
+    token = token.strip() if token else None
+    api = SlackApi(build_web_client(token, base_url, timeout)) if token else None
+    return [PostAction(api), ReplyAction(api), ResolveAction(api)]

@@ -1,0 +1,364 @@
+"""slack.post, slack.reply and slack.resolve: an incident's root message and its thread."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import ValidationError, field_validator
+
+from integrations.slack import blocks as bk
+from integrations.slack.client import SlackApi
+from responder.actions import ActionContext, ActionError, ActionResult, FollowUp, StepParams
+from responder.domain import Transition
+
+METADATA_EVENT = "responder_action"
+NO_ROOT = "no root message to reply to"
+# One or more Slack mentions: <!here>, <!channel>, <@U123>, <!subteam^S123|@team>, <#C123>.
+_MENTION = re.compile(r"^(?:<[!@#][^<>]+>\s*)+$")
+
+P = TypeVar("P", bound=StepParams)
+
+
+class PostParams(StepParams):
+    """`slack.post`: where to post the incident's root message, plus optional author text."""
+
+    channel: str  # "#name" or a conversation ID
+    text: str | None = None  # an extra line, already rendered with Slack escaping
+    mention: str | None = None  # "<!here>", "<@U123>": written by the playbook author, sent as is
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("channel is empty; write '#name' or a channel ID")
+        return value.strip()
+
+    @field_validator("mention")
+    @classmethod
+    def _mention_is_slack_syntax(cls, value: str | None) -> str | None:
+        # "@here" would be posted as plain words and page nobody: refuse it at load time.
+        if value is not None and not _MENTION.match(value.strip()):
+            raise ValueError('mention must be Slack syntax such as "<!here>" or "<@U123ABC>"')
+        return value.strip() if value else None
+
+
+class ThreadParams(StepParams):
+    """`slack.reply` / `slack.resolve`: the channel of the root post (the root's own is used)."""
+
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Root:
+    channel: str
+    ts: str
+
+
+class _SlackAction:
+    params: ClassVar[type[StepParams]]
+    markup: ClassVar[str] = "slack"
+
+    def __init__(self, api: SlackApi | None) -> None:
+        self._api = api
+
+    @property
+    def configured(self) -> bool:
+        return self._api is not None
+
+    def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
+        return None
+
+    def _client(self) -> SlackApi:
+        if self._api is None:
+            # The runner records unconfigured runs as skipped; reaching this is a wiring bug.
+            raise ActionError("slack is not configured (no bot token)", retryable=False)
+        return self._api
+
+
+class PostAction(_SlackAction):
+    """The incident's root message, posted once per run even across crashes."""
+
+    name: ClassVar[str] = "slack.post"
+    params: ClassVar[type[StepParams]] = PostParams
+
+    def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
+        params = _params(PostParams, ctx)
+        text, blocks = _root_message(ctx, params)
+        return {
+            "method": "chat.postMessage",
+            "channel": params.channel,
+            "text": text,
+            "blocks": len(blocks),
+            "thread_ts": None,
+            "metadata": _metadata(ctx),
+            "check_history_first": _may_have_sent(ctx),
+        }
+
+    def execute(self, ctx: ActionContext) -> ActionResult:
+        params = _params(PostParams, ctx)
+        api = self._client()
+        note: str | None = None
+        if _may_have_sent(ctx):
+            channel_id = api.channel_id(params.channel)
+            if channel_id is None:
+                # After a restart we know no name -> ID mapping and conversations.history
+                # takes IDs only; posting may duplicate, not posting could lose the alert.
+                note = f"not checked for an earlier post: no channel ID known for {params.channel}"
+            else:
+                ts = _find_run(api.history(channel_id), ctx.run_id)
+                if ts is not None:
+                    return _root_result(channel_id, ts, adopted=True)
+        text, blocks = _root_message(ctx, params)
+        posted = api.post_message(
+            channel=params.channel, text=text, blocks=blocks, metadata=_metadata(ctx)
+        )
+        return _root_result(posted["channel"], posted["ts"], adopted=False, note=note)
+
+    def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
+        channel = params.get("channel")
+        if transition.is_recovery:
+            return FollowUp("slack.resolve", {"channel": channel})
+        # Repeats, and Triggered/Warn/No Data reaching an open incident (an escalation),
+        # are news for the people in the thread, not a reason for a new root message.
+        return FollowUp("slack.reply", {"channel": channel})
+
+
+class ReplyAction(_SlackAction):
+    """A short thread reply about a later transition of the incident."""
+
+    name: ClassVar[str] = "slack.reply"
+    params: ClassVar[type[StepParams]] = ThreadParams
+
+    def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
+        params = _params(ThreadParams, ctx)
+        root = _root(ctx.parent)
+        text, blocks = _reply_message(ctx)
+        return _thread_request(params, root, text, blocks)
+
+    def execute(self, ctx: ActionContext) -> ActionResult:
+        _params(ThreadParams, ctx)
+        root = _root(ctx.parent)
+        if root is None:
+            return ActionResult(response={}, skipped_reason=NO_ROOT)
+        api = self._client()
+        text, blocks = _reply_message(ctx)
+        # No duplicate check here, on purpose: a plain thread reply is not in
+        # conversations.history, and a second "Renotify" line in a thread costs little.
+        # The root post (slack.post) is the message that must never be doubled.
+        posted = api.post_message(
+            channel=root.channel,
+            thread_ts=root.ts,
+            text=text,
+            blocks=blocks,
+            metadata=_metadata(ctx),
+        )
+        # No refs: the incident's Slack reference must stay the root message.
+        return ActionResult(response={**posted, "thread_ts": root.ts})
+
+
+class ResolveAction(_SlackAction):
+    """A broadcast "Recovered after ..." reply, then the root message rewritten as resolved."""
+
+    name: ClassVar[str] = "slack.resolve"
+    params: ClassVar[type[StepParams]] = ThreadParams
+
+    def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
+        params = _params(ThreadParams, ctx)
+        root = _root(ctx.parent)
+        text, blocks = _resolve_reply(ctx)
+        update_text, update_blocks = _resolved_root(ctx)
+        request = _thread_request(params, root, text, blocks)
+        return {
+            **request,
+            "reply_broadcast": True,
+            "then": {
+                "method": "chat.update",
+                "channel": request["channel"],
+                "ts": root.ts if root else None,
+                "text": update_text,
+                "blocks": len(update_blocks),
+            },
+        }
+
+    def execute(self, ctx: ActionContext) -> ActionResult:
+        _params(ThreadParams, ctx)
+        root = _root(ctx.parent)
+        if root is None:
+            return ActionResult(response={}, skipped_reason=NO_ROOT)
+        api = self._client()
+        reply_ts: str | None = None
+        if _may_have_sent(ctx):
+            # A broadcast reply is also a channel message, so unlike slack.reply it can be
+            # found in history; a miss there (busy channel) costs a duplicate reply only.
+            reply_ts = _find_run(api.history(root.channel), ctx.run_id)
+        adopted = reply_ts is not None
+        if reply_ts is None:
+            text, blocks = _resolve_reply(ctx)
+            reply_ts = api.post_message(
+                channel=root.channel,
+                thread_ts=root.ts,
+                reply_broadcast=True,
+                text=text,
+                blocks=blocks,
+                metadata=_metadata(ctx),
+            )["ts"]
+        # chat.update is naturally idempotent: a retry rewrites the same content.
+        text, blocks = _resolved_root(ctx)
+        api.update_message(channel=root.channel, ts=root.ts, text=text, blocks=blocks)
+        return ActionResult(
+            response={
+                "channel": root.channel,
+                "ts": root.ts,
+                "reply_ts": reply_ts,
+                "reply_adopted": adopted,
+                "updated": True,
+            }
+        )
+
+
+def _params(model: type[P], ctx: ActionContext) -> P:
+    try:
+        return model.model_validate(dict(ctx.params))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'params'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ActionError(f"{ctx.action}: invalid params: {problems}", retryable=False) from None
+
+
+def _may_have_sent(ctx: ActionContext) -> bool:
+    # Besides an attempt with no recorded outcome, a retry after a timeout counts too: Slack
+    # may have posted the message and only the answer was lost.
+    return ctx.uncertain or ctx.attempt > 1
+
+
+def _metadata(ctx: ActionContext) -> dict[str, Any]:
+    return {
+        "event_type": METADATA_EVENT,
+        "event_payload": {"run_id": ctx.run_id, "incident_id": ctx.incident.id},
+    }
+
+
+def _find_run(messages: list[dict[str, Any]], run_id: str) -> str | None:
+    """The ts of a message we posted for `run_id`, found through its metadata."""
+    for message in messages:
+        metadata = message.get("metadata")
+        if not isinstance(metadata, Mapping) or metadata.get("event_type") != METADATA_EVENT:
+            continue
+        payload = metadata.get("event_payload")
+        ts = message.get("ts")
+        if isinstance(payload, Mapping) and payload.get("run_id") == run_id and isinstance(ts, str):
+            return ts
+    return None
+
+
+def _root(parent: Mapping[str, Any] | None) -> _Root | None:
+    """The root message from the parent run's result (its response, or its refs)."""
+    if not parent:
+        return None
+    nested = parent.get("slack")
+    ref = nested if isinstance(nested, Mapping) else parent
+    channel, ts = ref.get("channel"), ref.get("ts")
+    if isinstance(channel, str) and channel and isinstance(ts, str) and ts:
+        return _Root(channel=channel, ts=ts)
+    return None
+
+
+def _root_result(channel: str, ts: str, *, adopted: bool, note: str | None = None) -> ActionResult:
+    response: dict[str, Any] = {"channel": channel, "ts": ts, "adopted": adopted}
+    if note:
+        response["note"] = note
+    return ActionResult(response=response, refs={"slack": {"channel": channel, "ts": ts}})
+
+
+def _thread_request(
+    params: ThreadParams, root: _Root | None, text: str, blocks: list[bk.Block]
+) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "method": "chat.postMessage",
+        "channel": root.channel if root else params.channel,
+        "text": text,
+        "blocks": len(blocks),
+        "thread_ts": root.ts if root else None,
+    }
+    if root is None:
+        request["skip"] = NO_ROOT
+    return request
+
+
+def _card(ctx: ActionContext) -> bk.IncidentCard:
+    alert, incident = ctx.alert, ctx.incident
+    raw_tags = alert.get("tags")
+    tags: Mapping[str, Any] = raw_tags if isinstance(raw_tags, Mapping) else {}
+    return bk.IncidentCard(
+        title=_text(alert.get("title")) or incident.title,
+        monitor=_text(alert.get("monitor")) or incident.title,
+        monitor_id=_text(alert.get("monitor_id")) or incident.monitor_id,
+        priority=_text(alert.get("priority")) or incident.priority,
+        scope=_text(alert.get("scope")) or incident.scope,
+        service=_text(tags.get("service")),
+        env=_text(tags.get("env")),
+        transition=_text(alert.get("transition")) or ctx.transition.value,
+        status=_text(alert.get("status")),
+        message=_text(alert.get("message")),
+        event_link=_text(alert.get("link")),
+        snapshot=_text(alert.get("snapshot")),
+    )
+
+
+def _root_message(ctx: ActionContext, params: PostParams) -> tuple[str, list[bk.Block]]:
+    # `text` was rendered by the runner with Slack escaping (markup = "slack") and `mention`
+    # is the author's own Slack syntax: neither is escaped again here.
+    note = " ".join(part for part in (params.mention, params.text) if part) or None
+    card = _card(ctx)
+    return bk.root_text(card, note=note), bk.root_blocks(card, note=note)
+
+
+def _reply_message(ctx: ActionContext) -> tuple[str, list[bk.Block]]:
+    card = _card(ctx)
+    line = bk.reply_line(ctx.transition, card.status)
+    return bk.clip(bk.escape(line), bk.FALLBACK_MAX), bk.reply_blocks(card, line)
+
+
+def _resolve_reply(ctx: ActionContext) -> tuple[str, list[bk.Block]]:
+    card = _card(ctx)
+    line = _recovered_after(ctx)
+    return bk.escape(line), bk.reply_blocks(card, f"✅ {line}")
+
+
+def _resolved_root(ctx: ActionContext) -> tuple[str, list[bk.Block]]:
+    card = _card(ctx)
+    summary = _recovered_after(ctx)
+    return bk.resolved_text(card, summary=summary), bk.resolved_blocks(card, summary=summary)
+
+
+def _recovered_after(ctx: ActionContext) -> str:
+    opened = _parse_time(ctx.incident.opened_at)
+    # Datadog's own time for the recovery first; our resolved_at is when we heard of it.
+    ended = _parse_time(ctx.alert.get("date")) or _parse_time(ctx.incident.resolved_at)
+    if opened is None or ended is None or ended < opened:
+        return "Recovered"
+    return f"Recovered after {bk.format_duration((ended - opened).total_seconds())}"
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    # The service stores UTC everywhere; a naive string can only mean UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None

@@ -1,0 +1,224 @@
+"""Block Kit messages for an incident: escaping of alert text and Slack's size limits live here.
+
+Builders trim to fit and never raise: a long alert title must not cost us the page.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from responder.domain import Transition
+
+Block = dict[str, Any]
+
+# Block Kit limits (VENDORS.md, Slack section).
+HEADER_MAX = 150
+SECTION_TEXT_MAX = 3000
+FIELDS_MAX = 10
+FIELD_MAX = 2000
+CONTEXT_ELEMENTS_MAX = 10
+CONTEXT_TEXT_MAX = 2000
+BLOCKS_MAX = 50
+# Slack takes 40,000 characters of `text`, but it is what notifications and screen readers
+# show: a few lines are enough, and a cap keeps us far from msg_too_long.
+FALLBACK_MAX = 3000
+
+DATADOG_APP = "https://app.datadoghq.com"
+RESOLVED_PREFIX = "✅ Resolved: "
+_ELLIPSIS = "…"
+_MONITOR_ID = re.compile(r"^[0-9]{1,20}$")
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentCard:
+    """What an incident message shows, as raw (unescaped, untrusted) alert text."""
+
+    title: str
+    monitor: str
+    monitor_id: str | None
+    priority: str | None
+    scope: str
+    service: str | None
+    env: str | None
+    transition: str
+    status: str | None
+    message: str | None
+    event_link: str | None
+    snapshot: str | None
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters: stops `<!channel>` in an alert title from pinging."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut Slack-formatted text to `limit` characters without splitting an entity or a link."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(_ELLIPSIS)]
+    # A trailing "&am" or "<https://..." would render as garbage or swallow what follows.
+    for opener, closer in (("&", ";"), ("<", ">")):
+        start = cut.rfind(opener)
+        if start != -1 and closer not in cut[start:]:
+            cut = cut[:start]
+    return cut + _ELLIPSIS
+
+
+def plain_text(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain_text(clip(text, HEADER_MAX) or "Alert")}
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT_MAX)}}
+
+
+def fields_section(fields: list[tuple[str, str]]) -> Block:
+    return {
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": clip(f"*{label}*\n{value}", FIELD_MAX)}
+            for label, value in fields[:FIELDS_MAX]
+        ],
+    }
+
+
+def context(texts: list[str]) -> Block:
+    return {
+        "type": "context",
+        "elements": [
+            {"type": "mrkdwn", "text": clip(text, CONTEXT_TEXT_MAX)}
+            for text in texts[:CONTEXT_ELEMENTS_MAX]
+        ],
+    }
+
+
+def link(url: str | None, label: str) -> str | None:
+    """`<url|label>` for an http(s) URL; None for anything else or a URL too long to show."""
+    if not url or not url.startswith(("https://", "http://")):
+        return None
+    # "|" and ">" end Slack's link syntax early; encode them rather than trust the sender.
+    safe = escape(url.replace("|", "%7C").replace(" ", "%20"))
+    text = f"<{safe}|{label}>"
+    return text if len(text) <= CONTEXT_TEXT_MAX else None
+
+
+def monitor_url(monitor_id: str | None) -> str | None:
+    if monitor_id and _MONITOR_ID.match(monitor_id):
+        return f"{DATADOG_APP}/monitors/{monitor_id}"
+    return None
+
+
+def card_fields(card: IncidentCard, *, transition: str | None = None) -> list[tuple[str, str]]:
+    service_env = f"{_show(card.service)} / {_show(card.env)}"
+    return [
+        ("Priority", _show(card.priority)),
+        ("Monitor", _show(card.monitor)),
+        ("Scope", _show(card.scope, empty="(all)")),
+        ("Service / Env", service_env),
+        ("Transition", _show(transition or card.transition)),
+        ("Status", _show(card.status)),
+    ]
+
+
+def card_links(card: IncidentCard) -> list[str]:
+    candidates = [
+        link(monitor_url(card.monitor_id), "Monitor"),
+        link(card.event_link, "Event"),
+        link(card.snapshot, "Graph snapshot"),
+    ]
+    return [text for text in candidates if text]
+
+
+def limit_blocks(blocks: list[Block]) -> list[Block]:
+    return blocks[:BLOCKS_MAX]
+
+
+def root_blocks(card: IncidentCard, *, note: str | None = None) -> list[Block]:
+    """The incident's root message. `note` is playbook-authored Slack text (mention, extra line)."""
+    blocks = [header(escape(card.title))]
+    if note:
+        blocks.append(section(note))
+    blocks.append(fields_section(card_fields(card)))
+    if card.message and card.message.strip():
+        blocks.append(section(escape(card.message.strip())))
+    links = card_links(card)
+    if links:
+        blocks.append(context([" · ".join(links)]))
+    return limit_blocks(blocks)
+
+
+def root_text(card: IncidentCard, *, note: str | None = None) -> str:
+    details = ", ".join(
+        part
+        for part in (
+            card.priority,
+            f"service {card.service}" if card.service else None,
+            f"env {card.env}" if card.env else None,
+        )
+        if part
+    )
+    line = escape(f"{card.title} ({details})" if details else card.title)
+    return clip(f"{note} {line}" if note else line, FALLBACK_MAX)
+
+
+def resolved_blocks(card: IncidentCard, *, summary: str) -> list[Block]:
+    """The root message rewritten on recovery: same facts, a resolved header, the duration."""
+    blocks = [
+        header(RESOLVED_PREFIX + escape(card.monitor or card.title)),
+        section(escape(summary)),
+        fields_section(card_fields(card, transition=Transition.RECOVERED.value)),
+    ]
+    links = card_links(card)
+    if links:
+        blocks.append(context([" · ".join(links)]))
+    return limit_blocks(blocks)
+
+
+def resolved_text(card: IncidentCard, *, summary: str) -> str:
+    return clip(escape(f"{RESOLVED_PREFIX}{card.monitor or card.title} ({summary})"), FALLBACK_MAX)
+
+
+def reply_line(transition: Transition, status: str | None) -> str:
+    """Plain words for a thread reply about a later transition (escape before sending)."""
+    detail = f": {status}" if status else ""
+    if transition is Transition.RENOTIFY:
+        return f"Renotify: still failing{detail}"
+    if transition.is_repeat:
+        return f"{transition.value}{detail}"
+    if transition.is_recovery:
+        return "Recovered"
+    # Triggered, Warn or No Data on an incident that is already open: it got worse (or changed).
+    return f"Escalated to {transition.value}{detail}"
+
+
+def reply_blocks(card: IncidentCard, line: str) -> list[Block]:
+    blocks = [section(escape(line))]
+    event = link(card.event_link, "Event")
+    if event:
+        blocks.append(context([event]))
+    return blocks
+
+
+def format_duration(seconds: float) -> str:
+    """750 -> "12m 30s"; the two or three largest units are enough for a human."""
+    total = max(int(seconds), 0)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    units = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    if days:
+        units = units[:3]
+    parts = [f"{value}{unit}" for value, unit in units if value]
+    return " ".join(parts) or "0s"
+
+
+def _show(value: str | None, *, empty: str = "—") -> str:
+    text = (value or "").strip()
+    return escape(text) if text else empty

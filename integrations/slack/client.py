@@ -1,0 +1,199 @@
+"""The Slack Web API calls responder makes, over one retry-free WebClient.
+
+Translates every slack_sdk outcome into plain dicts or `ActionError`; SDK types stop here.
+"""
+
+from __future__ import annotations
+
+import http.client
+import math
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web import SlackResponse
+
+from responder.actions import ActionError
+
+# Slack errors that say "try again later" even when the HTTP status is 200.
+_TRANSIENT_ERRORS = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error"})
+# Conversation IDs are upper-case; channel names never are, so the two cannot be confused.
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+
+
+def build_web_client(token: str, base_url: str, timeout: float) -> WebClient:
+    """A WebClient that makes exactly one HTTP attempt per call.
+
+    `retry_handlers=[]` matters: the SDK's default connection-error handler and the optional
+    rate-limit handler sleep inside the call, while our runner owns backoff and Retry-After.
+    """
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        # urllib takes fractional seconds; the SDK's annotation says int only out of habit.
+        timeout=timeout,  # type: ignore[arg-type]
+        retry_handlers=[],
+    )
+
+
+def is_channel_id(channel: str) -> bool:
+    return bool(_CHANNEL_ID.match(channel))
+
+
+def parse_retry_after(value: object) -> float | None:
+    """Seconds from a Retry-After header; None for an HTTP-date, garbage or a silly number."""
+    if value is None:
+        return None
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+class SlackApi:
+    """chat.postMessage, chat.update, conversations.history and auth.test, one attempt each."""
+
+    def __init__(self, client: WebClient) -> None:
+        self._client = client
+        self._token = client.token or ""
+        # "#name" -> ID learned from postMessage answers: conversations.history wants an ID
+        # and we hold no channels:read scope to look names up.
+        self._channel_ids: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def channel_id(self, channel: str) -> str | None:
+        """The ID for a channel ID or a name we have posted to before, else None."""
+        if is_channel_id(channel):
+            return channel
+        with self._lock:
+            return self._channel_ids.get(_name_key(channel))
+
+    def post_message(
+        self,
+        *,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        metadata: Mapping[str, Any],
+        thread_ts: str | None = None,
+        reply_broadcast: bool | None = None,
+    ) -> dict[str, str]:
+        response = self._call(
+            "chat.postMessage",
+            lambda: self._client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                metadata=dict(metadata),
+                thread_ts=thread_ts,
+                reply_broadcast=reply_broadcast,
+                # Alert links must not unfurl into large previews of Datadog pages.
+                unfurl_links=False,
+                unfurl_media=False,
+            ),
+        )
+        posted = {"channel": str(response.get("channel", "")), "ts": str(response.get("ts", ""))}
+        if posted["channel"] and not is_channel_id(channel):
+            with self._lock:
+                self._channel_ids[_name_key(channel)] = posted["channel"]
+        return posted
+
+    def update_message(
+        self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]
+    ) -> dict[str, str]:
+        response = self._call(
+            "chat.update",
+            lambda: self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks),
+        )
+        return {"channel": str(response.get("channel", channel)), "ts": str(response.get("ts", ts))}
+
+    def history(self, channel_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest `limit` channel messages (roots and broadcast replies), metadata included."""
+        response = self._call(
+            "conversations.history",
+            lambda: self._client.conversations_history(
+                channel=channel_id, include_all_metadata=True, limit=limit
+            ),
+        )
+        messages = response.get("messages")
+        if not isinstance(messages, list):
+            return []
+        return [m for m in messages if isinstance(m, dict)]
+
+    def auth_test(self) -> dict[str, Any]:
+        return self._call("auth.test", self._client.auth_test)
+
+    def _call(self, method: str, send: Callable[[], SlackResponse]) -> dict[str, Any]:
+        # The failure is raised outside the `except` blocks so it carries no __context__:
+        # the SDK's exception holds the request headers, bearer token included.
+        failure: ActionError
+        try:
+            response = send()
+        except SlackApiError as exc:
+            failure = self._api_error(method, exc)
+        except (OSError, http.client.HTTPException) as exc:
+            # URLError, socket timeouts, refused and reset connections are all OSError;
+            # HTTPException covers a connection dropped mid-answer (IncompleteRead).
+            failure = self._transport_error(method, exc)
+        except SlackClientError as exc:
+            failure = ActionError(
+                self._redact(f"slack {method}: client error: {exc}"),
+                retryable=False,
+                response={"error": type(exc).__name__},
+            )
+        else:
+            data = response.data
+            return dict(data) if isinstance(data, dict) else {}
+        raise failure
+
+    def _api_error(self, method: str, exc: SlackApiError) -> ActionError:
+        status = int(getattr(exc.response, "status_code", 0) or 0)
+        data = getattr(exc.response, "data", None)
+        code = str(data.get("error", "unknown_error")) if isinstance(data, dict) else "bad_body"
+        code = self._redact(code)[:100]
+        retryable = status == 429 or status >= 500 or code in _TRANSIENT_ERRORS
+        retry_after = None
+        if retryable:
+            headers = getattr(exc.response, "headers", None) or {}
+            retry_after = parse_retry_after(_header(headers, "Retry-After"))
+        return ActionError(
+            f"slack {method} failed: {code} (HTTP {status})",
+            retryable=retryable,
+            retry_after=retry_after,
+            response={"status": status, "error": code},
+        )
+
+    def _transport_error(self, method: str, exc: BaseException) -> ActionError:
+        kind = "timeout" if _is_timeout(exc) else "connection_error"
+        detail = self._redact(str(exc) or type(exc).__name__)[:300]
+        return ActionError(
+            f"slack {method}: {kind}: {detail}",
+            retryable=True,
+            response={"error": kind, "detail": detail},
+        )
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "[redacted]") if self._token else text
+
+
+def _name_key(channel: str) -> str:
+    return channel.strip().lstrip("#").lower()
+
+
+def _header(headers: Mapping[str, Any], name: str) -> object:
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return value[0] if isinstance(value, list) and value else value
+    return None
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    # urlopen raises TimeoutError on a slow answer but wraps a slow connect in URLError.
+    reason = getattr(exc, "reason", None)
+    return isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError)

@@ -1,0 +1,130 @@
+"""The contract between the runner and every vendor integration.
+
+An integration implements `Action` for each verb it offers (`slack.post`, ...). Actions never
+sleep and never retry: they raise `ActionError` and the runner owns backoff, Retry-After and
+deadlines. Integrations import this module and their SDK, nothing else from responder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from responder.domain import Transition
+
+
+class StepParams(BaseModel):
+    """Base for an action's parameters as written in a playbook step: strict, no extras."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """What an action may know about the incident it works for, read fresh before each attempt."""
+
+    id: str
+    key: str
+    status: str
+    title: str
+    monitor_id: str | None
+    scope: str
+    priority: str | None
+    opened_at: str
+    resolved_at: str | None
+    refs: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    run_id: str
+    action: str
+    params: Mapping[str, Any]  # rendered, validated by the action's `params` model
+    incident: IncidentView
+    alert: Mapping[str, Any]  # `Alert.as_context()` of the event that planned this run
+    transition: Transition
+    idempotency_key: str
+    attempt: int  # 1 for the first try
+    uncertain: bool  # an earlier attempt started and never recorded an outcome
+    parent: Mapping[str, Any] | None = None  # result of the run this follow-up continues
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """A finished call: what to audit, and references to keep on the incident."""
+
+    response: Mapping[str, Any]  # a summary, secrets excluded
+    refs: Mapping[str, Any] = field(default_factory=dict)
+    skipped_reason: str | None = None  # set when there was nothing to do (e.g. no root post)
+
+
+class ActionError(Exception):
+    """A failed call. `retryable` decides between a rescheduled retry and an immediate failure."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        response: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.response = dict(response or {})
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A run to plan after a primary run, when a later transition reaches its incident."""
+
+    action: str
+    params: Mapping[str, Any]
+
+
+class Action(Protocol):
+    name: ClassVar[str]  # "vendor.verb"
+    params: ClassVar[type[StepParams]]
+    # How alert text rendered into this action's templates is escaped: "slack", "markdown", "plain".
+    markup: ClassVar[str]
+
+    @property
+    def configured(self) -> bool:
+        """False when credentials are missing: runs are recorded as skipped, not sent."""
+        ...
+
+    def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
+        """The request this run would send (secrets excluded); audited before every attempt."""
+        ...
+
+    def execute(self, ctx: ActionContext) -> ActionResult:
+        """Make the outside call once. Runs in a worker thread; may block on I/O, never sleeps."""
+        ...
+
+    def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
+        """What a later transition of the incident should do about this step, if anything."""
+        ...
+
+
+class Registry:
+    """All actions the service knows, by name. Built once in `responder.main`."""
+
+    def __init__(self, actions: list[Action]) -> None:
+        self._actions = {action.name: action for action in actions}
+
+    def get(self, name: str) -> Action:
+        try:
+            return self._actions[name]
+        except KeyError:
+            raise KeyError(f"unknown action {name!r}; known: {', '.join(self.names())}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._actions)
+
+    def params_models(self) -> dict[str, type[StepParams]]:
+        return {name: action.params for name, action in self._actions.items()}

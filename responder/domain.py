@@ -1,0 +1,130 @@
+"""Plain typed data the whole service shares: alerts, transitions, states. No I/O here."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Transition(enum.StrEnum):
+    """Datadog's `$ALERT_TRANSITION` values."""
+
+    TRIGGERED = "Triggered"
+    RE_TRIGGERED = "Re-Triggered"
+    WARN = "Warn"
+    RE_WARN = "Re-Warn"
+    NO_DATA = "No Data"
+    RE_NO_DATA = "Re-No Data"
+    RENOTIFY = "Renotify"
+    RECOVERED = "Recovered"
+
+    @property
+    def is_recovery(self) -> bool:
+        return self is Transition.RECOVERED
+
+    @property
+    def is_repeat(self) -> bool:
+        """A reminder about a problem we already know of: never a reason to page again."""
+        return self in _REPEATS
+
+
+_REPEATS = frozenset(
+    {Transition.RE_TRIGGERED, Transition.RE_WARN, Transition.RE_NO_DATA, Transition.RENOTIFY}
+)
+
+
+class IncidentStatus(enum.StrEnum):
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class EventState(enum.StrEnum):
+    RECEIVED = "received"  # stored and acknowledged, not yet through the pipeline
+    PROCESSED = "processed"
+    FAILED = "failed"  # the pipeline raised; kept for a retry and for the record
+
+
+class RunState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RunState.PENDING, RunState.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One Datadog notification, normalised from whichever payload template sent it."""
+
+    source_id: str | None  # Datadog `$ID`, unique per notification
+    monitor_id: str | None
+    monitor_name: str  # title without the "[Triggered on {...}]" prefix
+    title: str
+    transition: Transition
+    alert_type: str | None
+    priority: str | None  # "P1".."P5"
+    status_text: str | None
+    query: str | None
+    metric: str | None
+    scope: str  # normalised "k:v,k:v" sorted, "" for a simple alert
+    cycle_key: str | None
+    aggreg_key: str | None
+    hostname: str | None
+    tags: tuple[str, ...]
+    tag_map: dict[str, str]
+    message: str | None
+    link: str | None
+    snapshot: str | None
+    date: datetime
+    org_id: str | None
+    org_name: str | None
+    event_type: str | None
+    template: str  # "responder" (our template), "flat" or "default" (Datadog's untouched one)
+    notes: tuple[str, ...] = field(default_factory=tuple)  # what was missing or guessed
+
+    @property
+    def is_minimal(self) -> bool:
+        return self.template == "default"
+
+    def as_context(self) -> dict[str, Any]:
+        """What playbook expressions and templates see as `alert`."""
+        return {
+            "id": self.source_id,
+            "monitor_id": self.monitor_id,
+            "monitor": self.monitor_name,
+            "title": self.title,
+            "transition": self.transition.value,
+            "type": self.alert_type,
+            "priority": self.priority,
+            "status": self.status_text,
+            "query": self.query,
+            "metric": self.metric,
+            "scope": self.scope,
+            "cycle_key": self.cycle_key,
+            "hostname": self.hostname,
+            "tags": dict(self.tag_map),
+            "tag_list": list(self.tags),
+            "message": self.message,
+            "link": self.link,
+            "snapshot": self.snapshot,
+            "date": self.date.isoformat(),
+            "org": self.org_name,
+            "event_type": self.event_type,
+        }
+
+
+def tag_map(tags: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """`["env:prod", "monitor"]` -> `{"env": "prod", "monitor": ""}`; first value of a key wins."""
+    out: dict[str, str] = {}
+    for tag in tags:
+        key, _, value = tag.partition(":")
+        out.setdefault(key.strip(), value.strip())
+    return out

@@ -1,0 +1,1 @@
+"""Turning webhook requests into alerts: authentication, decoding, normalisation."""

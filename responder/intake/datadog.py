@@ -1,0 +1,245 @@
+"""Datadog webhook payloads -> `Alert`: our template, Datadog's default one and flat variants.
+
+Datadog fills `$VARIABLES` into whatever template the user pasted, leaves unknown ones as
+their literal text, and sends numbers as strings. Everything here is pure and strict about
+shape (a clear 422 beats a wrong page) but lenient about values Datadog itself varies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from responder.domain import Alert, Transition, tag_map
+
+MAX_FIELD = 64 * 1024  # any single text field; the whole body is capped by the web layer
+
+_TRANSITIONS = {t.value.lower(): t for t in Transition}
+_TRANSITIONS.update({"retriggered": Transition.RE_TRIGGERED, "nodata": Transition.NO_DATA})
+_TYPE_TRANSITION = {
+    "error": Transition.TRIGGERED,
+    "warning": Transition.WARN,
+    "success": Transition.RECOVERED,
+}
+# "[P1] [Triggered on {host:a,b}] Name" -> prefixes in brackets, then the monitor name.
+_PREFIX = re.compile(r"^\s*\[([^\]]*)\]\s*")
+_PREFIX_TRANSITION = re.compile(r"^(?P<t>[A-Za-z -]+?)(?:\s+on\s+\{(?P<scope>.*)\})?$")
+_PRIORITY = re.compile(r"^[Pp]?([1-5])$")
+_MONITOR_LINK = re.compile(r"/monitors/(\d+)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class PayloadError(ValueError):
+    """The payload cannot become an alert; the message says which field and why."""
+
+
+def normalise(data: Mapping[str, Any], received_at: datetime) -> Alert:
+    """Build an `Alert` from a decoded webhook body (a JSON object or a form)."""
+    if not isinstance(data, Mapping):
+        raise PayloadError(f"expected a JSON object, got {type(data).__name__}")
+    nested = data.get("alert")
+    if nested is not None and not isinstance(nested, Mapping):
+        raise PayloadError("field 'alert' must be an object")
+    if isinstance(nested, Mapping):
+        return _from_fields(_Fields(data, nested, "alert."), "responder", received_at)
+    if any(key.startswith("alert_") for key in data):
+        return _from_fields(_Fields(data, data, "alert_"), "flat", received_at)
+    return _from_fields(_Fields(data, {}, ""), "default", received_at)
+
+
+class _Fields:
+    """Reads variables from the top level or the alert section, treating `$X` and "" as absent."""
+
+    def __init__(self, top: Mapping[str, Any], alert: Mapping[str, Any], prefix: str) -> None:
+        self.top, self.alert, self.prefix = top, alert, prefix
+
+    def top_str(self, *names: str) -> str | None:
+        for name in names:
+            value = _text(self.top.get(name), name)
+            if value is not None:
+                return value
+        return None
+
+    def alert_str(self, name: str) -> str | None:
+        if self.prefix == "alert_":
+            key = "aggreg_key" if name == "aggreg_key" else f"alert_{name}"
+            return _text(self.top.get(key), key)
+        if self.prefix == "alert.":
+            return _text(self.alert.get(name), f"alert.{name}")
+        return None
+
+
+def _text(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise PayloadError(f"field '{field}' must be a string, got a boolean")
+    if isinstance(value, int):
+        value = str(value)
+    elif isinstance(value, float):
+        value = str(int(value)) if value.is_integer() else str(value)
+    if not isinstance(value, str):
+        raise PayloadError(f"field '{field}' must be a string, got {type(value).__name__}")
+    if len(value) > MAX_FIELD:
+        raise PayloadError(f"field '{field}' is longer than {MAX_FIELD} characters")
+    value = _CONTROL.sub("", value).strip()
+    if not value or (value.startswith("$") and value[1:].replace("_", "").isalnum()):
+        return None  # Datadog leaves a variable that does not apply as its literal name
+    return value
+
+
+def _from_fields(f: _Fields, template: str, received_at: datetime) -> Alert:
+    notes: list[str] = []
+    title = f.alert_str("title") or f.top_str("event_title", "title")
+    if title is None:
+        raise PayloadError(
+            "payload has no title: expected 'alert.title', 'event_title' or 'title' "
+            "(is the webhook payload template the one from the README?)"
+        )
+    prefixes, monitor_name = _split_title(title)
+    transition = _transition(f, prefixes)
+    scope = _scope(f.alert_str("scope"), prefixes)
+    tags = _tags(f.top.get("tags"))
+    monitor_id = f.alert_str("id")
+    message = f.top_str("event_msg", "body", "text_only_msg")
+    if template == "default":
+        notes.append(
+            "minimal payload (Datadog's default template): no monitor id, priority, tags or "
+            "scope; correlated on the title"
+        )
+        found = _MONITOR_LINK.search(message or "")
+        if found:
+            monitor_id = found.group(1)
+            notes.append("monitor id taken from the monitor link in the message")
+    date = _date(f.top_str("date", "last_updated"), received_at, notes)
+    return Alert(
+        source_id=f.top_str("id"),
+        monitor_id=monitor_id,
+        monitor_name=monitor_name or title,
+        title=title,
+        transition=transition,
+        alert_type=f.alert_str("type"),
+        priority=_priority(f.alert_str("priority"), prefixes, notes),
+        status_text=f.alert_str("status"),
+        query=f.alert_str("query"),
+        metric=f.alert_str("metric"),
+        scope=scope,
+        cycle_key=f.alert_str("cycle_key"),
+        aggreg_key=f.alert_str("aggreg_key"),
+        hostname=f.top_str("hostname"),
+        tags=tags,
+        tag_map=tag_map(tags),
+        message=message,
+        link=f.top_str("link"),
+        snapshot=f.top_str("snapshot"),
+        date=date,
+        org_id=_org(f.top, "id"),
+        org_name=_org(f.top, "name"),
+        event_type=f.top_str("event_type"),
+        template=template,
+        notes=tuple(notes),
+    )
+
+
+def _split_title(title: str) -> tuple[list[str], str]:
+    prefixes: list[str] = []
+    rest = title
+    while (found := _PREFIX.match(rest)) is not None:
+        prefixes.append(found.group(1).strip())
+        rest = rest[found.end() :]
+    return prefixes, rest.strip()
+
+
+def _transition(f: _Fields, prefixes: list[str]) -> Transition:
+    raw = f.alert_str("transition")
+    if raw is not None:
+        known = _TRANSITIONS.get(raw.lower())
+        if known is not None:
+            return known
+    for prefix in prefixes:
+        found = _PREFIX_TRANSITION.match(prefix)
+        if found and (known := _TRANSITIONS.get(found.group("t").strip().lower())) is not None:
+            return known
+    by_type = _TYPE_TRANSITION.get((f.alert_str("type") or "").lower())
+    if by_type is not None:
+        return by_type
+    if raw is not None:
+        raise PayloadError(
+            f"unknown alert transition {raw[:40]!r}; expected one of "
+            + ", ".join(t.value for t in Transition)
+        )
+    raise PayloadError(
+        "cannot tell the transition: no 'alert.transition' and no [Triggered]/[Recovered] "
+        "prefix in the title"
+    )
+
+
+def _scope(raw: str | None, prefixes: list[str]) -> str:
+    if raw is None:
+        for prefix in prefixes:
+            found = _PREFIX_TRANSITION.match(prefix)
+            if found and found.group("scope"):
+                raw = found.group("scope")
+                break
+    if not raw:
+        return ""
+    return ",".join(sorted({part.strip() for part in raw.split(",") if part.strip()}))
+
+
+def _tags(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        parts = [] if raw.startswith("$") else raw.split(",")
+    elif isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        parts = raw
+    else:
+        raise PayloadError("field 'tags' must be a comma-separated string or a list of strings")
+    seen: dict[str, None] = {}
+    for part in parts:
+        tag = _CONTROL.sub("", part).strip()
+        if tag:
+            seen.setdefault(tag[:200], None)
+    return tuple(seen)
+
+
+def _priority(raw: str | None, prefixes: list[str], notes: list[str]) -> str | None:
+    candidates = [raw] if raw is not None else prefixes
+    for candidate in candidates:
+        found = _PRIORITY.match(candidate.strip())
+        if found:
+            return f"P{found.group(1)}"
+    if raw is not None:
+        notes.append(f"priority {raw[:20]!r} is not P1-P5; treated as none")
+    return None
+
+
+def _date(raw: str | None, received_at: datetime, notes: list[str]) -> datetime:
+    if raw is None:
+        notes.append("no date in the payload; using the time it was received")
+        return received_at
+    try:
+        number = float(raw)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            notes.append(f"date {raw[:40]!r} is not epoch milliseconds; using the time received")
+            return received_at
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # Datadog sends epoch milliseconds; a value this small can only be seconds.
+    seconds = number / 1000 if number > 1e11 else number
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        notes.append(f"date {raw[:40]!r} is out of range; using the time received")
+        return received_at
+
+
+def _org(top: Mapping[str, Any], key: str) -> str | None:
+    org = top.get("org")
+    if not isinstance(org, Mapping):
+        return None
+    return _text(org.get(key), f"org.{key}")

@@ -1,0 +1,127 @@
+"""Composition root: settings -> engine -> actions -> pipeline -> app. The only module that
+imports integrations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from integrations.slack import slack_actions
+from responder.actions import Registry
+from responder.metrics import Metrics
+from responder.pipeline.process import EventProcessor
+from responder.pipeline.runner import ActionRunner
+from responder.pipeline.worker import Worker
+from responder.playbooks.loader import load_playbooks
+from responder.playbooks.schema import Playbook
+from responder.redact import Redactor
+from responder.settings import Settings
+from responder.store.db import create_engine
+from responder.store.intake import IntakeWriter
+
+
+def build_registry(settings: Settings) -> Registry:
+    slack_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return Registry([*slack_actions(slack_token, settings.slack_api_url)])
+
+
+def build_redactor(settings: Settings) -> Redactor:
+    secrets = [
+        secret.get_secret_value()
+        for secret in (
+            settings.api_token,
+            settings.dd_api_key,
+            settings.dd_app_key,
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.pagerduty_routing_key,
+            settings.pagerduty_api_token,
+        )
+        if secret is not None
+    ]
+    return Redactor([*secrets, *settings.webhook_tokens])
+
+
+@dataclass
+class Service:
+    """Everything one process runs; `start`/`stop` bracket the web app's lifespan."""
+
+    settings: Settings
+    engine: sa.Engine
+    registry: Registry
+    redactor: Redactor
+    metrics: Metrics
+    playbooks: list[Playbook]
+    writer: IntakeWriter
+    worker: Worker | None
+    insecure: bool = False
+    worker_thread: bool = True  # False: the caller steps `worker` itself (tests, one-shot tools)
+    _started: bool = field(default=False, repr=False)
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.writer.start()
+        if self.worker is not None and self.worker_thread:
+            self.worker.start()
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self.writer.stop()
+        if self.worker is not None and self.worker_thread:
+            self.worker.stop()
+
+
+def build_worker(
+    settings: Settings,
+    engine: sa.Engine,
+    registry: Registry,
+    redactor: Redactor,
+    metrics: Metrics,
+    playbooks: list[Playbook],
+) -> Worker:
+    processor = EventProcessor(
+        engine,
+        registry,
+        lambda: playbooks,
+        redactor,
+        max_age=timedelta(seconds=settings.run_max_age_seconds),
+    )
+    runner = ActionRunner(
+        engine,
+        registry,
+        redactor,
+        metrics,
+        threads=settings.worker_threads,
+        lease=timedelta(seconds=settings.lease_seconds),
+    )
+    return Worker(engine, processor, runner, metrics, settings.poll_seconds)
+
+
+def build_service(
+    settings: Settings, *, with_worker: bool = True, insecure: bool = False
+) -> Service:
+    """Wire a service; raises PlaybookError for bad playbooks, before anything starts."""
+    registry = build_registry(settings)
+    playbooks = load_playbooks(settings.playbooks, registry.params_models())
+    engine = create_engine(settings.database_url)
+    redactor = build_redactor(settings)
+    metrics = Metrics()
+    worker = (
+        build_worker(settings, engine, registry, redactor, metrics, playbooks)
+        if with_worker
+        else None
+    )
+    writer = IntakeWriter(
+        engine,
+        on_stored=worker.wake if worker is not None else (lambda count: None),
+        on_batch=metrics.intake_batch.observe,
+    )
+    return Service(
+        settings, engine, registry, redactor, metrics, playbooks, writer, worker, insecure
+    )

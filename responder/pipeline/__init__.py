@@ -1,0 +1,1 @@
+"""The pipeline: stored events through named stages, then action runs through the runner."""

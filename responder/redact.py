@@ -1,0 +1,56 @@
+"""Keeps secrets out of what we store and log: known secret values and secret-looking keys."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+# Shorter values would match ordinary words and numbers and blank out half the text.
+MIN_SECRET_LENGTH = 6
+
+# Substring match on the key name: "X-Datadog-Signature", "slack_bot_token", "DD_API_KEY".
+_SECRET_KEY = re.compile(
+    r"token|secret|password|api[_-]?key|app[_-]?key|routing[_-]?key|authorization|signature",
+    re.IGNORECASE,
+)
+
+
+class Redactor:
+    """Replaces known secret values and the values of secret-looking keys with "[REDACTED]"."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        values = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+        # Longest first, so a secret that contains another is replaced whole.
+        ordered = sorted(values, key=lambda s: (-len(s), s))
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def redact(self, value: Any) -> Any:
+        """A copy of `value` with every known secret and every secret-keyed value replaced."""
+        if isinstance(value, str):
+            return self.redact_text(value)
+        if isinstance(value, dict):
+            return {self._key(k): self._item(k, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.redact(v) for v in value)
+        if isinstance(value, set | frozenset):
+            return type(value)(self.redact(v) for v in value)
+        return value
+
+    def redact_text(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(REDACTED, text)
+
+    def _key(self, key: Any) -> Any:
+        return self.redact_text(key) if isinstance(key, str) else key
+
+    def _item(self, key: Any, value: Any) -> Any:
+        # None stays None: it reveals nothing, and "the token was missing" helps debugging.
+        if isinstance(key, str) and value is not None and _SECRET_KEY.search(key):
+            return REDACTED
+        return self.redact(value)

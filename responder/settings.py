@@ -1,0 +1,60 @@
+"""Configuration from the environment: the only module that reads it (names are a contract)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        "sqlite:///./responder.db", validation_alias=AliasChoices("DATABASE_URL")
+    )
+    playbooks: Path = Field(Path("./playbooks"), validation_alias="RESPONDER_PLAYBOOKS")
+    webhook_token: SecretStr | None = Field(None, validation_alias="RESPONDER_WEBHOOK_TOKEN")
+    api_token: SecretStr | None = Field(None, validation_alias="RESPONDER_API_TOKEN")
+
+    dd_api_key: SecretStr | None = Field(None, validation_alias="DD_API_KEY")
+    dd_app_key: SecretStr | None = Field(None, validation_alias="DD_APP_KEY")
+    dd_site: str = Field("datadoghq.com", validation_alias="DD_SITE")
+    datadog_api_url: str | None = Field(None, validation_alias="RESPONDER_DATADOG_API_URL")
+
+    slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias="RESPONDER_SLACK_API_URL")
+
+    pagerduty_routing_key: SecretStr | None = Field(None, validation_alias="PAGERDUTY_ROUTING_KEY")
+    pagerduty_api_token: SecretStr | None = Field(None, validation_alias="PAGERDUTY_API_TOKEN")
+    pagerduty_events_url: str = Field(
+        "https://events.pagerduty.com", validation_alias="RESPONDER_PAGERDUTY_EVENTS_URL"
+    )
+    pagerduty_api_url: str = Field(
+        "https://api.pagerduty.com", validation_alias="RESPONDER_PAGERDUTY_API_URL"
+    )
+
+    # Tuning knobs beyond the contract table; the defaults suit a single small instance.
+    max_body_bytes: int = Field(256 * 1024, validation_alias="RESPONDER_MAX_BODY_BYTES")
+    run_max_age_seconds: float = Field(6 * 3600, validation_alias="RESPONDER_RUN_MAX_AGE")
+    worker_threads: int = Field(8, validation_alias="RESPONDER_WORKER_THREADS")
+    lease_seconds: float = Field(60.0, validation_alias="RESPONDER_LEASE_SECONDS")
+    poll_seconds: float = Field(0.5, validation_alias="RESPONDER_POLL_SECONDS")
+    log_level: str = Field("info", validation_alias="RESPONDER_LOG_LEVEL")
+
+    @property
+    def webhook_tokens(self) -> list[str]:
+        if self.webhook_token is None:
+            return []
+        raw = self.webhook_token.get_secret_value()
+        return [token.strip() for token in raw.split(",") if token.strip()]
+
+    @property
+    def datadog_url(self) -> str:
+        return self.datadog_api_url or f"https://api.{self.dd_site}"
+
+
+def load_settings() -> Settings:
+    return Settings()

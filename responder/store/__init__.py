@@ -1,0 +1,1 @@
+"""Persistence: the engine, the schema migrations, the tables and the audit log."""

@@ -1,0 +1,101 @@
+"""The database engine (SQLite embedded, or PostgreSQL) and which errors mean "retry later"."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+# SQLite primary result codes (the low byte of the extended code) that describe the
+# environment (a lock, the disk, the file) rather than the statement.
+_SQLITE_TRANSIENT = frozenset(
+    {
+        5,  # SQLITE_BUSY: another writer held the lock past busy_timeout
+        6,  # SQLITE_LOCKED
+        10,  # SQLITE_IOERR
+        13,  # SQLITE_FULL: the disk is full
+        14,  # SQLITE_CANTOPEN
+        15,  # SQLITE_PROTOCOL: WAL lock protocol race
+    }
+)
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or is locked right now; the work should be retried."""
+
+
+def create_engine(url: str) -> sa.Engine:
+    """Build the engine for `url`, tuned for durability (SQLite) or a shared server (PostgreSQL)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def is_postgres(engine: sa.Engine | sa.Connection) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def classify(exc_value: BaseException) -> bool:
+    """True when `exc_value` means "database unreachable or locked, retry later", not a bug."""
+    if isinstance(exc_value, DatabaseUnavailable | exc.DisconnectionError | exc.TimeoutError):
+        return True
+    if isinstance(exc_value, exc.DBAPIError):
+        if exc_value.connection_invalidated:
+            return True
+        if not isinstance(exc_value, exc.OperationalError | exc.InterfaceError):
+            return False
+        return _dbapi_transient(exc_value.orig)
+    return _dbapi_transient(exc_value)
+
+
+def _dbapi_transient(err: BaseException | None) -> bool:
+    if isinstance(err, sqlite3.InterfaceError):
+        return True
+    if isinstance(err, sqlite3.OperationalError):
+        # sqlite3 also raises OperationalError for "no such table" and syntax errors, which
+        # are bugs; the result code tells the two apart.
+        return (getattr(err, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_TRANSIENT
+    # psycopg's OperationalError covers lost connections, shutdowns, deadlocks, serialization
+    # failures and statement timeouts: all worth another try. Bugs are ProgrammingError etc.
+    return isinstance(err, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def _sqlite_engine(url: str) -> sa.Engine:
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        folder = Path(database).parent
+        if not folder.is_dir():
+            # sqlite3 would only say "unable to open database file".
+            raise FileNotFoundError(f"folder for the SQLite database does not exist: {folder}")
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Take transaction control away from sqlite3 (the documented SQLAlchemy recipe) so that
+    # _sqlite_on_begin decides how every transaction starts.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL also syncs the WAL on every commit: an acknowledged alert survives a power cut.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    # IMMEDIATE takes the write lock up front: a concurrent writer waits (busy_timeout)
+    # instead of failing with "database is locked" when a read lock cannot be upgraded.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

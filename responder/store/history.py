@@ -1,0 +1,157 @@
+"""Read side of incident history: listing, one incident with its timeline, audit, stats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from responder.store.tables import ActionRun, AlertEvent, AuditEntry, Incident
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    status: str | None = None
+    service: str | None = None
+    team: str | None = None
+    monitor_id: str | None = None
+    priority: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str | None = None
+    before_id: int | None = None  # cursor: newest first, strictly older than this id
+    limit: int = 50
+
+
+def incident_read(incident: Incident) -> dict[str, Any]:
+    data = incident.model_dump(mode="json")
+    if incident.acknowledged_at:
+        data["time_to_ack_seconds"] = (
+            incident.acknowledged_at - incident.opened_at
+        ).total_seconds()
+    if incident.resolved_at:
+        data["time_to_resolve_seconds"] = (
+            incident.resolved_at - incident.opened_at
+        ).total_seconds()
+    return data
+
+
+def list_incidents(
+    session: Session, flt: IncidentFilter
+) -> tuple[list[dict[str, Any]], int | None]:
+    query = select(Incident).order_by(sa.desc(col(Incident.id))).limit(flt.limit + 1)
+    for column, value in (
+        (Incident.status, flt.status),
+        (Incident.service, flt.service),
+        (Incident.team, flt.team),
+        (Incident.monitor_id, flt.monitor_id),
+        (Incident.priority, flt.priority),
+    ):
+        if value:
+            query = query.where(column == value)
+    if flt.since:
+        query = query.where(Incident.opened_at >= flt.since)
+    if flt.until:
+        query = query.where(Incident.opened_at < flt.until)
+    if flt.q:
+        query = query.where(col(Incident.title).icontains(flt.q, autoescape=True))
+    if flt.before_id:
+        query = query.where(col(Incident.id) < flt.before_id)
+    rows = list(session.exec(query).all())
+    more = len(rows) > flt.limit
+    rows = rows[: flt.limit]
+    next_cursor = rows[-1].id if more and rows else None
+    return [incident_read(row) for row in rows], next_cursor
+
+
+def incident_detail(session: Session, incident_id: int) -> dict[str, Any] | None:
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        return None
+    data = incident_read(incident)
+    events = session.exec(
+        select(AlertEvent).where(AlertEvent.incident_id == incident_id).order_by(col(AlertEvent.id))
+    ).all()
+    runs = session.exec(
+        select(ActionRun).where(ActionRun.incident_id == incident_id).order_by(col(ActionRun.id))
+    ).all()
+    data["events"] = [
+        {
+            "id": e.id,
+            "transition": e.transition,
+            "title": e.title,
+            "received_at": e.received_at.isoformat(),
+            "deliveries": e.deliveries,
+            "outcome": e.outcome,
+        }
+        for e in events
+    ]
+    data["actions"] = [
+        r.model_dump(mode="json", exclude={"lease_owner", "lease_until", "idempotency_key"})
+        for r in runs
+    ]
+    data["timeline"] = [audit_read(a) for a in audit_for_incident(session, incident_id)]
+    return data
+
+
+def audit_for_incident(session: Session, incident_id: int) -> list[AuditEntry]:
+    return list(
+        session.exec(
+            select(AuditEntry)
+            .where(AuditEntry.incident_id == incident_id)
+            .order_by(col(AuditEntry.seq))
+        ).all()
+    )
+
+
+def audit_read(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at.isoformat(),
+        "kind": entry.kind,
+        "event_id": entry.event_id,
+        "incident_id": entry.incident_id,
+        "run_id": entry.run_id,
+        "data": orjson.loads(entry.data),
+    }
+
+
+def list_audit(
+    session: Session, after_seq: int = 0, limit: int = 100, kind: str | None = None
+) -> list[dict[str, Any]]:
+    query = select(AuditEntry).where(AuditEntry.seq > after_seq).order_by(col(AuditEntry.seq))
+    if kind:
+        query = query.where(AuditEntry.kind == kind)
+    return [audit_read(a) for a in session.exec(query.limit(limit)).all()]
+
+
+def stats(session: Session, since: datetime | None = None) -> dict[str, Any]:
+    query = select(Incident)
+    if since:
+        query = query.where(Incident.opened_at >= since)
+    incidents = session.exec(query).all()
+    by_status: dict[str, int] = {}
+    ack: list[float] = []
+    resolve: list[float] = []
+    for inc in incidents:
+        by_status[inc.status] = by_status.get(inc.status, 0) + 1
+        if inc.acknowledged_at:
+            ack.append((inc.acknowledged_at - inc.opened_at).total_seconds())
+        if inc.resolved_at:
+            resolve.append((inc.resolved_at - inc.opened_at).total_seconds())
+    runs = dict(
+        session.exec(  # type: ignore[call-overload]
+            sa.select(ActionRun.state, sa.func.count()).group_by(ActionRun.state)
+        ).all()
+    )
+    return {
+        "incidents": len(incidents),
+        "by_status": by_status,
+        "mtta_seconds": sum(ack) / len(ack) if ack else None,
+        "mttr_seconds": sum(resolve) / len(resolve) if resolve else None,
+        "action_runs": runs,
+    }

@@ -1,0 +1,152 @@
+"""The SQL tables (SQLModel). Migrations in `migrations/` must match these exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, also on SQLite (which keeps no zone of its own)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=sa.Column(sa.JSON(), nullable=nullable))
+
+
+class AlertEvent(SQLModel, table=True):
+    """One webhook delivery, stored before it is acknowledged."""
+
+    __tablename__ = "alert_event"
+    __table_args__ = (sa.Index("ix_alert_event_state_id", "state", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(max_length=80, unique=True)
+    source_id: str | None = Field(default=None, max_length=64)
+    monitor_id: str | None = Field(default=None, max_length=64, index=True)
+    title: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    transition: str = Field(max_length=32)
+    priority: str | None = Field(default=None, max_length=8)
+    scope: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    cycle_key: str | None = Field(default=None, max_length=128)
+    template: str = Field(max_length=16)
+    payload: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    received_at: datetime = _ts()
+    state: str = Field(default="received", max_length=16)
+    deliveries: int = Field(default=1)
+    attempts: int = Field(default=0)
+    incident_id: int | None = Field(default=None, index=True)
+    outcome: dict[str, Any] | None = _json()  # playbooks matched, runs planned, or the error
+    processed_at: datetime | None = _ts(nullable=True)
+
+
+class Incident(SQLModel, table=True):
+    """One problem: a monitor + scope + alert cycle, from first trigger to recovery."""
+
+    __tablename__ = "incident"
+    __table_args__ = (sa.Index("ix_incident_group_status", "group_key", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=400, unique=True)
+    group_key: str = Field(max_length=300)  # monitor + scope, without the cycle
+    cycle_key: str | None = Field(default=None, max_length=128)
+    monitor_id: str | None = Field(default=None, max_length=64, index=True)
+    monitor_name: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    title: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    scope: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    priority: str | None = Field(default=None, max_length=8, index=True)
+    service: str | None = Field(default=None, max_length=128, index=True)
+    team: str | None = Field(default=None, max_length=128, index=True)
+    env: str | None = Field(default=None, max_length=64)
+    status: str = Field(max_length=16, index=True)
+    last_transition: str = Field(max_length=32)
+    tags: list[str] | None = _json()
+    refs: dict[str, Any] | None = _json()  # vendor references: Slack channel/ts, ...
+    event_count: int = Field(default=1)
+    opened_at: datetime = _ts(index=True)
+    acknowledged_at: datetime | None = _ts(nullable=True)
+    resolved_at: datetime | None = _ts(nullable=True)
+    updated_at: datetime = _ts()
+
+
+class ActionRun(SQLModel, table=True):
+    """The durable outbox: one planned outside call and everything that happened to it."""
+
+    __tablename__ = "action_run"
+    __table_args__ = (
+        sa.Index("ix_action_run_due", "state", "not_before"),
+        sa.Index("ix_action_run_lane", "lane", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(index=True)
+    event_id: int
+    parent_id: int | None = Field(default=None)  # the primary run a follow-up continues
+    playbook: str = Field(max_length=200)
+    playbook_hash: str = Field(max_length=64)
+    step: int
+    action: str = Field(max_length=64)
+    params: dict[str, Any] | None = _json()
+    condition: str | None = Field(default=None, max_length=64)  # `if:` of a delayed step
+    transition: str = Field(max_length=32)
+    lane: str = Field(max_length=128)  # runs of one lane execute in order of id
+    state: str = Field(default="pending", max_length=16)
+    idempotency_key: str = Field(max_length=128, unique=True)
+    attempts: int = Field(default=0)
+    # An attempt started and its outcome was never recorded (the worker died mid-call): the
+    # next attempt must look for what the vendor may already have created.
+    uncertain: bool = Field(default=False)
+    scheduled_at: datetime = _ts()  # when it was first due; orders the lane
+    not_before: datetime = _ts()  # next attempt, moved by retries
+    expires_at: datetime = _ts()  # past this, a retry becomes a visible failure
+    lease_until: datetime | None = _ts(nullable=True)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+    result: dict[str, Any] | None = _json()
+    created_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only and hash-chained: the code inserts rows and never updates or deletes them."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(unique=True)
+    at: datetime = _ts(index=True)
+    kind: str = Field(max_length=48, index=True)
+    event_id: int | None = Field(default=None, index=True)
+    incident_id: int | None = Field(default=None, index=True)
+    run_id: int | None = Field(default=None, index=True)
+    data: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))  # canonical JSON, hashed
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -1,0 +1,1 @@
+"""HTTP: the Datadog webhook, the history API, health and metrics."""

@@ -1,0 +1,111 @@
+"""The history API: incidents, one incident's timeline, the audit log, stats (bearer token)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import Response
+
+from responder.intake.auth import token_matches
+from responder.store import history
+from responder.web.webhook import json_response
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class BadQuery(ValueError):
+    pass
+
+
+class HistoryApi:
+    def __init__(self, engine: sa.Engine, token: str | None, insecure: bool) -> None:
+        self._engine = engine
+        self._tokens = [token] if token else []
+        self._insecure = insecure
+
+    def _authorised(self, request: Request) -> bool:
+        if self._insecure and not self._tokens:
+            return True
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and token_matches(value.strip(), self._tokens)
+
+    def guard(self, handler: Callable[[Request], Any]) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            if not self._authorised(request):
+                message = (
+                    "missing or wrong bearer token"
+                    if self._tokens
+                    else "set RESPONDER_API_TOKEN to use the history API"
+                )
+                return json_response({"error": message}, 401)
+            try:
+                result = await asyncio.to_thread(handler, request)
+            except BadQuery as exc:
+                return json_response({"error": str(exc)}, 400)
+            if result is None:
+                return json_response({"error": "not found"}, 404)
+            return json_response(result, 200)
+
+        return endpoint
+
+    def incidents(self, request: Request) -> dict[str, Any]:
+        params = request.query_params
+        flt = history.IncidentFilter(
+            status=params.get("status"),
+            service=params.get("service"),
+            team=params.get("team"),
+            monitor_id=params.get("monitor_id"),
+            priority=params.get("priority"),
+            since=_time(params.get("since"), "since"),
+            until=_time(params.get("until"), "until"),
+            q=params.get("q"),
+            before_id=_int(params.get("cursor"), "cursor"),
+            limit=min(_int(params.get("limit"), "limit") or 50, 500),
+        )
+        with Session(self._engine) as session:
+            items, cursor = history.list_incidents(session, flt)
+        return {"items": items, "next_cursor": cursor}
+
+    def incident(self, request: Request) -> dict[str, Any] | None:
+        incident_id = _int(request.path_params["incident_id"], "id")
+        assert incident_id is not None
+        with Session(self._engine) as session:
+            return history.incident_detail(session, incident_id)
+
+    def audit(self, request: Request) -> dict[str, Any]:
+        params = request.query_params
+        after = _int(params.get("after"), "after") or 0
+        limit = min(_int(params.get("limit"), "limit") or 100, 1000)
+        with Session(self._engine) as session:
+            items = history.list_audit(session, after, limit, params.get("kind"))
+        return {"items": items, "next_after": items[-1]["seq"] if items else None}
+
+    def stats(self, request: Request) -> dict[str, Any]:
+        with Session(self._engine) as session:
+            return history.stats(session, _time(request.query_params.get("since"), "since"))
+
+
+def _int(raw: str | None, name: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise BadQuery(f"{name} must be a positive integer")
+    return int(raw)
+
+
+def _time(raw: str | None, name: str) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadQuery(f"{name} must be an ISO 8601 time, e.g. 2026-11-23T08:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise BadQuery(f"{name} needs a time zone, e.g. 2026-11-23T08:00:00Z")
+    return parsed

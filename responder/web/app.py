@@ -1,0 +1,48 @@
+"""The Starlette application: routes, and the lifespan that starts the writer and worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from responder.web.api import HistoryApi
+from responder.web.health import MetricsEndpoint, Readiness, healthz
+from responder.web.webhook import DatadogWebhook, WebhookConfig
+
+if TYPE_CHECKING:
+    from responder.main import Service
+
+
+def create_app(service: Service) -> Starlette:
+    settings = service.settings
+    webhook = DatadogWebhook(
+        WebhookConfig(tuple(settings.webhook_tokens), service.insecure, settings.max_body_bytes),
+        service.writer,
+        service.metrics,
+    )
+    api_token = settings.api_token.get_secret_value() if settings.api_token else None
+    api = HistoryApi(service.engine, api_token, service.insecure)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    routes = [
+        Route("/webhooks/datadog", webhook.handle, methods=["POST"]),
+        Route("/api/incidents", api.guard(api.incidents), methods=["GET"]),
+        Route("/api/incidents/{incident_id}", api.guard(api.incident), methods=["GET"]),
+        Route("/api/audit", api.guard(api.audit), methods=["GET"]),
+        Route("/api/stats", api.guard(api.stats), methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", Readiness(service.engine).handle, methods=["GET"]),
+        Route("/metrics", MetricsEndpoint(service.metrics).handle, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,47 @@
+"""`/healthz` (process up), `/readyz` (database reachable, schema current), `/metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from responder.metrics import Metrics
+from responder.store.migrate import is_current
+from responder.web.webhook import json_response
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"}, 200)
+
+
+class Readiness:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            current = await asyncio.wait_for(asyncio.to_thread(self._check), 5.0)
+        except Exception as exc:
+            reason = f"database unreachable ({type(exc).__name__})"
+            return json_response({"status": "unavailable", "reason": reason}, 503)
+        if not current:
+            reason = "database schema is out of date: run `responder db upgrade`"
+            return json_response({"status": "unavailable", "reason": reason}, 503)
+        return json_response({"status": "ready"}, 200)
+
+    def _check(self) -> bool:
+        with self._engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return is_current(self._engine)
+
+
+class MetricsEndpoint:
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def handle(self, request: Request) -> Response:
+        return Response(generate_latest(self._metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,491 @@
+"""A local fake of the Slack Web API (chat, conversations, auth.test), as strict as Slack.
+
+Runs a ThreadingHTTPServer on 127.0.0.1; tests inspect what was posted and inject faults.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+Params = dict[str, Any]
+Answer = tuple[int, dict[str, str], dict[str, Any]]
+
+BLOCK_TYPES = frozenset(
+    {"header", "section", "context", "actions", "divider", "image", "rich_text", "markdown"}
+)
+TEXT_MAX = 40_000  # longer `text` is msg_too_long
+BOT = {"user": "U0BOT", "bot_id": "B0FAKE", "app_id": "A0FAKE"}
+AUTH_TEST = {
+    "url": "https://fake.slack.com/",
+    "team": "Fake",
+    "user": "responder",
+    "team_id": "T0FAKE",
+    "user_id": "U0BOT",
+    "bot_id": "B0FAKE",
+}
+
+
+class SlackError(Exception):
+    """A Slack error answer: HTTP `status` (200 for most) with {"ok": false, "error": error}."""
+
+    def __init__(self, error: str, status: int = 200, headers: dict[str, str] | None = None):
+        super().__init__(error)
+        self.error, self.status, self.headers = error, status, headers or {}
+
+
+@dataclass
+class FakeMessage:
+    """One stored message; `edits` keeps the text/blocks each chat.update replaced."""
+
+    channel: str
+    ts: str
+    text: str | None
+    blocks: list[dict[str, Any]] | None
+    metadata: dict[str, Any] | None
+    thread_ts: str | None = None
+    reply_broadcast: bool = False
+    edits: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Fault:
+    status: int
+    error: str
+    retry_after: str | None
+    remaining: int
+
+
+class FakeSlack:
+    """`with FakeSlack(token=..., channels={"#name": "C0ID"}) as fake: fake.base_url ...`"""
+
+    def __init__(self, token: str = "xoxb-test", channels: dict[str, str] | None = None) -> None:
+        self.token = token
+        self.channels = {name.lstrip("#"): cid for name, cid in (channels or {}).items()}
+        self._lock = threading.Lock()
+        self._messages: list[FakeMessage] = []
+        self._calls: list[tuple[str, Params]] = []
+        self._faults: dict[str, list[_Fault]] = {}
+        self._delays: dict[str, list[float]] = {}
+        self._last_post: dict[str, float] = {}
+        self._rate_limited = False
+        self._clock = 1795384800_000000  # microseconds; every message gets the next 100
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+        self._methods: dict[str, Callable[[Params], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "conversations.history": self._history,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def start(self) -> FakeSlack:
+        self._stopping.clear()
+        self._listen()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # cuts injected delays short
+        self.down()
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def down(self) -> None:
+        """Close the listening socket: clients get "connection refused" until `up()`."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def up(self) -> None:
+        """Listen again on the same port, so `base_url` stays valid."""
+        if self._server is None:
+            self._listen()
+
+    def _listen(self) -> None:
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
+        server.daemon_threads = True
+        server.fake = self  # type: ignore[attr-defined]
+        self.port = server.server_address[1]
+        self._server = server
+        # A short poll keeps down()/stop() quick; shutdown() waits for the loop to notice.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    # -- what tests look at and control ----------------------------------------------------
+
+    @property
+    def calls(self) -> list[tuple[str, Params]]:
+        """Every request as (method, params without the token), including rejected ones."""
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[Params]:
+        return [params for name, params in self.calls if name == method]
+
+    def messages(self, channel_id: str) -> list[FakeMessage]:
+        with self._lock:
+            return [m for m in self._messages if m.channel == channel_id]
+
+    def root_messages(self, channel_id: str | None = None) -> list[FakeMessage]:
+        with self._lock:
+            return [
+                m for m in self._messages if m.thread_ts is None and channel_id in (None, m.channel)
+            ]
+
+    def replies(self, channel_id: str, ts: str) -> list[FakeMessage]:
+        with self._lock:
+            return [m for m in self._messages if m.channel == channel_id and m.thread_ts == ts]
+
+    def fail_next(
+        self,
+        method: str,
+        status: int = 429,
+        error: str = "ratelimited",
+        retry_after: str | None = "3",
+        count: int = 1,
+    ) -> None:
+        """The next `count` calls of `method` answer `status` {"ok": false, "error": error}."""
+        with self._lock:
+            self._faults.setdefault(method, []).append(_Fault(status, error, retry_after, count))
+
+    def delay_next(self, method: str, seconds: float, count: int = 1) -> None:
+        """Handle the next `count` calls normally, then wait before answering (client timeouts).
+
+        The work is done before the wait, like a Slack that posted and then lost the answer.
+        """
+        with self._lock:
+            self._delays.setdefault(method, []).extend([seconds] * count)
+
+    def rate_limit_channels(self, enabled: bool = True) -> None:
+        """More than one chat.postMessage per second per channel gets HTTP 429, Retry-After 1."""
+        with self._lock:
+            self._rate_limited = enabled
+            self._last_post.clear()
+
+    # -- request handling ------------------------------------------------------------------
+
+    def handle(self, method: str, content_type: str, body: bytes, query: str, auth: str) -> Answer:
+        token: str | None = None
+        if auth.startswith("Bearer "):
+            token = auth.removeprefix("Bearer ").strip()
+        try:
+            params, form_token = _parse_body(content_type, body, query)
+        except SlackError as exc:
+            params, form_token = {}, None
+            failure: SlackError | None = exc
+        else:
+            failure = None
+        with self._lock:
+            self._calls.append((method, params))
+        answer = self._fault(method) or self._dispatch(method, params, token or form_token, failure)
+        with self._lock:
+            delays = self._delays.get(method)
+            delay = delays.pop(0) if delays else 0.0
+        if delay:
+            self._stopping.wait(delay)
+        return answer
+
+    def _fault(self, method: str) -> Answer | None:
+        with self._lock:
+            queue = self._faults.get(method)
+            if not queue:
+                return None
+            fault = queue[0]
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                queue.pop(0)
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+        return fault.status, headers, {"ok": False, "error": fault.error}
+
+    def _dispatch(
+        self, method: str, params: Params, token: str | None, failure: SlackError | None
+    ) -> Answer:
+        handler = self._methods.get(method)
+        try:
+            if handler is None:
+                raise SlackError("unknown_method")
+            if not token:
+                raise SlackError("not_authed")
+            if token != self.token:
+                raise SlackError("invalid_auth")
+            if failure is not None:
+                raise failure
+            with self._lock:
+                return 200, {}, {"ok": True, **handler(params)}
+        except SlackError as exc:
+            return exc.status, exc.headers, {"ok": False, "error": exc.error}
+
+    # -- Web API methods (called with the lock held) ---------------------------------------
+
+    def _auth_test(self, params: Params) -> dict[str, Any]:
+        return dict(AUTH_TEST)
+
+    def _post_message(self, params: Params) -> dict[str, Any]:
+        channel = self._channel(params.get("channel"), names_ok=True)
+        text, blocks = _content(params)
+        metadata = _metadata(params.get("metadata"))
+        thread_ts = _str_or_none(params.get("thread_ts"))
+        # Slack documents no thread_not_found for chat.postMessage and has been seen to post a
+        # bad thread_ts at top level; we are strict so a lost root ts fails loudly in tests.
+        if thread_ts is not None and self._find(channel, thread_ts, roots_only=True) is None:
+            raise SlackError("thread_not_found")
+        self._check_rate(channel)
+        self._clock += 100
+        message = FakeMessage(
+            channel=channel,
+            ts=f"{self._clock // 1_000_000}.{self._clock % 1_000_000:06d}",
+            text=text,
+            blocks=blocks,
+            metadata=metadata,
+            thread_ts=thread_ts,
+            reply_broadcast=thread_ts is not None and _truthy(params.get("reply_broadcast")),
+        )
+        self._messages.append(message)
+        return {"channel": channel, "ts": message.ts, "message": self._render(message, True)}
+
+    def _update(self, params: Params) -> dict[str, Any]:
+        channel = self._channel(params.get("channel"), names_ok=False)
+        message = self._find(channel, _str_or_none(params.get("ts")) or "", roots_only=False)
+        if message is None:
+            raise SlackError("message_not_found")
+        text, blocks = _content(params)
+        message.edits.append({"text": message.text, "blocks": message.blocks})
+        message.text, message.blocks = text, blocks
+        return {
+            "channel": channel,
+            "ts": message.ts,
+            "text": text or "",
+            "message": self._render(message, False),
+        }
+
+    def _history(self, params: Params) -> dict[str, Any]:
+        channel = self._channel(params.get("channel"), names_ok=False)
+        limit = min(max(_int(params.get("limit"), 100), 1), 999)
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        # Channel history holds roots and broadcast replies, newest first; no cursor support.
+        visible = [
+            m
+            for m in reversed(self._messages)
+            if m.channel == channel and (m.thread_ts is None or m.reply_broadcast)
+        ]
+        return {
+            "messages": [self._render(m, with_metadata) for m in visible[:limit]],
+            "has_more": len(visible) > limit,
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+        }
+
+    def _channel(self, value: object, *, names_ok: bool) -> str:
+        channel = _str_or_none(value) or ""
+        if channel in self.channels.values():
+            return channel
+        # chat.postMessage takes a name; chat.update and conversations.* want the ID.
+        if names_ok and channel.lstrip("#") in self.channels:
+            return self.channels[channel.lstrip("#")]
+        raise SlackError("channel_not_found")
+
+    def _find(self, channel: str, ts: str, *, roots_only: bool) -> FakeMessage | None:
+        for message in self._messages:
+            if message.channel == channel and message.ts == ts:
+                return None if roots_only and message.thread_ts else message
+        return None
+
+    def _check_rate(self, channel: str) -> None:
+        if not self._rate_limited:
+            return
+        now = time.monotonic()
+        if now - self._last_post.get(channel, float("-inf")) < 1.0:
+            raise SlackError("ratelimited", 429, {"Retry-After": "1"})
+        self._last_post[channel] = now
+
+    def _render(self, message: FakeMessage, with_metadata: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "message",
+            **BOT,
+            "text": message.text or "",
+            "ts": message.ts,
+        }
+        if message.blocks:
+            out["blocks"] = message.blocks
+        if message.thread_ts:
+            out["thread_ts"] = message.thread_ts
+            if message.reply_broadcast:
+                out["subtype"] = "thread_broadcast"
+        else:
+            count = sum(1 for m in self._messages if m.thread_ts == message.ts)
+            if count:
+                out.update(thread_ts=message.ts, reply_count=count)
+        if message.edits:
+            out["edited"] = {"user": BOT["user"], "ts": message.ts}
+        if with_metadata and message.metadata:
+            out["metadata"] = message.metadata
+        return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        method = url.path.removeprefix("/api/")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        fake: FakeSlack = self.server.fake  # type: ignore[attr-defined]
+        status, headers, payload = fake.handle(
+            method,
+            self.headers.get("Content-Type", ""),
+            body,
+            url.query,
+            self.headers.get("Authorization", ""),
+        )
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            pass  # the client gave up (a timeout test); Slack would not care either
+
+    def do_GET(self) -> None:  # Slack takes GET for read methods; the SDK always POSTs
+        self.do_POST()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _parse_body(content_type: str, body: bytes, query: str) -> tuple[Params, str | None]:
+    params: Params = dict(parse_qsl(query))
+    if content_type.startswith("application/json"):
+        try:
+            parsed = json.loads(body or b"{}")
+        except ValueError:
+            raise SlackError("invalid_json") from None
+        if not isinstance(parsed, dict):
+            raise SlackError("json_not_object")
+        params.update(parsed)
+        # Slack reads the token of a JSON request from the Authorization header only.
+        params.pop("token", None)
+        return params, None
+    if body and not content_type.startswith("application/x-www-form-urlencoded"):
+        raise SlackError("invalid_form_data")  # multipart is real Slack, but not needed here
+    params.update(parse_qsl(body.decode()))
+    return params, params.pop("token", None)
+
+
+def _content(params: Params) -> tuple[str | None, list[dict[str, Any]] | None]:
+    text = _str_or_none(params.get("text"))
+    blocks = params.get("blocks")
+    if isinstance(blocks, str):  # form-encoded bodies carry blocks as a JSON string
+        try:
+            blocks = json.loads(blocks)
+        except ValueError:
+            raise SlackError("invalid_blocks_format") from None
+    if blocks is not None and not isinstance(blocks, list):
+        raise SlackError("invalid_blocks_format")
+    if not (text and text.strip()) and not blocks:
+        raise SlackError("no_text")
+    if text is not None and len(text) > TEXT_MAX:
+        raise SlackError("msg_too_long")
+    if blocks:
+        _check_blocks(blocks)
+    return text, blocks or None
+
+
+def _check_blocks(blocks: list[Any]) -> None:
+    """Block Kit limits as Slack enforces them; any breach is the one error invalid_blocks."""
+    ok = len(blocks) <= 50 and all(isinstance(b, dict) and _block_ok(b) for b in blocks)
+    if not ok:
+        raise SlackError("invalid_blocks")
+
+
+def _block_ok(block: dict[str, Any]) -> bool:
+    kind = block.get("type")
+    if kind not in BLOCK_TYPES or len(str(block.get("block_id", ""))) > 255:
+        return False
+    if kind == "header":
+        return _text_ok(block.get("text"), 150, kinds=("plain_text",))
+    if kind == "section":
+        text, fields = block.get("text"), block.get("fields")
+        fields_ok = fields is None or (
+            isinstance(fields, list)
+            and len(fields) <= 10
+            and all(_text_ok(f, 2000) for f in fields)
+        )
+        return (
+            (text is not None or bool(fields))
+            and (text is None or _text_ok(text, 3000))
+            and fields_ok
+        )
+    if kind in ("context", "actions"):
+        elements = block.get("elements")
+        return isinstance(elements, list) and 1 <= len(elements) <= (
+            10 if kind == "context" else 25
+        )
+    return True
+
+
+def _text_ok(obj: Any, limit: int, kinds: tuple[str, ...] = ("plain_text", "mrkdwn")) -> bool:
+    if not isinstance(obj, dict):
+        return False
+    text = obj.get("text")
+    return obj.get("type") in kinds and isinstance(text, str) and 1 <= len(text) <= limit
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise SlackError("invalid_metadata_format") from None
+    ok = (
+        isinstance(value, dict)
+        and isinstance(value.get("event_type"), str)
+        and isinstance(value.get("event_payload"), dict)
+    )
+    if not ok:
+        raise SlackError("invalid_metadata_format")
+    return dict(value)
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

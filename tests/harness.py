@@ -1,0 +1,65 @@
+"""Builds a real service for tests: a real database, real playbooks, the Slack fake."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from responder.main import Service, build_service
+from responder.settings import Settings
+from responder.store.migrate import upgrade
+from responder.web.app import create_app
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "hook-secret-token-1"
+API_TOKEN = "api-secret-token-1"
+SLACK_TOKEN = "xoxb-test-token-42"
+
+
+def settings_for(db_url: str, playbooks: Path | None = None, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "DATABASE_URL": db_url,
+        "RESPONDER_PLAYBOOKS": str(playbooks or REPO / "playbooks"),
+        "RESPONDER_WEBHOOK_TOKEN": f"old-token-0,{TOKEN}",
+        "RESPONDER_API_TOKEN": API_TOKEN,
+        "RESPONDER_POLL_SECONDS": "0.05",
+    }
+    values.update(extra)
+    return Settings(**values)
+
+
+@contextmanager
+def running(
+    settings: Settings, *, worker_thread: bool = False
+) -> Iterator[tuple[Service, TestClient]]:
+    """The app with its lifespan started; the test steps the worker unless `worker_thread`."""
+    service = build_service(settings)
+    service.worker_thread = worker_thread
+    upgrade(service.engine)
+    with TestClient(create_app(service)) as client:
+        yield service, client
+    if service.worker is not None:
+        service.worker.stop()
+    service.engine.dispose()
+
+
+def drain(service: Service) -> None:
+    assert service.worker is not None
+    assert service.worker.drain(timeout=30), "the pipeline did not settle in 30 s"
+
+
+def sample(samples_dir: Path, name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((samples_dir / f"{name}.json").read_text())
+    return data
+
+
+def post(client: TestClient, body: Any, **headers: str) -> Any:
+    hdrs = {"X-Responder-Token": TOKEN, **headers}
+    if isinstance(body, bytes | str):
+        return client.post("/webhooks/datadog", content=body, headers=hdrs)
+    return client.post("/webhooks/datadog", json=body, headers=hdrs)
