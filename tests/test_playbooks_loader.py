@@ -166,7 +166,9 @@ def test_unknown_top_level_key_and_missing_name(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", "nmae: x\nactions: []\n")
     errors = errors_of(tmp_path)
     assert f"{path}:1: missing required key 'name' in playbook" in errors
-    assert any(e.startswith(f"{path}:1: unknown key 'nmae' in playbook (allowed: name,") for e in errors)
+    assert any(
+        e.startswith(f"{path}:1: unknown key 'nmae' in playbook (allowed: name,") for e in errors
+    )
 
 
 def test_wrong_types_are_reported(tmp_path: Path) -> None:
@@ -252,8 +254,7 @@ def test_bad_cel_does_not_load(tmp_path: Path) -> None:
         """,
     )
     assert errors_of(tmp_path) == [
-        f"{path}:3: match.when: CEL expression does not compile at column 16:"
-        " 'alert.priority =='",
+        f"{path}:3: match.when: CEL expression does not compile at column 16: 'alert.priority =='",
         f"{path}:8: match.when: unknown name 'alrt' (expressions see: alert, incident)",
     ]
 
@@ -295,7 +296,9 @@ def test_bad_match_values(tmp_path: Path) -> None:
         """,
     )
     errors = errors_of(tmp_path)
-    assert errors[0] == f"{path}:3: match.tags: tag 'service': empty pattern (use '*' for any value)"
+    assert (
+        errors[0] == f"{path}:3: match.tags: tag 'service': empty pattern (use '*' for any value)"
+    )
     assert errors[1] == f"{path}:4: match.priority: 'P9' is not one of P1, P2, P3, P4, P5"
     assert errors[2].startswith(f"{path}:5: match.transition: unknown transition 'Triggerd'")
     assert errors[3].startswith(f"{path}:6: match.monitor: unclosed '['")
@@ -347,7 +350,9 @@ def test_all_errors_of_all_files_are_reported_at_once(tmp_path: Path) -> None:
     write(tmp_path, "c.yaml", "name: fine\nactions: []\n")
     errors = errors_of(tmp_path)
     assert [e.split(":")[0] for e in errors] == [str(a), str(b)]
-    assert errors[1] == f"{b}:1: a playbook must be a mapping with name, match and actions, got a list"
+    assert (
+        errors[1] == f"{b}:1: a playbook must be a mapping with name, match and actions, got a list"
+    )
 
 
 def test_names_must_be_simple(tmp_path: Path) -> None:

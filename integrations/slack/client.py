@@ -21,7 +21,7 @@ from responder.actions import ActionError
 # Slack errors that say "try again later" even when the HTTP status is 200.
 _TRANSIENT_ERRORS = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error"})
 # Conversation IDs are upper-case; channel names never are, so the two cannot be confused.
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
 
 def build_web_client(token: str, base_url: str, timeout: float) -> WebClient:

@@ -1,0 +1,598 @@
+"""slack.post / slack.reply / slack.resolve with the real WebClient against the local fake."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.slack import FakeSlack
+from pydantic import ValidationError
+
+from integrations.slack import PostParams, slack_actions
+from integrations.slack.blocks import clip, escape, format_duration
+from responder.actions import (
+    Action,
+    ActionContext,
+    ActionError,
+    ActionResult,
+    FollowUp,
+    IncidentView,
+)
+from responder.domain import Transition, tag_map
+
+TOKEN = "xoxb-1234567890-SECRETSECRET"
+SAMPLES = Path("/work/shared/datadog/samples")
+CHANNELS = {"#payments-alerts": "C0PAY", "#ops": "C0OPS"}
+PAY = "C0PAY"
+
+
+def alert_context(sample: str, **overrides: Any) -> dict[str, Any]:
+    """A dict shaped like `Alert.as_context()` for one of the Datadog samples."""
+    raw = json.loads((SAMPLES / f"{sample}.json").read_text())
+    alert = raw["alert"]
+    tags = [t.strip() for t in raw["tags"].split(",") if t.strip()]
+    context = {
+        "id": raw["id"],
+        "monitor_id": alert["id"],
+        "monitor": re.sub(r"^\[[^\]]*\]\s*", "", alert["title"]),
+        "title": alert["title"],
+        "transition": alert["transition"],
+        "type": alert["type"],
+        "priority": alert["priority"] or None,
+        "status": alert["status"],
+        "query": alert["query"],
+        "metric": alert["metric"],
+        "scope": alert["scope"],
+        "cycle_key": alert["cycle_key"],
+        "hostname": raw["hostname"] or None,
+        "tags": tag_map(tags),
+        "tag_list": tags,
+        "message": raw["event_msg"] or None,
+        "link": raw["link"],
+        "snapshot": raw["snapshot"],
+        "date": datetime.fromtimestamp(int(raw["date"]) / 1000, tz=UTC).isoformat(),
+        "org": raw["org"]["name"],
+        "event_type": raw["event_type"],
+    }
+    return {**context, **overrides}
+
+
+TRIGGERED = alert_context("payment-failure-rate.triggered")
+RECOVERED = alert_context("payment-failure-rate.recovered")
+
+
+def incident(**overrides: Any) -> IncidentView:
+    values: dict[str, Any] = {
+        "id": "inc-1",
+        "key": "148275309:7716548234000001111",
+        "status": "triggered",
+        "title": "High Payment Failure Rate",
+        "monitor_id": "148275309",
+        "scope": "",
+        "priority": "P1",
+        "opened_at": TRIGGERED["date"],
+        "resolved_at": None,
+        "refs": {},
+    }
+    return IncidentView(**(values | overrides))
+
+
+def ctx(
+    action: str,
+    params: Mapping[str, Any],
+    *,
+    alert: Mapping[str, Any] = TRIGGERED,
+    run_id: str = "run-1",
+    attempt: int = 1,
+    uncertain: bool = False,
+    parent: Mapping[str, Any] | None = None,
+    view: IncidentView | None = None,
+) -> ActionContext:
+    return ActionContext(
+        run_id=run_id,
+        action=action,
+        params=params,
+        incident=view or incident(),
+        alert=alert,
+        transition=Transition(alert["transition"]),
+        idempotency_key=f"{run_id}:{action}",
+        attempt=attempt,
+        uncertain=uncertain,
+        parent=parent,
+    )
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack(token=TOKEN, channels=CHANNELS) as server:
+        yield server
+
+
+def actions(fake: FakeSlack, token: str | None = TOKEN, timeout: float = 5.0) -> dict[str, Action]:
+    return {a.name: a for a in slack_actions(token, fake.base_url, timeout=timeout)}
+
+
+@pytest.fixture
+def slack(fake: FakeSlack) -> dict[str, Action]:
+    return actions(fake)
+
+
+def post(slack: dict[str, Action], **kwargs: Any) -> ActionResult:
+    params = kwargs.pop("params", {"channel": "#payments-alerts"})
+    return slack["slack.post"].execute(ctx("slack.post", params, **kwargs))
+
+
+def texts(blocks: list[dict[str, Any]]) -> str:
+    return json.dumps(blocks, ensure_ascii=False)
+
+
+# -- slack.post ----------------------------------------------------------------------------
+
+
+def test_post_builds_the_root_message(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    result = post(slack)
+    (message,) = fake.root_messages(PAY)
+    assert result.response == {"channel": PAY, "ts": message.ts, "adopted": False}
+    assert result.refs == {"slack": {"channel": PAY, "ts": message.ts}}
+    assert result.skipped_reason is None
+
+    blocks = message.blocks or []
+    assert [b["type"] for b in blocks] == ["header", "section", "section", "context"]
+    assert blocks[0]["text"]["text"] == "[Triggered] High Payment Failure Rate"
+    fields = [f["text"] for f in blocks[1]["fields"]]
+    assert "*Priority*\nP1" in fields
+    assert "*Monitor*\nHigh Payment Failure Rate" in fields
+    assert "*Scope*\n(all)" in fields
+    assert "*Service / Env*\npayment / prod" in fields
+    assert "*Transition*\nTriggered" in fields
+    assert any(f.startswith("*Status*\n( sum:payment.completions") for f in fields)
+    assert blocks[2]["text"]["text"].startswith("Payment failure rate is above 5%")
+    links = blocks[3]["elements"][0]["text"]
+    assert "<https://app.datadoghq.com/monitors/148275309|Monitor>" in links
+    assert "event?id=7716548234011234567|Event>" in links
+    assert ".png|Graph snapshot>" in links
+
+    assert message.text == "[Triggered] High Payment Failure Rate (P1, service payment, env prod)"
+    assert message.metadata == {
+        "event_type": "responder_action",
+        "event_payload": {"run_id": "run-1", "incident_id": "inc-1"},
+    }
+    assert message.thread_ts is None
+
+
+def test_post_puts_mention_and_extra_line_first(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    params = {"channel": "C0PAY", "mention": "<!here>", "text": "Runbook: <https://wiki/pay|pay>"}
+    post(slack, params=params)
+    (message,) = fake.root_messages(PAY)
+    assert message.text is not None and message.text.startswith("<!here> Runbook:")
+    assert message.blocks is not None
+    assert message.blocks[1]["text"]["text"] == "<!here> Runbook: <https://wiki/pay|pay>"
+
+
+def test_post_escapes_alert_text(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    hostile = alert_context(
+        "payment-failure-rate.triggered",
+        title="<!channel> pay & <@U0BOSS> down",
+        monitor="<!everyone>",
+        message="see <https://evil.example|here> <!subteam^S1>",
+        status="x > 5 & y < 3",
+    )
+    post(slack, alert=hostile)
+    (message,) = fake.root_messages(PAY)
+    blocks = message.blocks or []
+    assert blocks[0]["text"]["text"] == "&lt;!channel&gt; pay &amp; &lt;@U0BOSS&gt; down"
+    sent = texts(blocks) + (message.text or "")
+    for raw in ("<!channel>", "<!everyone>", "<@U0BOSS>", "<https://evil", "<!subteam"):
+        assert raw not in sent
+    assert "x &gt; 5 &amp; y &lt; 3" in sent
+
+
+def test_post_trims_to_block_kit_limits(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    huge = alert_context(
+        "payment-failure-rate.triggered",
+        title="T&" * 400,
+        status="s" * 5000,
+        message="m<" * 4000,
+        scope=",".join(f"host:h{i}" for i in range(600)),
+    )
+    post(slack, alert=huge)  # the fake enforces the limits: this would fail if one were broken
+    (message,) = fake.root_messages(PAY)
+    blocks = message.blocks or []
+    header = blocks[0]["text"]["text"]
+    assert len(header) <= 150 and header.endswith("…")
+    assert not re.search(r"&[a-z]*…$", header)  # no entity cut in half
+    assert all(len(f["text"]) <= 2000 for f in blocks[1]["fields"])
+    assert len(blocks[2]["text"]["text"]) <= 3000
+    assert message.text is not None and len(message.text) <= 3000
+
+
+def test_post_with_a_missing_message_skips_that_block(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    post(slack, alert=alert_context("payment-failure-rate.triggered", message=None, snapshot=None))
+    (message,) = fake.root_messages(PAY)
+    blocks = message.blocks or []
+    assert [b["type"] for b in blocks] == ["header", "section", "context"]
+    assert "Graph snapshot" not in texts(blocks)
+
+
+def test_uncertain_retry_adopts_the_earlier_post(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    first = post(slack)
+    again = post(slack, uncertain=True)
+    assert again.response == {"channel": PAY, "ts": first.response["ts"], "adopted": True}
+    assert again.refs == first.refs
+    assert len(fake.root_messages(PAY)) == 1
+    (history,) = fake.calls_to("conversations.history")
+    assert history["channel"] == PAY
+    assert history["include_all_metadata"] == "1"
+    assert history["limit"] == "100"
+
+
+def test_uncertain_retry_of_another_run_posts(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    post(slack)
+    other = post(slack, run_id="run-2", uncertain=True)
+    assert other.response["adopted"] is False
+    assert len(fake.root_messages(PAY)) == 2
+
+
+def test_uncertain_retry_with_a_channel_id_needs_no_cache(fake: FakeSlack) -> None:
+    first = post(actions(fake), params={"channel": PAY})
+    restarted = actions(fake)  # a new process: nothing learned yet
+    again = post(restarted, params={"channel": PAY}, uncertain=True)
+    assert again.response["adopted"] is True
+    assert again.response["ts"] == first.response["ts"]
+    assert len(fake.root_messages(PAY)) == 1
+
+
+def test_uncertain_retry_with_an_unknown_name_posts_and_says_so(fake: FakeSlack) -> None:
+    post(actions(fake))
+    result = post(actions(fake), uncertain=True)
+    assert result.response["adopted"] is False
+    assert "no channel ID known for #payments-alerts" in result.response["note"]
+    assert fake.calls_to("conversations.history") == []
+
+
+def test_timeout_is_retryable_and_the_retry_adopts(fake: FakeSlack) -> None:
+    slack = actions(fake, timeout=0.3)
+    fake.delay_next("chat.postMessage", 1.0)
+    with pytest.raises(ActionError) as info:
+        post(slack, params={"channel": PAY})
+    assert info.value.retryable is True
+    assert info.value.response["error"] == "timeout"
+    retry = post(slack, params={"channel": PAY}, attempt=2)
+    assert retry.response["adopted"] is True
+    assert len(fake.root_messages(PAY)) == 1
+
+
+def test_history_failure_on_an_uncertain_retry_never_posts_blind(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    post(slack)
+    fake.fail_next("conversations.history", status=503, error="service_unavailable")
+    with pytest.raises(ActionError) as info:
+        post(slack, uncertain=True)
+    assert info.value.retryable is True
+    assert len(fake.root_messages(PAY)) == 1
+
+
+# -- follow-ups -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("transition", "expected"),
+    [
+        (Transition.RECOVERED, "slack.resolve"),
+        (Transition.RE_TRIGGERED, "slack.reply"),
+        (Transition.RE_WARN, "slack.reply"),
+        (Transition.RE_NO_DATA, "slack.reply"),
+        (Transition.RENOTIFY, "slack.reply"),
+        (Transition.TRIGGERED, "slack.reply"),
+        (Transition.WARN, "slack.reply"),
+        (Transition.NO_DATA, "slack.reply"),
+    ],
+)
+def test_post_follow_ups(slack: dict[str, Action], transition: Transition, expected: str) -> None:
+    follow = slack["slack.post"].follow_up(transition, {"channel": "#payments-alerts"})
+    assert follow == FollowUp(expected, {"channel": "#payments-alerts"})
+
+
+def test_reply_and_resolve_have_no_follow_ups(slack: dict[str, Action]) -> None:
+    for name in ("slack.reply", "slack.resolve"):
+        assert slack[name].follow_up(Transition.RECOVERED, {"channel": PAY}) is None
+
+
+# -- slack.reply ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("transition", "start"),
+    [
+        ("Renotify", "Renotify: still failing: ( sum:payment"),
+        ("Re-Triggered", "Re-Triggered: ( sum:payment"),
+        ("Triggered", "Escalated to Triggered: ( sum:payment"),
+    ],
+)
+def test_reply_lands_in_the_thread(
+    fake: FakeSlack, slack: dict[str, Action], transition: str, start: str
+) -> None:
+    root = post(slack)
+    alert = alert_context("payment-failure-rate.triggered", transition=transition)
+    result = slack["slack.reply"].execute(
+        ctx("slack.reply", {"channel": "#payments-alerts"}, alert=alert, run_id="run-2",
+            parent=root.response)
+    )  # fmt: skip
+    (reply,) = fake.replies(PAY, root.response["ts"])
+    assert reply.text is not None and reply.text.startswith(start)
+    assert reply.reply_broadcast is False
+    assert reply.blocks is not None and reply.blocks[0]["text"]["text"].startswith(start)
+    assert result.response == {"channel": PAY, "ts": reply.ts, "thread_ts": root.response["ts"]}
+    assert result.refs == {}  # the incident keeps pointing at the root
+    assert len(fake.root_messages(PAY)) == 1
+
+
+def test_reply_accepts_the_parent_refs_shape(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    root = post(slack)
+    alert = alert_context("fraud-detection-down.renotify")
+    slack["slack.reply"].execute(
+        ctx("slack.reply", {"channel": PAY}, alert=alert, parent=dict(root.refs))
+    )
+    (reply,) = fake.replies(PAY, root.response["ts"])
+    assert reply.text is not None and reply.text.startswith("Renotify: still failing")
+
+
+@pytest.mark.parametrize("parent", [None, {}, {"channel": PAY}, {"channel": PAY, "ts": ""}])
+@pytest.mark.parametrize("name", ["slack.reply", "slack.resolve"])
+def test_thread_actions_skip_without_a_root(
+    fake: FakeSlack, slack: dict[str, Action], name: str, parent: dict[str, Any] | None
+) -> None:
+    result = slack[name].execute(ctx(name, {"channel": PAY}, alert=RECOVERED, parent=parent))
+    assert result.response == {}
+    assert result.skipped_reason == "no root message to reply to"
+    assert fake.calls == []
+    described = slack[name].describe(ctx(name, {"channel": PAY}, alert=RECOVERED, parent=parent))
+    assert described["skip"] == "no root message to reply to"
+
+
+# -- slack.resolve --------------------------------------------------------------------------
+
+
+def resolve(slack: dict[str, Action], root: ActionResult, **kwargs: Any) -> ActionResult:
+    context = ctx(
+        "slack.resolve",
+        {"channel": "#payments-alerts"},
+        alert=RECOVERED,
+        run_id=kwargs.pop("run_id", "run-3"),
+        parent=root.response,
+        **kwargs,
+    )
+    return slack["slack.resolve"].execute(context)
+
+
+def test_resolve_broadcasts_and_updates_the_root(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    root = post(slack)
+    result = resolve(slack, root)
+    ts = root.response["ts"]
+    (reply,) = fake.replies(PAY, ts)
+    assert reply.reply_broadcast is True
+    assert reply.text == "Recovered after 23m"  # 1795384800 -> 1795386180
+    (message,) = fake.root_messages(PAY)
+    assert len(message.edits) == 1
+    assert message.text is not None and message.text.startswith(
+        "✅ Resolved: High Payment Failure Rate"
+    )
+    blocks = message.blocks or []
+    assert blocks[0]["text"]["text"] == "✅ Resolved: High Payment Failure Rate"
+    assert "Recovered after 23m" in texts(blocks)
+    assert "*Transition*\nRecovered" in [f["text"] for f in blocks[2]["fields"]]
+    assert result.response == {
+        "channel": PAY,
+        "ts": ts,
+        "reply_ts": reply.ts,
+        "reply_adopted": False,
+        "updated": True,
+    }
+
+
+def test_resolve_duration_falls_back_to_resolved_at(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    root = post(slack)
+    alert = {**RECOVERED, "date": "not a date"}
+    view = incident(resolved_at="2026-11-22T10:12:30+00:00", opened_at="2026-11-22T10:00:00")
+    slack["slack.resolve"].execute(
+        ctx("slack.resolve", {"channel": PAY}, alert=alert, parent=root.response, view=view)
+    )
+    (reply,) = fake.replies(PAY, root.response["ts"])
+    assert reply.text == "Recovered after 12m 30s"
+
+
+def test_resolve_retry_adopts_its_broadcast_reply(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    root = post(slack)
+    fake.fail_next("chat.update", status=503, error="service_unavailable")
+    with pytest.raises(ActionError) as info:
+        resolve(slack, root)
+    assert info.value.retryable is True
+    retry = resolve(slack, root, attempt=2)
+    assert retry.response["reply_adopted"] is True
+    assert len(fake.replies(PAY, root.response["ts"])) == 1
+    assert len(fake.root_messages(PAY)[0].edits) == 1
+
+
+def test_resolve_describe_names_both_calls(slack: dict[str, Action]) -> None:
+    parent = {"channel": PAY, "ts": "1795384800.000100"}
+    described = slack["slack.resolve"].describe(
+        ctx("slack.resolve", {"channel": "#payments-alerts"}, alert=RECOVERED, parent=parent)
+    )
+    assert described["method"] == "chat.postMessage"
+    assert described["thread_ts"] == parent["ts"]
+    assert described["reply_broadcast"] is True
+    assert described["then"]["method"] == "chat.update"
+    assert described["then"]["ts"] == parent["ts"]
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [("3", 3.0), ("0.5", 0.5), ("Wed, 21 Oct 2015 07:28:00 GMT", None), ("soon", None), (None, None)],
+)
+def test_rate_limit_is_retryable_with_retry_after(
+    fake: FakeSlack, slack: dict[str, Action], retry_after: str | None, expected: float | None
+) -> None:
+    fake.fail_next("chat.postMessage", status=429, error="ratelimited", retry_after=retry_after)
+    with pytest.raises(ActionError) as info:
+        post(slack)
+    assert info.value.retryable is True
+    assert info.value.retry_after == expected
+    assert info.value.response == {"status": 429, "error": "ratelimited"}
+
+
+def test_channel_rate_limit_maps_to_retry_after_one_second(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    fake.rate_limit_channels(True)
+    post(slack)
+    with pytest.raises(ActionError) as info:
+        post(slack, run_id="run-2")
+    assert (info.value.retryable, info.value.retry_after) == (True, 1.0)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_are_retryable(fake: FakeSlack, slack: dict[str, Action], status: int) -> None:
+    fake.fail_next("chat.postMessage", status=status, error="internal_error", retry_after=None)
+    with pytest.raises(ActionError) as info:
+        post(slack)
+    assert info.value.retryable is True
+    assert info.value.response == {"status": status, "error": "internal_error"}
+
+
+def test_connection_refused_is_retryable(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    fake.down()
+    with pytest.raises(ActionError) as info:
+        post(slack)
+    assert info.value.retryable is True
+    assert info.value.response["error"] == "connection_error"
+
+
+def test_unknown_channel_is_permanent(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    with pytest.raises(ActionError) as info:
+        post(slack, params={"channel": "#nowhere"})
+    assert info.value.retryable is False
+    assert info.value.response == {"status": 200, "error": "channel_not_found"}
+    assert "channel_not_found" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "error", ["not_in_channel", "is_archived", "invalid_blocks", "missing_scope", "token_revoked"]
+)
+def test_permanent_slack_errors(fake: FakeSlack, slack: dict[str, Action], error: str) -> None:
+    fake.fail_next("chat.postMessage", status=200, error=error, retry_after=None)
+    with pytest.raises(ActionError) as info:
+        post(slack)
+    assert (info.value.retryable, info.value.response) == (False, {"status": 200, "error": error})
+
+
+def test_bad_token_is_permanent(fake: FakeSlack) -> None:
+    with pytest.raises(ActionError) as info:
+        post(actions(fake, token="xoxb-wrong"))
+    assert info.value.retryable is False
+    assert info.value.response["error"] == "invalid_auth"
+
+
+def test_the_token_never_leaks(
+    fake: FakeSlack, slack: dict[str, Action], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []
+    root = post(slack)
+    seen += [repr(root.response), repr(root.refs)]
+    seen.append(repr(slack["slack.post"].describe(ctx("slack.post", {"channel": PAY}))))
+    failures = [
+        lambda: fake.fail_next("chat.postMessage", error="ratelimited"),
+        lambda: fake.fail_next("chat.postMessage", status=500, error="internal_error"),
+        lambda: fake.fail_next("chat.postMessage", status=200, error="invalid_auth"),
+        fake.down,
+    ]
+    for arrange in failures:
+        arrange()
+        with pytest.raises(ActionError) as info:
+            post(slack, run_id="run-x")
+        error = info.value
+        seen += [str(error), repr(error), error.message, repr(error.response)]
+        # Nothing chained either: the SDK's exception carries the request headers.
+        assert error.__cause__ is None and error.__context__ is None
+    for text in [*seen, caplog.text]:
+        assert TOKEN not in text
+        assert "SECRETSECRET" not in text
+
+
+# -- configuration and describe -----------------------------------------------------------
+
+
+def test_without_a_token_actions_are_unconfigured_but_describe(fake: FakeSlack) -> None:
+    unconfigured = actions(fake, token=None)
+    assert sorted(unconfigured) == ["slack.post", "slack.reply", "slack.resolve"]
+    assert all(a.configured is False for a in unconfigured.values())
+    assert all(a.markup == "slack" for a in unconfigured.values())
+    described = unconfigured["slack.post"].describe(ctx("slack.post", {"channel": "#ops"}))
+    assert described["method"] == "chat.postMessage"
+    assert described["channel"] == "#ops"
+    assert described["blocks"] == 4
+    assert described["thread_ts"] is None
+    assert "High Payment Failure Rate" in described["text"]
+    with pytest.raises(ActionError) as info:
+        post(unconfigured)
+    assert info.value.retryable is False
+    assert fake.calls == []
+    assert actions(fake, token="  ")["slack.post"].configured is False
+
+
+def test_configured_with_a_token(slack: dict[str, Action]) -> None:
+    assert all(a.configured for a in slack.values())
+
+
+def test_post_params_are_strict() -> None:
+    assert PostParams.model_validate({"channel": "#ops", "mention": "<!here>"}).mention == "<!here>"
+    PostParams.model_validate({"channel": "#ops", "mention": "<@U123> <!subteam^S1|@oncall>"})
+    for bad in (
+        {"channel": "#ops", "mention": "@here"},
+        {"channel": "  "},
+        {"channel": "#ops", "colour": "red"},
+        {},
+    ):
+        with pytest.raises(ValidationError):
+            PostParams.model_validate(bad)
+
+
+def test_invalid_params_at_run_time_are_permanent(slack: dict[str, Action]) -> None:
+    with pytest.raises(ActionError) as info:
+        post(slack, params={"chanel": "#ops"})
+    assert info.value.retryable is False
+    assert "invalid params" in info.value.message
+
+
+# -- block helpers -------------------------------------------------------------------------
+
+
+def test_clip_never_splits_an_entity_or_a_link() -> None:
+    assert clip("abc", 3) == "abc"
+    assert clip(escape("a&b"), 4) == "a…"
+    assert clip("x <https://example.com|link> tail", 10) == "x …"
+    assert len(clip(escape("<" * 1000), 150)) <= 150
+
+
+def test_format_duration() -> None:
+    assert format_duration(750) == "12m 30s"
+    assert format_duration(45) == "45s"
+    assert format_duration(3600) == "1h"
+    assert format_duration(90061) == "1d 1h 1m"
+    assert format_duration(-5) == "0s"
