@@ -232,3 +232,7 @@ def audit_verify() -> None:
         f"audit log BROKEN at seq {report.first_broken_seq}: {report.reason} "
         f"({report.checked} entries checked)"
     )
+
+
+if __name__ == "__main__":
+    app()

@@ -48,6 +48,12 @@ def test_markdown_escaping_is_minimal() -> None:
     assert out["body"] == r"**\[x\](http://e) \*b\* \`c\` \_d\_** 50%"
 
 
+def test_safe_filter_does_not_skip_escaping() -> None:
+    template = "{{ alert.title | safe }}|{{ alert.title | string }}"
+    out = render_params({"t": template}, context(title="<!channel> & x"), "slack")
+    assert out["t"] == "&lt;!channel&gt; &amp; x|&lt;!channel&gt; &amp; x"
+
+
 def test_plain_leaves_text_alone() -> None:
     out = render_params({"t": "{{ alert.title }}"}, context(title="<!channel> & *x*"), "plain")
     assert out["t"] == "<!channel> & *x*"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -323,10 +324,9 @@ def test_reply_lands_in_the_thread(
 ) -> None:
     root = post(slack)
     alert = alert_context("payment-failure-rate.triggered", transition=transition)
-    result = slack["slack.reply"].execute(
-        ctx("slack.reply", {"channel": "#payments-alerts"}, alert=alert, run_id="run-2",
-            parent=root.response)
-    )  # fmt: skip
+    params = {"channel": "#payments-alerts"}
+    context = ctx("slack.reply", params, alert=alert, run_id="run-2", parent=root.response)
+    result = slack["slack.reply"].execute(context)
     (reply,) = fake.replies(PAY, root.response["ts"])
     assert reply.text is not None and reply.text.startswith(start)
     assert reply.reply_broadcast is False
@@ -443,7 +443,13 @@ def test_resolve_describe_names_both_calls(slack: dict[str, Action]) -> None:
 
 @pytest.mark.parametrize(
     ("retry_after", "expected"),
-    [("3", 3.0), ("0.5", 0.5), ("Wed, 21 Oct 2015 07:28:00 GMT", None), ("soon", None), (None, None)],
+    [
+        ("3", 3.0),
+        ("0.5", 0.5),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+        ("soon", None),
+        (None, None),
+    ],
 )
 def test_rate_limit_is_retryable_with_retry_after(
     fake: FakeSlack, slack: dict[str, Action], retry_after: str | None, expected: float | None
@@ -467,12 +473,28 @@ def test_channel_rate_limit_maps_to_retry_after_one_second(
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_errors_are_retryable(fake: FakeSlack, slack: dict[str, Action], status: int) -> None:
+def test_server_errors_are_retryable(
+    fake: FakeSlack, slack: dict[str, Action], status: int
+) -> None:
     fake.fail_next("chat.postMessage", status=status, error="internal_error", retry_after=None)
     with pytest.raises(ActionError) as info:
         post(slack)
     assert info.value.retryable is True
     assert info.value.response == {"status": status, "error": "internal_error"}
+
+
+def test_the_sdk_makes_one_attempt_and_never_sleeps(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    fake.fail_next("chat.postMessage", status=429, error="ratelimited", retry_after="3")
+    started = time.monotonic()
+    with pytest.raises(ActionError):
+        post(slack)
+    fake.down()  # the SDK's default handler would retry a refused connection after a sleep
+    with pytest.raises(ActionError):
+        post(slack)
+    assert time.monotonic() - started < 1.0
+    assert len(fake.calls_to("chat.postMessage")) == 1
 
 
 def test_connection_refused_is_retryable(fake: FakeSlack, slack: dict[str, Action]) -> None:

@@ -28,15 +28,20 @@ def fake() -> Iterator[FakeSlack]:
 
 
 def client(fake: FakeSlack, token: str | None = TOKEN, timeout: float = 5) -> WebClient:
-    return WebClient(
-        token=token, base_url=fake.base_url, timeout=timeout, retry_handlers=[]  # type: ignore[arg-type]
-    )
+    # urllib takes fractional seconds although the SDK annotates `timeout` as int.
+    seconds: Any = timeout
+    return WebClient(token=token, base_url=fake.base_url, timeout=seconds, retry_handlers=[])
 
 
 def slack_error(call: Callable[[], Any]) -> tuple[int, str]:
+    """(HTTP status, Slack error code) of a call that must fail."""
     with pytest.raises(SlackApiError) as info:
         call()
     return info.value.response.status_code, info.value.response["error"]
+
+
+def error_code(call: Callable[[], Any]) -> str:
+    return slack_error(call)[1]
 
 
 def post_json(web: WebClient, **body: Any) -> Any:
@@ -63,9 +68,7 @@ def test_bad_or_missing_token_is_rejected(fake: FakeSlack) -> None:
     assert slack_error(lambda: client(fake, "xoxb-wrong").auth_test()) == (200, "invalid_auth")
     assert slack_error(lambda: client(fake, None).auth_test()) == (200, "not_authed")
     web = client(fake, "xoxb-wrong")
-    assert slack_error(lambda: web.chat_postMessage(channel="C0PAY", text=TEXT))[1] == (
-        "invalid_auth"
-    )
+    assert error_code(lambda: web.chat_postMessage(channel="C0PAY", text=TEXT)) == "invalid_auth"
     assert fake.root_messages() == []
 
 
@@ -103,21 +106,15 @@ def test_post_accepts_name_with_or_without_hash_and_id(fake: FakeSlack) -> None:
 
 def test_post_to_an_unknown_channel_is_channel_not_found(fake: FakeSlack) -> None:
     web = client(fake)
-    assert slack_error(lambda: web.chat_postMessage(channel="#nowhere", text=TEXT)) == (
-        200,
-        "channel_not_found",
-    )
-    assert slack_error(lambda: web.chat_postMessage(channel="C0NOPE", text=TEXT))[1] == (
-        "channel_not_found"
-    )
+    for channel in ("#nowhere", "C0NOPE"):
+        call = lambda: web.chat_postMessage(channel=channel, text=TEXT)  # noqa: E731, B023
+        assert slack_error(call) == (200, "channel_not_found")
 
 
 def test_post_without_text_or_blocks_is_no_text(fake: FakeSlack) -> None:
     web = client(fake)
-    assert slack_error(lambda: post_json(web, channel="C0PAY"))[1] == "no_text"
-    assert slack_error(lambda: post_json(web, channel="C0PAY", text="  ", blocks=[]))[1] == (
-        "no_text"
-    )
+    assert error_code(lambda: post_json(web, channel="C0PAY")) == "no_text"
+    assert error_code(lambda: post_json(web, channel="C0PAY", text="  ", blocks=[])) == "no_text"
     divider = [{"type": "divider"}]
     assert post_json(web, channel="C0PAY", blocks=divider)["ok"] is True
 
@@ -165,9 +162,8 @@ def fields(count: int, size: int = 5) -> dict[str, Any]:
 )
 def test_post_rejects_blocks_slack_rejects(fake: FakeSlack, blocks: list[Any]) -> None:
     web = client(fake)
-    assert slack_error(lambda: web.chat_postMessage(channel="C0PAY", text=TEXT, blocks=blocks))[
-        1
-    ] in ("invalid_blocks", "invalid_blocks_format")
+    code = error_code(lambda: web.chat_postMessage(channel="C0PAY", text=TEXT, blocks=blocks))
+    assert code in ("invalid_blocks", "invalid_blocks_format")
     assert fake.messages("C0PAY") == []
 
 
@@ -180,16 +176,15 @@ def test_post_accepts_blocks_at_the_limits(fake: FakeSlack) -> None:
 
 def test_too_long_text_is_msg_too_long(fake: FakeSlack) -> None:
     web = client(fake)
-    assert slack_error(lambda: web.chat_postMessage(channel="C0PAY", text="x" * 40_001))[1] == (
-        "msg_too_long"
-    )
+    call = lambda: web.chat_postMessage(channel="C0PAY", text="x" * 40_001)  # noqa: E731
+    assert error_code(call) == "msg_too_long"
 
 
 def test_metadata_must_have_event_type_and_payload(fake: FakeSlack) -> None:
     web = client(fake)
     bad = {"event_type": "x"}
     call = lambda: web.chat_postMessage(channel="C0PAY", text=TEXT, metadata=bad)  # noqa: E731
-    assert slack_error(call)[1] == "invalid_metadata_format"
+    assert error_code(call) == "invalid_metadata_format"
 
 
 # -- threads, history, update -----------------------------------------------------------------
@@ -202,13 +197,10 @@ def test_replies_need_an_existing_root(fake: FakeSlack) -> None:
     web.chat_postMessage(channel="C0PAY", text="loud", thread_ts=root, reply_broadcast=True)
     assert [m.text for m in fake.replies("C0PAY", root)] == ["reply", "loud"]
     assert [m.reply_broadcast for m in fake.replies("C0PAY", root)] == [False, True]
-    assert slack_error(
-        lambda: web.chat_postMessage(channel="C0PAY", text="x", thread_ts="1.000001")
-    )[1] == ("thread_not_found")
-    # Another channel's ts is not a thread here either.
-    assert slack_error(lambda: web.chat_postMessage(channel="C0OPS", text="x", thread_ts=root))[
-        1
-    ] == ("thread_not_found")
+    # The second is another channel's root: not a thread here either.
+    for channel, ts in (("C0PAY", "1.000001"), ("C0OPS", root)):
+        call = lambda: web.chat_postMessage(channel=channel, text="x", thread_ts=ts)  # noqa: E731, B023
+        assert error_code(call) == "thread_not_found"
 
 
 def test_history_lists_roots_and_broadcasts_newest_first(fake: FakeSlack) -> None:
@@ -234,12 +226,9 @@ def test_history_lists_roots_and_broadcasts_newest_first(fake: FakeSlack) -> Non
 def test_history_and_update_need_a_channel_id(fake: FakeSlack) -> None:
     web = client(fake)
     ts = web.chat_postMessage(channel="#payments-alerts", text=TEXT)["ts"]
-    assert slack_error(lambda: web.conversations_history(channel="#payments-alerts"))[1] == (
-        "channel_not_found"
-    )
-    assert slack_error(lambda: web.chat_update(channel="#payments-alerts", ts=ts, text="x"))[
-        1
-    ] == ("channel_not_found")
+    name = "#payments-alerts"
+    assert error_code(lambda: web.conversations_history(channel=name)) == "channel_not_found"
+    assert error_code(lambda: web.chat_update(channel=name, ts=ts, text="x")) == "channel_not_found"
 
 
 def test_update_rewrites_and_keeps_the_edit(fake: FakeSlack) -> None:
@@ -255,10 +244,8 @@ def test_update_rewrites_and_keeps_the_edit(fake: FakeSlack) -> None:
 def test_update_of_a_missing_ts_is_message_not_found(fake: FakeSlack) -> None:
     web = client(fake)
     web.chat_postMessage(channel="C0PAY", text=TEXT)
-    assert slack_error(lambda: web.chat_update(channel="C0PAY", ts="1.000001", text="x")) == (
-        200,
-        "message_not_found",
-    )
+    call = lambda: web.chat_update(channel="C0PAY", ts="1.000001", text="x")  # noqa: E731
+    assert slack_error(call) == (200, "message_not_found")
 
 
 # -- encodings ---------------------------------------------------------------------------
@@ -279,10 +266,9 @@ def test_json_and_form_encoded_bodies_are_both_accepted(fake: FakeSlack) -> None
 
 def test_unreadable_bodies_are_rejected(fake: FakeSlack) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    answer = raw_post(fake, "chat.postMessage", b"{nope", {**auth, "Content-Type": "application/json"})
-    assert answer["error"] == "invalid_json"
-    answer = raw_post(fake, "chat.postMessage", b"[1]", {**auth, "Content-Type": "application/json"})
-    assert answer["error"] == "json_not_object"
+    as_json = {**auth, "Content-Type": "application/json"}
+    assert raw_post(fake, "chat.postMessage", b"{nope", as_json)["error"] == "invalid_json"
+    assert raw_post(fake, "chat.postMessage", b"[1]", as_json)["error"] == "json_not_object"
     bad_blocks = urllib.parse.urlencode({"channel": "C0PAY", "text": TEXT, "blocks": "[{"}).encode()
     headers = {**auth, "Content-Type": "application/x-www-form-urlencoded"}
     assert raw_post(fake, "chat.postMessage", bad_blocks, headers)["error"] == (

@@ -81,7 +81,8 @@ class _Document:
 def load_playbooks(folder: Path, params_models: Mapping[str, type[StepParams]]) -> list[Playbook]:
     """All playbooks of `folder` in order (file name, then document order), or PlaybookError."""
     if not folder.is_dir():
-        raise PlaybookError([f"{folder}: playbook folder not found"])
+        problem = "is not a folder" if folder.exists() else "playbook folder not found"
+        raise PlaybookError([f"{folder}: {problem}"])
     errors: list[str] = []
     playbooks: list[Playbook] = []
     seen: dict[str, Playbook] = {}
@@ -206,8 +207,17 @@ def _build_playbook(
 def _content_hash(data: Any) -> str:
     # Canonical JSON: reformatting or commenting a playbook leaves its hash alone, while any
     # change in meaning shows up in the audit log as a new hash.
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    canonical = json.dumps(_string_keys(data), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _string_keys(data: Any) -> Any:
+    # YAML allows `1:` next to `a:`; sorting such mixed keys would raise a TypeError.
+    if isinstance(data, dict):
+        return {str(key): _string_keys(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_string_keys(item) for item in data]
+    return data
 
 
 def _build_step(
@@ -222,7 +232,7 @@ def _build_step(
         doc.error(
             loc,
             f"a step holds exactly one action, found keys {', '.join(map(repr, item))};"
-            f" params go indented under the action name",
+            " params go indented under the action name",
         )
         return None
     action, raw = next(iter(item.items()))

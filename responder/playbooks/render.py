@@ -74,7 +74,9 @@ def _finalizer(escape: Callable[[str], str]) -> Callable[[Any], str]:
     def finalize(value: Any) -> str:
         if value is None or isinstance(value, Undefined):
             return ""
-        return escape(value if isinstance(value, str) else str(value))
+        # str() also turns Markup (from `|safe`, `|tojson`) into plain text: Markup's own
+        # methods would escape our replacement strings, and `|safe` must not skip escaping.
+        return escape(str(value))
 
     return finalize
 

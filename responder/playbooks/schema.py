@@ -56,10 +56,17 @@ def check_glob(pattern: str, what: str = "") -> str:
     prefix = f"{what}: " if what else ""
     if not pattern:
         raise ValueError(f"{prefix}empty pattern (use '*' for any value)")
-    opened = pattern.find("[")
     # fnmatch reads an unclosed '[' as a literal, which is almost never what was meant.
-    if opened >= 0 and "]" not in pattern[opened + 2 :]:
-        raise ValueError(f"{prefix}unclosed '[' in {pattern!r} (write '[[]' for a literal '[')")
+    # Walk the sets the way fnmatch does: a ']' right after '[' or '[!' is a member.
+    at = pattern.find("[")
+    while at >= 0:
+        end = at + 1
+        end += pattern.startswith("!", end)
+        end += pattern.startswith("]", end)
+        end = pattern.find("]", end)
+        if end < 0:
+            raise ValueError(f"{prefix}unclosed '[' in {pattern!r} (write '[[]' for a literal '[')")
+        at = pattern.find("[", end + 1)
     return pattern
 
 

@@ -1,0 +1,821 @@
+"""Benchmark: durable webhook acknowledgement against a bare endpoint, then end to end.
+
+    .venv/bin/python bench/run.py [--quick]
+
+One run measures, one after another (the machine has 2 cores: never two servers at once):
+
+  bare      bench/bare.py: Starlette + uvicorn + orjson, no storage (the ceiling)
+  sqlite    `responder serve` on a fresh SQLite file, the repo's playbooks, no Slack token
+  postgres  `responder serve` on a fresh PostgreSQL database responder_bench_<pid>
+
+each with open-loop load (shared/bench/load.py) at 500, 1000 and 2000 webhooks/s and then
+closed-loop saturation with wrk; then end to end: the service on SQLite posting to the Slack
+fake (bench/slack_sink.py) at 200 webhooks/s, timing webhook sent -> Slack message received.
+The last line is `BENCH_SUMMARY {json}`. Logs and the summary land in bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "bench"
+LOAD_PY = SHARED / "load.py"
+PAYLOAD = SHARED / "payloads" / "datadog_webhook.json"
+RESULTS = BENCH / "results"
+PYTHON = sys.executable
+RESPONDER = str(Path(PYTHON).with_name("responder"))
+WEBHOOK = "/webhooks/datadog"
+TOKEN = "bench-webhook-token"
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+RATES = (500, 1000, 2000)
+WRK_THREADS, WRK_CONNECTIONS = 2, 64
+E2E_RATE = 200
+
+# Targets the service must meet (printed PASS/FAIL).
+MIN_CLOSED_RATIO = 0.60  # durable ack closed-loop throughput vs the bare endpoint
+MAX_P99_MS_AT_2000 = 10.0  # open-loop ack p99 at 2000 webhooks/s
+MAX_E2E_P50_MS = 50.0  # webhook sent -> Slack root message received
+
+
+class BenchError(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid` (all its threads) from /proc, in seconds."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces; everything after its ')' is fixed-position.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    # fields[0] is field 3 (state): utime, stime, cutime, cstime are fields 14-17. Waited-for
+    # children count too, should a server ever fork helpers.
+    return sum(int(v) for v in fields[11:15]) / CLK_TCK
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status), resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode("utf-8", "replace")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+@dataclass
+class Server:
+    """A server subprocess whose output goes to a log file; `stop` always kills it."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    log: Path
+    health: str | None = "/healthz"  # None: a TCP connect is enough (bare)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        with self.log.open("ab") as log:
+            log.write(f"\n=== {time.strftime('%H:%M:%S')} {' '.join(self.argv)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=REPO,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C on run.py is ours to forward, in order
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.name} exited with {self.proc.returncode} on start")
+            if self._ready():
+                return
+            time.sleep(0.1)
+        raise BenchError(f"{self.name} not ready within {timeout:.0f} s")
+
+    def _ready(self) -> bool:
+        if self.health is None:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                return True
+            return False
+        try:
+            status, _ = http_get(self.base + self.health, timeout=1.0)
+        except OSError:
+            return False
+        return status == 200
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def cpu(self) -> float:
+        assert self.proc is not None
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        # SIGTERM first: uvicorn runs the lifespan shutdown (writer flush, worker stop).
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    try:
+        server.start()
+        yield server
+    except BaseException:
+        print(f"--- last 30 lines of {server.log}:\n{tail(server.log)}", file=sys.stderr)
+        raise
+    finally:
+        server.stop()
+
+
+def run_checked(argv: list[str], env: dict[str, str], log: Path, timeout: float) -> None:
+    with log.open("ab") as out:
+        out.write(f"\n=== {' '.join(argv)}\n".encode())
+        out.flush()
+        proc = subprocess.run(
+            argv,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
+    if proc.returncode != 0:
+        print(f"--- last 30 lines of {log}:\n{tail(log)}", file=sys.stderr)
+        raise BenchError(f"{' '.join(argv[-2:])} exited with {proc.returncode}")
+
+
+def service_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    # Nothing from the caller's shell may send the service to a real vendor or another DB.
+    for name in list(env):
+        if name.startswith(("RESPONDER_", "SLACK_", "DD_", "PAGERDUTY_")) or name == "PORT":
+            del env[name]
+    env.update(
+        DATABASE_URL=database_url,
+        RESPONDER_PLAYBOOKS=str(REPO / "playbooks"),
+        RESPONDER_WEBHOOK_TOKEN=TOKEN,
+        # Without a token no Slack call is made; the URL is a dead loopback port regardless.
+        RESPONDER_SLACK_API_URL="http://127.0.0.1:9/api/",
+        RESPONDER_LOG_LEVEL="warning",  # per-event info logs would be measured as service cost
+    )
+    env.update(extra)
+    return env
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def scrape(server: Server) -> dict[str, float]:
+    """`/metrics` as {name{labels}: value}; empty when the endpoint is missing or broken."""
+    try:
+        status, text = http_get(server.base + "/metrics", timeout=2.0)
+    except OSError:
+        return {}
+    if status != 200:
+        return {}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        with contextlib.suppress(ValueError):
+            values[name] = float(value)
+    return values
+
+
+def batch_mean(before: dict[str, float], after: dict[str, float]) -> float | None:
+    """Mean events per group commit between two scrapes."""
+    key = "responder_intake_batch_size"
+    count = after.get(f"{key}_count", 0.0) - before.get(f"{key}_count", 0.0)
+    total = after.get(f"{key}_sum", 0.0) - before.get(f"{key}_sum", 0.0)
+    return round(total / count, 2) if count > 0 else None
+
+
+def queue_depth(metrics: dict[str, float]) -> float | None:
+    depths = [v for k, v in metrics.items() if k.startswith("responder_queue_depth{")]
+    return sum(depths) if depths else None
+
+
+def settle(server: Server, limit: float) -> float:
+    """Wait (bounded) until the worker has caught up, so one phase's backlog does not eat the
+    next phase's CPU. Returns the seconds waited."""
+    start = time.monotonic()
+    time.sleep(0.6)  # the worker refreshes its queue gauges about every poll interval
+    while time.monotonic() - start < limit:
+        depth = queue_depth(scrape(server))
+        if not depth:  # 0, or no gauge at all (then there is nothing to wait on)
+            break
+        time.sleep(0.5)
+    return round(time.monotonic() - start, 1)
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def open_loop(server: Server, rate: int, duration: float, warmup: float) -> dict[str, Any]:
+    """shared/bench/load.py at a fixed arrival rate; its BENCH_JSON plus server CPU."""
+    argv = [
+        PYTHON,
+        str(LOAD_PY),
+        "--url",
+        server.base + WEBHOOK,
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration + warmup),  # load.py's warmup is the first part of its duration
+        "--warmup",
+        str(warmup),
+        "--header",
+        f"X-Responder-Token:{TOKEN}",
+        "--quiet",
+    ]
+    before_metrics = scrape(server)
+    cpu0, t0 = server.cpu(), time.monotonic()
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=duration + warmup + 40, check=False
+    )
+    cpu1, t1 = server.cpu(), time.monotonic()
+    result = _bench_json(proc.stdout, "BENCH_JSON ")
+    if result is None:
+        raise BenchError(f"load.py gave no BENCH_JSON (rc {proc.returncode}): {proc.stderr[-800:]}")
+    result["cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
+    result["batch_mean"] = batch_mean(before_metrics, scrape(server))
+    if "WARNING" in proc.stderr:
+        result["warning"] = proc.stderr.strip().splitlines()[-1]
+    return result
+
+
+def wrk_path() -> str | None:
+    return shutil.which("wrk") or ("/usr/bin/wrk" if Path("/usr/bin/wrk").exists() else None)
+
+
+def closed_loop(server: Server, wrk: str, duration: float) -> dict[str, Any]:
+    """wrk at saturation with bench/post.lua (a unique id per request)."""
+    nonce = str(int(time.time()) % 100_000_000)
+    argv = [
+        wrk,
+        f"-t{WRK_THREADS}",
+        f"-c{WRK_CONNECTIONS}",
+        f"-d{duration:.0f}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(BENCH / "post.lua"),
+        server.base + WEBHOOK,
+        "--",
+        str(PAYLOAD),
+        TOKEN,
+        nonce,
+    ]
+    before_metrics = scrape(server)
+    cpu0, t0 = server.cpu(), time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
+    cpu1, t1 = server.cpu(), time.monotonic()
+    data = _bench_json(proc.stdout, "WRK_JSON ")
+    if data is None:
+        raise BenchError(f"wrk gave no WRK_JSON (rc {proc.returncode}): {proc.stderr[-800:]}")
+    seconds = data["duration_us"] / 1e6
+    statuses = {k: v for k, v in data["statuses"].items()}
+    rps_text = re.search(r"Requests/sec:\s+([\d.]+)", proc.stdout)
+    return {
+        "tool": "wrk",
+        "threads": WRK_THREADS,
+        "connections": WRK_CONNECTIONS,
+        "requests": data["requests"],
+        "rps": float(rps_text.group(1)) if rps_text else round(data["requests"] / seconds, 1),
+        # Only 202 counts as a durable ack; wrk's own "errors.status" counts >= 400 only.
+        "ok202_rps": round(statuses.get("202", 0) / seconds, 1),
+        "statuses": statuses,
+        "non202": sum(v for k, v in statuses.items() if k != "202"),
+        "errors": {k: v for k, v in data["errors"].items() if v},
+        "p50_us": data["p50_us"],
+        "p90_us": data["p90_us"],
+        "p99_us": data["p99_us"],
+        "max_us": data["max_us"],
+        "cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        "batch_mean": batch_mean(before_metrics, scrape(server)),
+    }
+
+
+def _bench_json(stdout: str, prefix: str) -> dict[str, Any] | None:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(prefix):
+            parsed: dict[str, Any] = json.loads(line[len(prefix) :])
+            return parsed
+    return None
+
+
+@dataclass
+class Plan:
+    quick: bool
+    measure: float = field(init=False)
+    warmup: float = 2.0
+    wrk_seconds: float = field(init=False)
+    e2e_seconds: float = field(init=False)
+    settle_limit: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.measure = 4.0 if self.quick else 10.0
+        self.wrk_seconds = 4.0 if self.quick else 10.0
+        self.e2e_seconds = 4.0 if self.quick else 10.0
+        self.settle_limit = 10.0 if self.quick else 30.0
+
+
+def measure_target(server: Server, plan: Plan, wrk: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"open": {}, "closed": None}
+    is_service = server.health is not None
+    for rate in RATES:
+        print(f"  [{server.name}] open loop {rate}/s for {plan.measure:.0f} s ...", flush=True)
+        out["open"][str(rate)] = open_loop(server, rate, plan.measure, plan.warmup)
+        if not server.alive():
+            raise BenchError(f"{server.name} died during the {rate}/s phase")
+        if is_service:
+            out["open"][str(rate)]["settle_s"] = settle(server, plan.settle_limit)
+    if wrk is None:
+        print("  wrk not found: apt-get install wrk (closed-loop skipped)", flush=True)
+    else:
+        print(f"  [{server.name}] closed loop wrk for {plan.wrk_seconds:.0f} s ...", flush=True)
+        out["closed"] = closed_loop(server, wrk, plan.wrk_seconds)
+        if not server.alive():
+            raise BenchError(f"{server.name} died during the closed-loop phase")
+        if is_service:
+            out["closed"]["settle_s"] = settle(server, plan.settle_limit)
+    out["metrics_reachable"] = bool(scrape(server)) if is_service else None
+    return out
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def bench_bare(plan: Plan, wrk: str | None, logs: Path) -> dict[str, Any]:
+    port = free_port()
+    server = Server(
+        "bare",
+        [PYTHON, str(BENCH / "bare.py"), "--port", str(port)],
+        dict(os.environ),
+        port,
+        logs / "bare.log",
+        health=None,
+    )
+    with running(server):
+        return measure_target(server, plan, wrk)
+
+
+def serve_argv(port: int) -> list[str]:
+    return [RESPONDER, "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def bench_sqlite(plan: Plan, wrk: str | None, logs: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="responder-bench-") as tmp:
+        port = free_port()
+        env = service_env(f"sqlite:///{tmp}/responder.db")
+        server = Server("sqlite", serve_argv(port), env, port, logs / "sqlite.log")
+        with running(server):
+            return measure_target(server, plan, wrk)
+
+
+def bench_postgres(plan: Plan, wrk: str | None, logs: Path) -> dict[str, Any]:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    name = f"responder_bench_{os.getpid()}"
+    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        raise BenchError(f"PostgreSQL not reachable at {PG_SERVER}: {exc.orig}") from None
+    try:
+        url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+        env = service_env(url)
+        log = logs / "postgres.log"
+        run_checked([RESPONDER, "db", "upgrade"], env, log, timeout=120)
+        port = free_port()
+        server = Server("postgres", serve_argv(port), env, port, log)
+        with running(server):
+            return measure_target(server, plan, wrk)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+# ----------------------------------------------------------------------------- end to end
+
+BENCH_TAG = re.compile(r"bench-e2e-(\d+)")
+
+
+async def send_e2e(url: str, rate: int, seconds: float) -> dict[str, dict[str, Any]]:
+    """Open-loop sender: one webhook every 1/rate s, each with its own id in the title.
+
+    Returns {id: {"sent": wall time, "status": code or None, "ack_ms": ...}}."""
+    import aiohttp
+
+    template = PAYLOAD.read_text(encoding="utf-8").strip()
+    nonce = f"{int(time.time()) % 100_000_000}{os.getpid() % 1000:03d}"
+    total = int(rate * seconds)
+    sent: dict[str, dict[str, Any]] = {}
+    headers = {"Content-Type": "application/json", "X-Responder-Token": TOKEN}
+    timeout = aiohttp.ClientTimeout(total=10)
+
+    def body(eid: str) -> bytes:
+        data = json.loads(
+            template.replace("{{ID}}", eid).replace("{{TS}}", str(int(time.time() * 1000)))
+        )
+        # The Slack root post carries the alert title: the id in it matches post to webhook.
+        data["title"] = f"{data['title']} bench-e2e-{eid}"
+        return json.dumps(data).encode()
+
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+
+        async def one(eid: str, payload: bytes) -> None:
+            record: dict[str, Any] = {"sent": time.time(), "status": None}
+            sent[eid] = record
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, data=payload) as resp:
+                    await resp.read()
+                    record["status"] = resp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                record["error"] = type(exc).__name__
+            record["ack_ms"] = (time.perf_counter() - t0) * 1000
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(total):
+            eid = f"{nonce}{i:06d}"
+            payload = body(eid)  # built before the wait so it is not counted as latency
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(eid, payload)))
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+    return sent
+
+
+def wait_count(count_file: Path, target: int, limit: float, idle: float = 10.0) -> int:
+    """Wait until the sink holds `target` root posts, or nothing new came for `idle` s."""
+    start = last_change = time.monotonic()
+    last = -1
+    while time.monotonic() - start < limit:
+        with contextlib.suppress(OSError, ValueError):
+            last_seen = int(count_file.read_text())
+            if last_seen != last:
+                last, last_change = last_seen, time.monotonic()
+        if last >= target or time.monotonic() - last_change > idle:
+            break
+        time.sleep(0.1)
+    return last
+
+
+def pct(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile, the same rule as load.py."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100.0 * len(ordered) + 0.5) - 1))
+    return ordered[k]
+
+
+def bench_e2e(plan: Plan, logs: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="responder-bench-e2e-") as tmp_name:
+        tmp = Path(tmp_name)
+        ready, posts = tmp / "sink.json", RESULTS / "e2e-slack-posts.jsonl"
+        count_file = posts.with_suffix(posts.suffix + ".count")
+        for stale in (posts, count_file):
+            stale.unlink(missing_ok=True)
+        sink_log = logs / "slack_sink.log"
+        with sink_log.open("ab") as out:
+            sink = subprocess.Popen(
+                [
+                    PYTHON,
+                    str(BENCH / "slack_sink.py"),
+                    "--ready-file",
+                    str(ready),
+                    "--out",
+                    str(posts),
+                    "--max-seconds",
+                    str(plan.e2e_seconds + 300),
+                ],
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + 20
+            while not ready.exists():
+                if sink.poll() is not None or time.monotonic() > deadline:
+                    print(f"--- last 30 lines of {sink_log}:\n{tail(sink_log)}", file=sys.stderr)
+                    raise BenchError("the Slack sink did not start")
+                time.sleep(0.05)
+            info = json.loads(ready.read_text())
+            port = free_port()
+            env = service_env(
+                f"sqlite:///{tmp}/responder.db",
+                SLACK_BOT_TOKEN=info["token"],
+                RESPONDER_SLACK_API_URL=info["base_url"],
+            )
+            server = Server("e2e", serve_argv(port), env, port, logs / "e2e.log")
+            with running(server):
+                before = scrape(server)
+                cpu0, t0 = server.cpu(), time.monotonic()
+                print(
+                    f"  [e2e] {E2E_RATE}/s for {plan.e2e_seconds:.0f} s into the Slack fake ...",
+                    flush=True,
+                )
+                sent = asyncio.run(send_e2e(server.base + WEBHOOK, E2E_RATE, plan.e2e_seconds))
+                accepted = sum(1 for r in sent.values() if r["status"] == 202)
+                arrived = wait_count(count_file, accepted, limit=60.0)
+                cpu1, t1 = server.cpu(), time.monotonic()
+                after = scrape(server)
+        finally:
+            if sink.poll() is None:
+                sink.send_signal(signal.SIGTERM)
+                try:
+                    sink.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    sink.kill()
+                    sink.wait(timeout=5)
+    latencies: list[float] = []
+    matched = 0
+    unmatched_posts = 0
+    rows = posts.read_text().splitlines() if posts.exists() else []
+    for line in rows:
+        row = json.loads(line)
+        found = BENCH_TAG.search(f"{row.get('text') or ''} {row.get('header') or ''}")
+        record = sent.get(found.group(1)) if found else None
+        if record is None or row.get("received_at") is None:
+            unmatched_posts += 1
+            continue
+        matched += 1
+        latencies.append((row["received_at"] - record["sent"]) * 1000)
+    statuses: dict[str, int] = {}
+    for record in sent.values():
+        key = str(record["status"] if record["status"] is not None else record.get("error"))
+        statuses[key] = statuses.get(key, 0) + 1
+    acks = [r["ack_ms"] for r in sent.values() if r["status"] == 202]
+    return {
+        "rate": E2E_RATE,
+        "sent": len(sent),
+        "statuses": statuses,
+        "accepted": accepted,
+        "root_posts_seen": arrived,
+        "reached_slack": matched,
+        "unmatched_posts": unmatched_posts,
+        "p50_ms": _round(pct(latencies, 50)),
+        "p90_ms": _round(pct(latencies, 90)),
+        "p99_ms": _round(pct(latencies, 99)),
+        "max_ms": _round(max(latencies) if latencies else None),
+        "ack_p50_ms": _round(pct(acks, 50)),
+        "ack_p99_ms": _round(pct(acks, 99)),
+        "cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        "batch_mean": batch_mean(before, after),
+        "posts_file": str(posts),
+    }
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def ms(us: float | None) -> str:
+    return "-" if us is None else f"{us / 1000:.2f}"
+
+
+def fmt(value: Any, spec: str = "") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def status_text(statuses: dict[str, int], errors: dict[str, int]) -> str:
+    parts = [f"{k}:{v}" for k, v in sorted(statuses.items())]
+    parts += [f"{k}:{v}" for k, v in sorted(errors.items()) if v]
+    return " ".join(parts) or "none"
+
+
+def print_target(name: str, data: dict[str, Any], bare: dict[str, Any] | None) -> None:
+    print(f"\n== {name} ==")
+    head = (
+        f"{'phase':<14}{'offered/s':>10}{'achieved/s':>12}  {'statuses':<26}"
+        f"{'p50 ms':>8}{'p99 ms':>8}{'p99/bare':>9}{'CPU%':>7}{'batch':>7}"
+    )
+    print(head)
+    print("-" * len(head))
+    for rate, r in data["open"].items():
+        bare_p99 = ((bare or {}).get("open", {}).get(rate) or {}).get("lat_p99_us")
+        ratio = r["lat_p99_us"] / bare_p99 if bare_p99 and r["lat_p99_us"] else None
+        flags = " DROPPED:" + str(r["dropped"]) if r.get("dropped") else ""
+        print(
+            f"{'open ' + rate:<14}{r['offered_rps']:>10.0f}{r['rps']:>12.1f}  "
+            f"{status_text(r['statuses'], r['errors']) + flags:<26}"
+            f"{ms(r['lat_p50_us']):>8}{ms(r['lat_p99_us']):>8}{fmt(ratio, '.2f'):>9}"
+            f"{r['cpu_pct']:>7.1f}{fmt(r.get('batch_mean')):>7}"
+        )
+    closed = data.get("closed")
+    if closed:
+        print(
+            f"{'closed wrk':<14}{'-':>10}{closed['rps']:>12.1f}  "
+            f"{status_text(closed['statuses'], closed['errors']):<26}"
+            f"{ms(closed['p50_us']):>8}{ms(closed['p99_us']):>8}{'':>9}"
+            f"{closed['cpu_pct']:>7.1f}{fmt(closed.get('batch_mean')):>7}"
+        )
+        bare_rps = ((bare or {}).get("closed") or {}).get("ok202_rps")
+        if bare_rps and name != "bare":
+            print(
+                f"closed loop: {closed['ok202_rps']:.0f} acks/s = "
+                f"{100 * closed['ok202_rps'] / bare_rps:.0f}% of bare ({bare_rps:.0f}/s)"
+            )
+    if data.get("metrics_reachable") is False:
+        print("(/metrics not reachable: no batch sizes)")
+
+
+def print_e2e(e2e: dict[str, Any]) -> None:
+    print("\n== end to end: webhook sent -> Slack root message received (SQLite, Slack fake) ==")
+    print(
+        f"sent {e2e['sent']} at {e2e['rate']}/s, statuses {status_text(e2e['statuses'], {})}; "
+        f"reached Slack {e2e['reached_slack']}/{e2e['sent']} "
+        f"(unmatched posts {e2e['unmatched_posts']})"
+    )
+    print(
+        f"latency ms: p50 {fmt(e2e['p50_ms'])} p90 {fmt(e2e['p90_ms'])} "
+        f"p99 {fmt(e2e['p99_ms'])} max {fmt(e2e['max_ms'])}; "
+        f"ack p50 {fmt(e2e['ack_p50_ms'])} p99 {fmt(e2e['ack_p99_ms'])}; "
+        f"CPU {e2e['cpu_pct']}%; mean batch {fmt(e2e['batch_mean'])}"
+    )
+
+
+def verdicts(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    targets = summary["targets"]
+    bare_rps = ((targets.get("bare") or {}).get("closed") or {}).get("ok202_rps")
+    for db in ("sqlite", "postgres"):
+        closed = (targets.get(db) or {}).get("closed") or {}
+        ratio = closed["ok202_rps"] / bare_rps if bare_rps and closed else None
+        out.append(
+            {
+                "check": f"{db}: closed-loop durable acks >= {MIN_CLOSED_RATIO:.0%} of bare",
+                "value": None if ratio is None else round(ratio, 3),
+                "pass": ratio is not None and ratio >= MIN_CLOSED_RATIO,
+            }
+        )
+    for db in ("sqlite", "postgres"):
+        r = ((targets.get(db) or {}).get("open") or {}).get("2000") or {}
+        p99 = r.get("lat_p99_us")
+        clean = bool(r) and r.get("non2xx") == 0 and not r.get("errors") and not r.get("dropped")
+        out.append(
+            {
+                "check": f"{db}: open-loop p99 ack < {MAX_P99_MS_AT_2000:.0f} ms at 2000/s "
+                "(and no failures)",
+                "value": None if p99 is None else round(p99 / 1000, 2),
+                "pass": p99 is not None and p99 / 1000 < MAX_P99_MS_AT_2000 and clean,
+            }
+        )
+    e2e = summary.get("e2e") or {}
+    p50 = e2e.get("p50_ms")
+    out.append(
+        {
+            "check": f"end to end p50 < {MAX_E2E_P50_MS:.0f} ms (all alerts reaching Slack)",
+            "value": p50,
+            "pass": p50 is not None
+            and p50 < MAX_E2E_P50_MS
+            and e2e.get("reached_slack") == e2e.get("sent"),
+        }
+    )
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="4 s phases instead of 10 s")
+    parser.add_argument(
+        "--only",
+        choices=("bare", "sqlite", "postgres", "e2e"),
+        action="append",
+        help="run only these parts (repeatable); the default is all, in order",
+    )
+    args = parser.parse_args()
+    if not LOAD_PY.exists():
+        print(f"missing {LOAD_PY}", file=sys.stderr)
+        return 2
+    plan = Plan(args.quick)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    logs = RESULTS / stamp
+    logs.mkdir(parents=True, exist_ok=True)
+    wrk = wrk_path()
+    if wrk is None:
+        print("wrk not found: apt-get install wrk (closed-loop phases are skipped)")
+    parts = args.only or ["bare", "sqlite", "postgres", "e2e"]
+    summary: dict[str, Any] = {
+        "quick": args.quick,
+        "started": stamp,
+        "cores": os.cpu_count(),
+        "phase_s": plan.measure,
+        "warmup_s": plan.warmup,
+        "rates": list(RATES),
+        "wrk": f"-t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{plan.wrk_seconds:.0f}s" if wrk else None,
+        "targets": {},
+        "errors": {},
+        "logs": str(logs),
+    }
+    runners = {"bare": bench_bare, "sqlite": bench_sqlite, "postgres": bench_postgres}
+    print(f"benchmark ({'quick' if args.quick else 'full'}); logs in {logs}")
+    for name in ("bare", "sqlite", "postgres"):
+        if name not in parts:
+            continue
+        print(f"\n>> {name}", flush=True)
+        try:
+            summary["targets"][name] = runners[name](plan, wrk, logs)
+        except (BenchError, OSError, subprocess.SubprocessError) as exc:
+            summary["errors"][name] = str(exc)
+            print(f"!! {name} failed: {exc}", flush=True)
+    if "e2e" in parts:
+        print("\n>> end to end", flush=True)
+        try:
+            summary["e2e"] = bench_e2e(plan, logs)
+        except (BenchError, OSError, subprocess.SubprocessError, TimeoutError) as exc:
+            summary["errors"]["e2e"] = f"{type(exc).__name__}: {exc}"
+            print(f"!! end to end failed: {type(exc).__name__}: {exc}", flush=True)
+
+    bare = summary["targets"].get("bare")
+    for name, data in summary["targets"].items():
+        print_target(name, data, bare)
+    if summary.get("e2e"):
+        print_e2e(summary["e2e"])
+    summary["verdicts"] = verdicts(summary)
+    print("\n== targets ==")
+    for v in summary["verdicts"]:
+        print(f"{'PASS' if v['pass'] else 'FAIL'}  {v['check']}: {fmt(v['value'])}")
+    for name, error in summary["errors"].items():
+        print(f"ERROR {name}: {error}")
+    line = json.dumps(summary, separators=(",", ":"))
+    (logs / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print("BENCH_SUMMARY " + line, flush=True)
+    return 1 if summary["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
