@@ -118,6 +118,7 @@ class Alert:
             "date": self.date.isoformat(),
             "org": self.org_name,
             "event_type": self.event_type,
+            "template": self.template,
         }
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.slack import FakeSlack
 from pydantic import ValidationError
 
 from integrations.slack import PostParams, slack_actions
@@ -26,6 +25,7 @@ from responder.actions import (
     IncidentView,
 )
 from responder.domain import Transition, tag_map
+from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-1234567890-SECRETSECRET"
 SAMPLES = Path("/work/shared/datadog/samples")
@@ -280,6 +280,17 @@ def test_history_failure_on_an_uncertain_retry_never_posts_blind(
         post(slack, uncertain=True)
     assert info.value.retryable is True
     assert len(fake.root_messages(PAY)) == 1
+
+
+def test_history_refused_for_good_still_posts_and_says_why(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    post(slack)
+    fake.fail_next("conversations.history", status=200, error="missing_scope", retry_after=None)
+    result = post(slack, uncertain=True)
+    assert result.response["adopted"] is False
+    assert "conversations.history answered missing_scope" in result.response["note"]
+    assert len(fake.root_messages(PAY)) == 2
 
 
 # -- follow-ups -----------------------------------------------------------------------------

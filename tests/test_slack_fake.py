@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fakes.slack import FakeSlack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+
+from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-test"
 CHANNELS = {"#payments-alerts": "C0PAY", "#ops": "C0OPS"}

@@ -109,7 +109,7 @@ class PostAction(_SlackAction):
                 # takes IDs only; posting may duplicate, not posting could lose the alert.
                 note = f"not checked for an earlier post: no channel ID known for {params.channel}"
             else:
-                ts = _find_run(api.history(channel_id), ctx.run_id)
+                ts, note = _earlier_message(api, channel_id, ctx.run_id)
                 if ts is not None:
                     return _root_result(channel_id, ts, adopted=True)
         text, blocks = _root_message(ctx, params)
@@ -194,7 +194,7 @@ class ResolveAction(_SlackAction):
         if _may_have_sent(ctx):
             # A broadcast reply is also a channel message, so unlike slack.reply it can be
             # found in history; a miss there (busy channel) costs a duplicate reply only.
-            reply_ts = _find_run(api.history(root.channel), ctx.run_id)
+            reply_ts, _ = _earlier_message(api, root.channel, ctx.run_id)
         adopted = reply_ts is not None
         if reply_ts is None:
             text, blocks = _resolve_reply(ctx)
@@ -242,6 +242,19 @@ def _metadata(ctx: ActionContext) -> dict[str, Any]:
         "event_type": METADATA_EVENT,
         "event_payload": {"run_id": ctx.run_id, "incident_id": ctx.incident.id},
     }
+
+
+def _earlier_message(api: SlackApi, channel_id: str, run_id: str) -> tuple[str | None, str | None]:
+    """(ts of our earlier message for this run, or None; a note when history could not tell)."""
+    try:
+        return _find_run(api.history(channel_id), run_id), None
+    except ActionError as exc:
+        if exc.retryable:
+            raise  # busy or down: retry later rather than post blind
+        # A permanent refusal (say missing_scope: history needs channels:history) would fail
+        # this run on every retry and lose the alert; a possible duplicate is the lesser harm.
+        reason = exc.response.get("error", "an error")
+        return None, f"not checked for an earlier post: conversations.history answered {reason}"
 
 
 def _find_run(messages: list[dict[str, Any]], run_id: str) -> str | None:

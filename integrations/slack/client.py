@@ -62,8 +62,8 @@ class SlackApi:
     def __init__(self, client: WebClient) -> None:
         self._client = client
         self._token = client.token or ""
-        # "#name" -> ID learned from postMessage answers: conversations.history wants an ID
-        # and we hold no channels:read scope to look names up.
+        # "#name" -> ID learned from postMessage answers: conversations.history wants an ID,
+        # and looking names up (conversations.list) would need channels:read and paging.
         self._channel_ids: dict[str, str] = {}
         self._lock = threading.Lock()
 

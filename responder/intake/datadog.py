@@ -84,10 +84,10 @@ def _text(value: Any, field: str) -> str | None:
         raise PayloadError(f"field '{field}' must be a string, got {type(value).__name__}")
     if len(value) > MAX_FIELD:
         raise PayloadError(f"field '{field}' is longer than {MAX_FIELD} characters")
-    value = _CONTROL.sub("", value).strip()
-    if not value or (value.startswith("$") and value[1:].replace("_", "").isalnum()):
+    text: str = _CONTROL.sub("", value).strip()
+    if not text or (text.startswith("$") and text[1:].replace("_", "").isalnum()):
         return None  # Datadog leaves a variable that does not apply as its literal name
-    return value
+    return text
 
 
 def _from_fields(f: _Fields, template: str, received_at: datetime) -> Alert:

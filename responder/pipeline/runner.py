@@ -197,7 +197,7 @@ class ActionRunner:
 
     def _failure(self, run: ActionRun, err: ActionError) -> Outcome:
         error = self._redactor.redact_text(err.message)[:2000]
-        response = {"error": error, "response": err.response}
+        response: dict[str, Any] = {"error": error, "response": err.response}
         if not err.retryable:
             return Outcome(RunState.FAILED, response, error, kind="run.failed")
         delay = retry_delay(run.attempts, err.retry_after)
@@ -205,7 +205,7 @@ class ActionRunner:
         if when > run.expires_at:
             error = f"{error} (no retry: next attempt would pass the run's maximum age)"
             return Outcome(RunState.FAILED, response, error, kind="run.failed")
-        response["retry_in_seconds"] = round(delay, 3)
+        response["retry_in_seconds"] = int(delay * 1000) / 1000
         return Outcome(RunState.PENDING, response, error, not_before=when, kind="run.retry")
 
     def _load(self, run_id: int) -> tuple[ActionContext, ActionRun, Incident]:

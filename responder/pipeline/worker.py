@@ -112,13 +112,15 @@ class Worker:
                 .select_from(AlertEvent)
                 .where(AlertEvent.state == EventState.RECEIVED)  # type: ignore[arg-type]
             ).scalar_one()
-            runs = dict(
-                conn.execute(
-                    sa.select(ActionRun.state, sa.func.count())  # type: ignore[call-overload]
-                    .where(ActionRun.state.in_([RunState.PENDING, RunState.RUNNING]))  # type: ignore[attr-defined]
-                    .group_by(ActionRun.state)
-                ).all()
-            )
+            table = ActionRun.__table__  # type: ignore[attr-defined]
+            runs: dict[str, int] = {
+                state: count
+                for state, count in conn.execute(
+                    sa.select(table.c.state, sa.func.count())
+                    .where(table.c.state.in_([RunState.PENDING, RunState.RUNNING]))
+                    .group_by(table.c.state)
+                )
+            }
         self._metrics.queue_depth.labels("events").set(events)
         self._metrics.queue_depth.labels("runs_pending").set(runs.get(RunState.PENDING, 0))
         self._metrics.queue_depth.labels("runs_running").set(runs.get(RunState.RUNNING, 0))

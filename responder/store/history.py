@@ -12,6 +12,8 @@ from sqlmodel import Session, col, select
 
 from responder.store.tables import ActionRun, AlertEvent, AuditEntry, Incident
 
+_RUNS = ActionRun.__table__  # type: ignore[attr-defined]
+
 
 @dataclass(frozen=True, slots=True)
 class IncidentFilter:
@@ -143,11 +145,12 @@ def stats(session: Session, since: datetime | None = None) -> dict[str, Any]:
             ack.append((inc.acknowledged_at - inc.opened_at).total_seconds())
         if inc.resolved_at:
             resolve.append((inc.resolved_at - inc.opened_at).total_seconds())
-    runs = dict(
-        session.exec(  # type: ignore[call-overload]
-            sa.select(ActionRun.state, sa.func.count()).group_by(ActionRun.state)
-        ).all()
-    )
+    runs: dict[str, int] = {
+        state: count
+        for state, count in session.connection().execute(
+            sa.select(_RUNS.c.state, sa.func.count()).group_by(_RUNS.c.state)
+        )
+    }
     return {
         "incidents": len(incidents),
         "by_status": by_status,

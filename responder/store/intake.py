@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,7 +168,7 @@ def _redeliveries(conn: sa.Connection, fingerprints: list[str]) -> dict[str, Sto
     }
 
 
-def _resolve(batch: list[_Pending], results: list[Stored] | list[Stored | BaseException]) -> None:
+def _resolve(batch: list[_Pending], results: Sequence[Stored | BaseException]) -> None:
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Stored], Any]]] = {}
     for pending, result in zip(batch, results, strict=True):
         by_loop.setdefault(pending.loop, []).append((pending.future, result))
