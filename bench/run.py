@@ -31,7 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,17 +250,20 @@ def queue_depth(metrics: dict[str, float]) -> float | None:
     return sum(depths) if depths else None
 
 
-def settle(server: Server, limit: float) -> float:
+def settle(server: Server, limit: float) -> dict[str, Any]:
     """Wait (bounded) until the worker has caught up, so one phase's backlog does not eat the
-    next phase's CPU. Returns the seconds waited."""
+    next phase's CPU. Reports the backlog when the load stopped and what was left after."""
     start = time.monotonic()
     time.sleep(0.6)  # the worker refreshes its queue gauges about every poll interval
-    while time.monotonic() - start < limit:
-        depth = queue_depth(scrape(server))
-        if not depth:  # 0, or no gauge at all (then there is nothing to wait on)
-            break
+    at_end = depth = queue_depth(scrape(server))
+    while depth and time.monotonic() - start < limit:  # 0 or no gauge: nothing to wait on
         time.sleep(0.5)
-    return round(time.monotonic() - start, 1)
+        depth = queue_depth(scrape(server))
+    return {
+        "backlog": at_end,
+        "backlog_left": depth,
+        "settle_s": round(time.monotonic() - start, 1),
+    }
 
 
 # ----------------------------------------------------------------------------- load
@@ -385,7 +388,7 @@ def measure_target(server: Server, plan: Plan, wrk: str | None) -> dict[str, Any
         if not server.alive():
             raise BenchError(f"{server.name} died during the {rate}/s phase")
         if is_service:
-            out["open"][str(rate)]["settle_s"] = settle(server, plan.settle_limit)
+            out["open"][str(rate)].update(settle(server, plan.settle_limit))
     if wrk is None:
         print("  wrk not found: apt-get install wrk (closed-loop skipped)", flush=True)
     else:
@@ -394,7 +397,7 @@ def measure_target(server: Server, plan: Plan, wrk: str | None) -> dict[str, Any
         if not server.alive():
             raise BenchError(f"{server.name} died during the closed-loop phase")
         if is_service:
-            out["closed"]["settle_s"] = settle(server, plan.settle_limit)
+            out["closed"].update(settle(server, plan.settle_limit))
     out["metrics_reachable"] = bool(scrape(server)) if is_service else None
     return out
 
@@ -416,23 +419,26 @@ def bench_bare(plan: Plan, wrk: str | None, logs: Path) -> dict[str, Any]:
         return measure_target(server, plan, wrk)
 
 
-def serve_argv(port: int) -> list[str]:
-    return [RESPONDER, "serve", "--host", "127.0.0.1", "--port", str(port)]
+def serve_argv(port: int, worker: bool = True) -> list[str]:
+    argv = [RESPONDER, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return argv if worker else [*argv, "--no-worker"]
 
 
-def bench_sqlite(plan: Plan, wrk: str | None, logs: Path) -> dict[str, Any]:
+def bench_sqlite(plan: Plan, wrk: str | None, logs: Path, worker: bool = True) -> dict[str, Any]:
+    name = "sqlite" if worker else "sqlite-no-worker"
     with tempfile.TemporaryDirectory(prefix="responder-bench-") as tmp:
         port = free_port()
         env = service_env(f"sqlite:///{tmp}/responder.db")
-        server = Server("sqlite", serve_argv(port), env, port, logs / "sqlite.log")
+        server = Server(name, serve_argv(port, worker), env, port, logs / f"{name}.log")
         with running(server):
             return measure_target(server, plan, wrk)
 
 
-def bench_postgres(plan: Plan, wrk: str | None, logs: Path) -> dict[str, Any]:
+def bench_postgres(plan: Plan, wrk: str | None, logs: Path, worker: bool = True) -> dict[str, Any]:
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
+    label = "postgres" if worker else "postgres-no-worker"
     name = f"responder_bench_{os.getpid()}"
     admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
     try:
@@ -445,13 +451,14 @@ def bench_postgres(plan: Plan, wrk: str | None, logs: Path) -> dict[str, Any]:
     try:
         url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
         env = service_env(url)
-        log = logs / "postgres.log"
+        log = logs / f"{label}.log"
         run_checked([RESPONDER, "db", "upgrade"], env, log, timeout=120)
         port = free_port()
-        server = Server("postgres", serve_argv(port), env, port, log)
+        server = Server(label, serve_argv(port, worker), env, port, log)
         with running(server):
             return measure_target(server, plan, wrk)
     finally:
+        # FORCE: a server we had to SIGKILL may still hold connections for a moment.
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
@@ -537,7 +544,7 @@ def pct(values: list[float], p: float) -> float | None:
 def bench_e2e(plan: Plan, logs: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="responder-bench-e2e-") as tmp_name:
         tmp = Path(tmp_name)
-        ready, posts = tmp / "sink.json", RESULTS / "e2e-slack-posts.jsonl"
+        ready, posts = tmp / "sink.json", logs / "e2e-slack-posts.jsonl"
         count_file = posts.with_suffix(posts.suffix + ".count")
         for stale in (posts, count_file):
             stale.unlink(missing_ok=True)
@@ -657,37 +664,46 @@ def status_text(statuses: dict[str, int], errors: dict[str, int]) -> str:
 def print_target(name: str, data: dict[str, Any], bare: dict[str, Any] | None) -> None:
     print(f"\n== {name} ==")
     head = (
-        f"{'phase':<14}{'offered/s':>10}{'achieved/s':>12}  {'statuses':<26}"
-        f"{'p50 ms':>8}{'p99 ms':>8}{'p99/bare':>9}{'CPU%':>7}{'batch':>7}"
+        f"{'phase':<11}{'offered/s':>10}{'achieved/s':>11}  {'statuses':<28}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'p99/bare':>9}{'CPU%':>7}{'batch':>7}{'backlog':>14}"
     )
     print(head)
     print("-" * len(head))
+    rows: list[tuple[str, str, dict[str, Any], float | None]] = []
     for rate, r in data["open"].items():
         bare_p99 = ((bare or {}).get("open", {}).get(rate) or {}).get("lat_p99_us")
         ratio = r["lat_p99_us"] / bare_p99 if bare_p99 and r["lat_p99_us"] else None
-        flags = " DROPPED:" + str(r["dropped"]) if r.get("dropped") else ""
-        print(
-            f"{'open ' + rate:<14}{r['offered_rps']:>10.0f}{r['rps']:>12.1f}  "
-            f"{status_text(r['statuses'], r['errors']) + flags:<26}"
-            f"{ms(r['lat_p50_us']):>8}{ms(r['lat_p99_us']):>8}{fmt(ratio, '.2f'):>9}"
-            f"{r['cpu_pct']:>7.1f}{fmt(r.get('batch_mean')):>7}"
-        )
+        rows.append((f"open {rate}", f"{r['offered_rps']:.0f}", r, ratio))
     closed = data.get("closed")
     if closed:
-        print(
-            f"{'closed wrk':<14}{'-':>10}{closed['rps']:>12.1f}  "
-            f"{status_text(closed['statuses'], closed['errors']):<26}"
-            f"{ms(closed['p50_us']):>8}{ms(closed['p99_us']):>8}{'':>9}"
-            f"{closed['cpu_pct']:>7.1f}{fmt(closed.get('batch_mean')):>7}"
+        bare_p99 = ((bare or {}).get("closed") or {}).get("p99_us")
+        ratio = closed["p99_us"] / bare_p99 if bare_p99 else None
+        rows.append(("closed wrk", "-", closed, ratio))
+    for label, offered, r, ratio in rows:
+        state = status_text(r["statuses"], r["errors"])
+        if r.get("dropped"):
+            state += f" dropped:{r['dropped']}"
+        p50 = r.get("lat_p50_us", r.get("p50_us"))
+        p99 = r.get("lat_p99_us", r.get("p99_us"))
+        # Worker queue when the load stopped -> after the bounded wait before the next phase.
+        backlog = (
+            f"{r['backlog']:.0f}->{fmt(r.get('backlog_left'), '.0f')}"
+            if r.get("backlog") is not None
+            else "-"
         )
-        bare_rps = ((bare or {}).get("closed") or {}).get("ok202_rps")
-        if bare_rps and name != "bare":
-            print(
-                f"closed loop: {closed['ok202_rps']:.0f} acks/s = "
-                f"{100 * closed['ok202_rps'] / bare_rps:.0f}% of bare ({bare_rps:.0f}/s)"
-            )
+        print(
+            f"{label:<11}{offered:>10}{r['rps']:>11.1f}  {state:<28}"
+            f"{ms(p50):>9}{ms(p99):>9}{fmt(ratio, '.2f'):>9}"
+            f"{r['cpu_pct']:>7.1f}{fmt(r.get('batch_mean')):>7}{backlog:>14}"
+        )
+    bare_rps = ((bare or {}).get("closed") or {}).get("ok202_rps")
+    if closed and bare_rps and name != "bare":
+        print(
+            f"closed loop: {closed['ok202_rps']:.0f} acks/s (202) = "
+            f"{100 * closed['ok202_rps'] / bare_rps:.0f}% of bare ({bare_rps:.0f}/s)"
+        )
     if data.get("metrics_reachable") is False:
-        print("(/metrics not reachable: no batch sizes)")
+        print("(/metrics not reachable: no batch sizes or backlog)")
 
 
 def print_e2e(e2e: dict[str, Any]) -> None:
@@ -757,6 +773,11 @@ def main() -> int:
         action="append",
         help="run only these parts (repeatable); the default is all, in order",
     )
+    parser.add_argument(
+        "--no-worker-too",
+        action="store_true",
+        help="also measure both databases with `serve --no-worker` (intake alone, diagnostic)",
+    )
     args = parser.parse_args()
     if not LOAD_PY.exists():
         print(f"missing {LOAD_PY}", file=sys.stderr)
@@ -781,14 +802,22 @@ def main() -> int:
         "errors": {},
         "logs": str(logs),
     }
-    runners = {"bare": bench_bare, "sqlite": bench_sqlite, "postgres": bench_postgres}
+    runners: dict[str, Callable[[Plan, str | None, Path], dict[str, Any]]] = {
+        "bare": bench_bare,
+        "sqlite": bench_sqlite,
+        "postgres": bench_postgres,
+        "sqlite-no-worker": lambda plan, wrk, logs: bench_sqlite(plan, wrk, logs, worker=False),
+        "postgres-no-worker": lambda plan, wrk, logs: bench_postgres(plan, wrk, logs, worker=False),
+    }
+    if args.no_worker_too:
+        parts = [*parts, "sqlite-no-worker", "postgres-no-worker"]
     print(f"benchmark ({'quick' if args.quick else 'full'}); logs in {logs}")
-    for name in ("bare", "sqlite", "postgres"):
+    for name, runner in runners.items():
         if name not in parts:
             continue
         print(f"\n>> {name}", flush=True)
         try:
-            summary["targets"][name] = runners[name](plan, wrk, logs)
+            summary["targets"][name] = runner(plan, wrk, logs)
         except (BenchError, OSError, subprocess.SubprocessError) as exc:
             summary["errors"][name] = str(exc)
             print(f"!! {name} failed: {exc}", flush=True)

@@ -251,12 +251,31 @@ def test_uncertain_retry_with_a_channel_id_needs_no_cache(fake: FakeSlack) -> No
     assert len(fake.root_messages(PAY)) == 1
 
 
-def test_uncertain_retry_with_an_unknown_name_posts_and_says_so(fake: FakeSlack) -> None:
+def test_uncertain_retry_after_a_restart_looks_the_name_up(fake: FakeSlack) -> None:
+    first = post(actions(fake))
+    result = post(actions(fake), uncertain=True)  # a new process: no name learned yet
+    assert result.response["adopted"] is True
+    assert result.response["ts"] == first.response["ts"]
+    assert len(fake.calls_to("conversations.list")) == 1
+    assert len(fake.root_messages(PAY)) == 1
+
+
+def test_uncertain_retry_without_channels_read_posts_and_says_so(fake: FakeSlack) -> None:
     post(actions(fake))
+    fake.fail_next("conversations.list", status=200, error="missing_scope", retry_after=None)
     result = post(actions(fake), uncertain=True)
     assert result.response["adopted"] is False
     assert "no channel ID known for #payments-alerts" in result.response["note"]
     assert fake.calls_to("conversations.history") == []
+
+
+def test_channel_lookup_follows_the_cursor(fake: FakeSlack) -> None:
+    names = {f"#team-{i:04d}": f"C{i:04d}X" for i in range(1500)}
+    with FakeSlack(token=fake.token, channels={**names, "#payments-alerts": PAY}) as big:
+        post(actions(big))
+        result = post(actions(big), uncertain=True)
+        assert result.response["adopted"] is True
+        assert len(big.calls_to("conversations.list")) == 2
 
 
 def test_timeout_is_retryable_and_the_retry_adopts(fake: FakeSlack) -> None:

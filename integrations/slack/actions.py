@@ -103,10 +103,15 @@ class PostAction(_SlackAction):
         api = self._client()
         note: str | None = None
         if _may_have_sent(ctx):
-            channel_id = api.channel_id(params.channel)
+            try:
+                channel_id = api.channel_id(params.channel)
+            except ActionError as exc:
+                if exc.retryable:
+                    raise
+                channel_id = None  # e.g. missing_scope for conversations.list
             if channel_id is None:
-                # After a restart we know no name -> ID mapping and conversations.history
-                # takes IDs only; posting may duplicate, not posting could lose the alert.
+                # conversations.history takes IDs only; posting may duplicate, not posting
+                # could lose the alert.
                 note = f"not checked for an earlier post: no channel ID known for {params.channel}"
             else:
                 ts, note = _earlier_message(api, channel_id, ctx.run_id)

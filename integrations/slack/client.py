@@ -62,17 +62,46 @@ class SlackApi:
     def __init__(self, client: WebClient) -> None:
         self._client = client
         self._token = client.token or ""
-        # "#name" -> ID learned from postMessage answers: conversations.history wants an ID,
-        # and looking names up (conversations.list) would need channels:read and paging.
+        # "#name" -> ID, learned from postMessage answers or looked up with conversations.list
+        # (channels:read): conversations.history takes IDs only, and after a restart an
+        # uncertain post must still be able to look for itself.
         self._channel_ids: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def channel_id(self, channel: str) -> str | None:
-        """The ID for a channel ID or a name we have posted to before, else None."""
+        """The ID of a channel given by ID or name; None when Slack does not know the name."""
         if is_channel_id(channel):
             return channel
         with self._lock:
-            return self._channel_ids.get(_name_key(channel))
+            known = self._channel_ids.get(_name_key(channel))
+        if known is not None:
+            return known
+        found = self._list_channels()
+        with self._lock:
+            self._channel_ids.update(found)
+        return found.get(_name_key(channel))
+
+    def _list_channels(self, max_pages: int = 10) -> dict[str, str]:
+        names: dict[str, str] = {}
+        cursor: str | None = None
+        for _ in range(max_pages):  # bounded: a huge workspace must not stall a worker
+            page = self._call(
+                "conversations.list",
+                lambda c=cursor: self._client.conversations_list(
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    limit=1000,
+                    cursor=c,
+                ),
+            )
+            for item in page.get("channels") or []:
+                if isinstance(item, dict) and item.get("name") and item.get("id"):
+                    names[_name_key(str(item["name"]))] = str(item["id"])
+            meta = page.get("response_metadata")
+            cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+            if not cursor:
+                break
+        return names
 
     def post_message(
         self,

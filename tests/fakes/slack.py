@@ -85,6 +85,7 @@ class FakeSlack:
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "conversations.history": self._history,
+            "conversations.list": self._list,
         }
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -298,6 +299,21 @@ class FakeSlack:
             "pin_count": 0,
             "channel_actions_ts": None,
             "channel_actions_count": 0,
+        }
+
+    def _list(self, params: Params) -> dict[str, Any]:
+        # Paged like Slack: the cursor is an opaque offset; `limit` caps the page.
+        items = sorted(self.channels.items())
+        start = int(_str_or_none(params.get("cursor")) or 0)
+        limit = min(max(_int(params.get("limit"), 100), 1), 1000)
+        page = items[start : start + limit]
+        more = start + limit < len(items)
+        return {
+            "channels": [
+                {"id": cid, "name": name, "is_channel": True, "is_archived": False}
+                for name, cid in page
+            ],
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
         }
 
     def _channel(self, value: object, *, names_ok: bool) -> str:
