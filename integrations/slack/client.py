@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import math
 import re
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -87,11 +88,12 @@ class SlackApi:
         for _ in range(max_pages):  # bounded: a huge workspace must not stall a worker
             page = self._call(
                 "conversations.list",
-                lambda c=cursor: self._client.conversations_list(
+                functools.partial(
+                    self._client.conversations_list,
                     types="public_channel,private_channel",
                     exclude_archived=True,
                     limit=1000,
-                    cursor=c,
+                    cursor=cursor,
                 ),
             )
             for item in page.get("channels") or []:
