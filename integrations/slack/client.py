@@ -5,10 +5,10 @@ Translates every slack_sdk outcome into plain dicts or `ActionError`; SDK types 
 
 from __future__ import annotations
 
+import functools
 import http.client
 import math
 import re
-import functools
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
