@@ -662,7 +662,7 @@ def status_text(statuses: dict[str, int], errors: dict[str, int]) -> str:
 
 
 def print_target(name: str, data: dict[str, Any], bare: dict[str, Any] | None) -> None:
-    print(f"\n== {name} ==")
+    print(f"\n== {name} (load average at start {data.get('loadavg_1m')}) ==")
     head = (
         f"{'phase':<11}{'offered/s':>10}{'achieved/s':>11}  {'statuses':<28}"
         f"{'p50 ms':>9}{'p99 ms':>9}{'p99/bare':>9}{'CPU%':>7}{'batch':>7}{'backlog':>14}"
@@ -815,16 +815,19 @@ def main() -> int:
     for name, runner in runners.items():
         if name not in parts:
             continue
-        print(f"\n>> {name}", flush=True)
+        # Other work on the machine skews every figure; the load average tells the reader.
+        load1 = round(os.getloadavg()[0], 2)
+        print(f"\n>> {name} (load average {load1})", flush=True)
         try:
-            summary["targets"][name] = runner(plan, wrk, logs)
+            summary["targets"][name] = {"loadavg_1m": load1, **runner(plan, wrk, logs)}
         except (BenchError, OSError, subprocess.SubprocessError) as exc:
             summary["errors"][name] = str(exc)
             print(f"!! {name} failed: {exc}", flush=True)
     if "e2e" in parts:
-        print("\n>> end to end", flush=True)
+        load1 = round(os.getloadavg()[0], 2)
+        print(f"\n>> end to end (load average {load1})", flush=True)
         try:
-            summary["e2e"] = bench_e2e(plan, logs)
+            summary["e2e"] = {"loadavg_1m": load1, **bench_e2e(plan, logs)}
         except (BenchError, OSError, subprocess.SubprocessError, TimeoutError) as exc:
             summary["errors"]["e2e"] = f"{type(exc).__name__}: {exc}"
             print(f"!! end to end failed: {type(exc).__name__}: {exc}", flush=True)

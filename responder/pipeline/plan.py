@@ -17,13 +17,14 @@ from responder.actions import Registry
 from responder.domain import Alert, RunState, Transition
 from responder.playbooks.render import RenderError, render_params
 from responder.playbooks.schema import Playbook
-from responder.store.tables import ActionRun, Incident
+
+RunRow = dict[str, Any]  # the columns of one action_run row
 
 
 @dataclass(slots=True)
 class Plan:
-    runs: list[ActionRun] = field(default_factory=list)
-    cancelled: list[ActionRun] = field(default_factory=list)
+    runs: list[RunRow] = field(default_factory=list)
+    cancelled: list[RunRow] = field(default_factory=list)  # earlier runs, now cancelled
     render_errors: list[str] = field(default_factory=list)
 
 
@@ -31,9 +32,9 @@ class Plan:
 class PlanInput:
     event_id: int
     alert: Alert
-    incident: Incident
+    incident_id: int
     playbooks: Sequence[Playbook]  # matched, in order, not yet run for this incident
-    earlier: Sequence[ActionRun]  # the incident's primary runs from earlier events
+    earlier: Sequence[RunRow]  # the incident's primary runs from earlier events
     now: datetime
     max_age: timedelta
 
@@ -46,22 +47,26 @@ def lane(incident_id: int, action: str) -> str:
 
 def plan(registry: Registry, item: PlanInput, context: Mapping[str, Any]) -> Plan:
     out = Plan()
-    assert item.incident.id is not None
-    incident_id = item.incident.id
     for playbook in item.playbooks:
         for step in playbook.actions:
             action = registry.get(step.action)
-            due = item.now + (step.after or timedelta(0))
-            run = _run(item, playbook, step.index, step.action, due)
-            run.idempotency_key = f"p:{incident_id}:{playbook.name}:{step.index}"[:128]
-            run.condition = step.condition
+            run = _run(item, step.action, item.now + (step.after or timedelta(0)))
+            run.update(
+                playbook=playbook.name,
+                playbook_hash=playbook.content_hash,
+                step=step.index,
+                condition=step.condition,
+                idempotency_key=f"p:{item.incident_id}:{playbook.name}:{step.index}"[:128],
+            )
             try:
-                run.params = render_params(step.params, context, action.markup)
+                run["params"] = render_params(step.params, context, action.markup)
             except RenderError as exc:
-                run.params = dict(step.params)
-                run.state = RunState.FAILED
-                run.last_error = f"template error: {exc}"
-                run.finished_at = item.now
+                run.update(
+                    params=dict(step.params),
+                    state=RunState.FAILED.value,
+                    last_error=f"template error: {exc}",
+                    finished_at=item.now,
+                )
                 out.render_errors.append(f"{playbook.name} step {step.index + 1}: {exc}")
             out.runs.append(run)
     _follow_ups(registry, item, out)
@@ -71,46 +76,54 @@ def plan(registry: Registry, item: PlanInput, context: Mapping[str, Any]) -> Pla
 def _follow_ups(registry: Registry, item: PlanInput, out: Plan) -> None:
     transition = item.alert.transition
     for earlier in item.earlier:
-        if earlier.state in (RunState.FAILED, RunState.CANCELLED):
+        if earlier["state"] in (RunState.FAILED, RunState.CANCELLED):
             continue
         if (
             transition is Transition.RECOVERED
-            and earlier.state == RunState.PENDING
-            and (earlier.scheduled_at > item.now)
+            and earlier["state"] == RunState.PENDING
+            and earlier["scheduled_at"] > item.now
         ):
-            earlier.state = RunState.CANCELLED
-            earlier.finished_at = item.now
-            earlier.last_error = "cancelled: the incident recovered before this delayed step ran"
             out.cancelled.append(earlier)
             continue
-        follow = registry.get(earlier.action).follow_up(transition, earlier.params or {})
+        follow = registry.get(earlier["action"]).follow_up(transition, earlier["params"] or {})
         if follow is None:
             continue
-        run = _run(item, None, earlier.step, follow.action, item.now)
-        run.playbook, run.playbook_hash = earlier.playbook, earlier.playbook_hash
-        run.parent_id = earlier.id
-        run.params = dict(follow.params)
-        run.idempotency_key = f"f:{earlier.id}:{item.event_id}"
+        run = _run(item, follow.action, item.now)
+        run.update(
+            playbook=earlier["playbook"],
+            playbook_hash=earlier["playbook_hash"],
+            step=earlier["step"],
+            parent_id=earlier["id"],
+            params=dict(follow.params),
+            idempotency_key=f"f:{earlier['id']}:{item.event_id}",
+        )
         out.runs.append(run)
 
 
-def _run(
-    item: PlanInput, playbook: Playbook | None, step: int, action: str, due: datetime
-) -> ActionRun:
-    assert item.incident.id is not None
-    return ActionRun(
-        incident_id=item.incident.id,
-        event_id=item.event_id,
-        playbook=playbook.name if playbook else "",
-        playbook_hash=playbook.content_hash if playbook else "",
-        step=step,
-        action=action,
-        transition=item.alert.transition.value,
-        lane=lane(item.incident.id, action),
-        state=RunState.PENDING,
-        idempotency_key="",
-        scheduled_at=due,
-        not_before=due,
-        expires_at=due + item.max_age,
-        created_at=item.now,
-    )
+def _run(item: PlanInput, action: str, due: datetime) -> RunRow:
+    return {
+        "incident_id": item.incident_id,
+        "event_id": item.event_id,
+        "parent_id": None,
+        "playbook": "",
+        "playbook_hash": "",
+        "step": 0,
+        "action": action,
+        "params": {},
+        "condition": None,
+        "transition": item.alert.transition.value,
+        "lane": lane(item.incident_id, action),
+        "state": RunState.PENDING.value,
+        "idempotency_key": "",
+        "attempts": 0,
+        "uncertain": False,
+        "scheduled_at": due,
+        "not_before": due,
+        "expires_at": due + item.max_age,
+        "lease_until": None,
+        "lease_owner": None,
+        "last_error": None,
+        "result": None,
+        "created_at": item.now,
+        "finished_at": None,
+    }

@@ -31,6 +31,7 @@ from responder.pipeline.backoff import retry_delay
 from responder.redact import Redactor
 from responder.store import audit
 from responder.store.audit import AuditRecord
+from responder.store.db import reader
 from responder.store.tables import ActionRun, AlertEvent, Incident
 
 log = structlog.get_logger(__name__)
@@ -209,7 +210,7 @@ class ActionRunner:
         return Outcome(RunState.PENDING, response, error, not_before=when, kind="run.retry")
 
     def _load(self, run_id: int) -> tuple[ActionContext, ActionRun, Incident]:
-        with Session(self._engine) as session:
+        with Session(reader(self._engine)) as session:
             run = session.get(ActionRun, run_id)
             assert run is not None
             incident = session.get(Incident, run.incident_id)

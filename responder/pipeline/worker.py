@@ -12,6 +12,7 @@ from responder.domain import EventState, RunState
 from responder.metrics import Metrics
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.runner import ActionRunner
+from responder.store.db import reader
 from responder.store.tables import ActionRun, AlertEvent
 
 log = structlog.get_logger(__name__)
@@ -88,7 +89,7 @@ class Worker:
         return False
 
     def _pending_now(self) -> bool:
-        with self._engine.connect() as conn:
+        with reader(self._engine).connect() as conn:
             events = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(AlertEvent)
@@ -106,7 +107,7 @@ class Worker:
         if now - self._gauges_at < _GAUGE_EVERY:
             return
         self._gauges_at = now
-        with self._engine.connect() as conn:
+        with reader(self._engine).connect() as conn:
             events = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(AlertEvent)

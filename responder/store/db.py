@@ -30,12 +30,22 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or is locked right now; the work should be retried."""
 
 
-def create_engine(url: str) -> sa.Engine:
-    """Build the engine for `url`, tuned for durability (SQLite) or a shared server (PostgreSQL)."""
+def create_engine(url: str, *, fsync: bool = True) -> sa.Engine:
+    """Build the engine for `url`, tuned for durability (SQLite) or a shared server (PostgreSQL).
+
+    `fsync=False` (SQLite only) keeps commits atomic and safe from a crashed process but lets
+    a power cut undo the newest ones; it is for work that is redone when lost (the pipeline
+    and the runner), never for the intake, whose commit is the promise made to Datadog.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, fsync)
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def reader(engine: sa.Engine) -> sa.Engine:
+    """The same engine for read-only work: on SQLite it does not take the write lock."""
+    return engine.execution_options(read_only=True)
 
 
 def is_postgres(engine: sa.Engine | sa.Connection) -> bool:
@@ -67,7 +77,7 @@ def _dbapi_transient(err: BaseException | None) -> bool:
     return isinstance(err, psycopg.OperationalError | psycopg.InterfaceError)
 
 
-def _sqlite_engine(url: str) -> sa.Engine:
+def _sqlite_engine(url: str, fsync: bool) -> sa.Engine:
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         folder = Path(database).parent
@@ -75,12 +85,14 @@ def _sqlite_engine(url: str) -> sa.Engine:
             # sqlite3 would only say "unable to open database file".
             raise FileNotFoundError(f"folder for the SQLite database does not exist: {folder}")
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "connect", lambda conn, record: _sqlite_on_connect(conn, record, fsync))
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+def _sqlite_on_connect(
+    dbapi_connection: Any, _record: ConnectionPoolEntry, fsync: bool = True
+) -> None:
     # Take transaction control away from sqlite3 (the documented SQLAlchemy recipe) so that
     # _sqlite_on_begin decides how every transaction starts.
     dbapi_connection.isolation_level = None
@@ -88,7 +100,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         # FULL also syncs the WAL on every commit: an acknowledged alert survives a power cut.
-        cursor.execute("PRAGMA synchronous=FULL")
+        # The setting is per connection, and a FULL commit syncs every frame before it too.
+        cursor.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
@@ -96,6 +109,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
 
 
 def _sqlite_on_begin(conn: sa.Connection) -> None:
+    if conn.get_execution_options().get("read_only"):
+        conn.exec_driver_sql("BEGIN")  # WAL readers never block the writer, nor wait for it
+        return
     # IMMEDIATE takes the write lock up front: a concurrent writer waits (busy_timeout)
     # instead of failing with "database is locked" when a read lock cannot be upgraded.
     conn.exec_driver_sql("BEGIN IMMEDIATE")

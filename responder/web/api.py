@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from responder.intake.auth import token_matches
 from responder.store import history
+from responder.store.db import reader
 from responder.web.webhook import json_response
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -25,7 +26,7 @@ class BadQuery(ValueError):
 
 class HistoryApi:
     def __init__(self, engine: sa.Engine, token: str | None, insecure: bool) -> None:
-        self._engine = engine
+        self._engine = reader(engine)
         self._tokens = [token] if token else []
         self._insecure = insecure
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from responder.metrics import Metrics
+from responder.store.db import reader
 from responder.store.migrate import is_current
 from responder.web.webhook import json_response
 
@@ -20,7 +21,7 @@ async def healthz(request: Request) -> Response:
 
 class Readiness:
     def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
+        self._engine = reader(engine)
 
     async def handle(self, request: Request) -> Response:
         try:
