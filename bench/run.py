@@ -82,9 +82,13 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / CLK_TCK
 
 
+# No proxy: an http_proxy in the caller's environment must not see loopback requests.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with _OPENER.open(url, timeout=timeout) as resp:
             return int(resp.status), resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode("utf-8", "replace")
@@ -200,9 +204,12 @@ def run_checked(argv: list[str], env: dict[str, str], log: Path, timeout: float)
 
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    # Nothing from the caller's shell may send the service to a real vendor or another DB.
+    # Nothing from the caller's shell may send the service to a real vendor or another DB,
+    # nor through a proxy (slack_sdk honours HTTPS_PROXY; the Slack fake is on loopback).
+    ours = ("RESPONDER_", "SLACK_", "DD_", "PAGERDUTY_")
+    proxies = ("http_proxy", "https_proxy", "all_proxy")
     for name in list(env):
-        if name.startswith(("RESPONDER_", "SLACK_", "DD_", "PAGERDUTY_")) or name == "PORT":
+        if name.startswith(ours) or name == "PORT" or name.lower() in proxies:
             del env[name]
     env.update(
         DATABASE_URL=database_url,
@@ -398,7 +405,16 @@ def measure_target(server: Server, plan: Plan, wrk: str | None) -> dict[str, Any
             raise BenchError(f"{server.name} died during the closed-loop phase")
         if is_service:
             out["closed"].update(settle(server, plan.settle_limit))
-    out["metrics_reachable"] = bool(scrape(server)) if is_service else None
+    if is_service:
+        final = scrape(server)
+        out["metrics_reachable"] = bool(final)
+        # The whole target's group-commit histogram, as /metrics has it.
+        out["intake_batch_metrics"] = {
+            k: v
+            for k, v in final.items()
+            if k.startswith("responder_intake_batch_size") and "_created" not in k
+        }
+        out["intake_batch_mean"] = batch_mean({}, final)
     return out
 
 
@@ -702,6 +718,11 @@ def print_target(name: str, data: dict[str, Any], bare: dict[str, Any] | None) -
             f"closed loop: {closed['ok202_rps']:.0f} acks/s (202) = "
             f"{100 * closed['ok202_rps'] / bare_rps:.0f}% of bare ({bare_rps:.0f}/s)"
         )
+    lines = data.get("intake_batch_metrics") or {}
+    if lines:
+        print(f"/metrics, whole target (mean batch {fmt(data.get('intake_batch_mean'))}):")
+        for key, value in lines.items():
+            print(f"  {key} {value:g}")
     if data.get("metrics_reachable") is False:
         print("(/metrics not reachable: no batch sizes or backlog)")
 
@@ -769,7 +790,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="4 s phases instead of 10 s")
     parser.add_argument(
         "--only",
-        choices=("bare", "sqlite", "postgres", "e2e"),
+        choices=("bare", "sqlite", "postgres", "e2e", "sqlite-no-worker", "postgres-no-worker"),
         action="append",
         help="run only these parts (repeatable); the default is all, in order",
     )

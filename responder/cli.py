@@ -81,6 +81,9 @@ def serve(
         service = build_service(settings, with_worker=not no_worker, insecure=insecure)
     except PlaybookError as exc:
         raise _fail("invalid playbooks:\n" + "\n".join(exc.errors)) from None
+    # The in-process worker's threads share the GIL with the event loop; a short switch
+    # interval keeps an acknowledgement from waiting up to 5 ms behind a busy worker.
+    sys.setswitchinterval(0.0005)
     uvicorn.run(
         create_app(service),
         host=host,

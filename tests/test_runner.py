@@ -285,7 +285,7 @@ def test_an_expired_lease_makes_the_run_uncertain_and_it_runs_again(rig: Rig) ->
     rig.store("checkout-error-rate.triggered")
     rig.processor.process_batch()
     claimed = rig.runner.claim(10)
-    assert len(claimed) == 1  # the delayed step is not due
+    assert len(claimed.jobs) == 1  # the delayed step is not due
     with rig.engine.begin() as conn:  # the worker that claimed it died: its lease runs out
         table = ActionRun.__table__  # type: ignore[attr-defined]
         conn.execute(sa.update(table).values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))

@@ -55,9 +55,9 @@ class _Fields:
     def __init__(self, top: Mapping[str, Any], alert: Mapping[str, Any], prefix: str) -> None:
         self.top, self.alert, self.prefix = top, alert, prefix
 
-    def top_str(self, *names: str) -> str | None:
+    def top_str(self, *names: str, multiline: bool = False) -> str | None:
         for name in names:
-            value = _text(self.top.get(name), name)
+            value = _text(self.top.get(name), name, multiline=multiline)
             if value is not None:
                 return value
         return None
@@ -71,23 +71,33 @@ class _Fields:
         return None
 
 
-def _text(value: Any, field: str) -> str | None:
-    if value is None:
-        return None
+def _text(value: Any, field: str, *, multiline: bool = False) -> str | None:
+    if type(value) is not str:  # the common case first: this runs ~20 times per webhook
+        if value is None:
+            return None
+        value = _coerce(value, field)
+    if len(value) > MAX_FIELD:
+        raise PayloadError(f"field '{field}' is longer than {MAX_FIELD} characters")
+    # A message keeps its text as sent (it is escaped where it is shown); a one-line field
+    # loses control characters, which have no business in a title, tag or key.
+    clean = multiline or value.isprintable()
+    text: str = (value if clean else _CONTROL.sub("", value)).strip()
+    if not text or (text[0] == "$" and text[1:].replace("_", "").isalnum()):
+        return None  # Datadog leaves a variable that does not apply as its literal name
+    return text
+
+
+def _coerce(value: Any, field: str) -> str:
+    """Datadog sends numbers as strings, but a hand-made template may not."""
     if isinstance(value, bool):
         raise PayloadError(f"field '{field}' must be a string, got a boolean")
     if isinstance(value, int):
-        value = str(value)
-    elif isinstance(value, float):
-        value = str(int(value)) if value.is_integer() else str(value)
-    if not isinstance(value, str):
-        raise PayloadError(f"field '{field}' must be a string, got {type(value).__name__}")
-    if len(value) > MAX_FIELD:
-        raise PayloadError(f"field '{field}' is longer than {MAX_FIELD} characters")
-    text: str = _CONTROL.sub("", value).strip()
-    if not text or (text.startswith("$") and text[1:].replace("_", "").isalnum()):
-        return None  # Datadog leaves a variable that does not apply as its literal name
-    return text
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else str(value)
+    if isinstance(value, str):
+        return value
+    raise PayloadError(f"field '{field}' must be a string, got {type(value).__name__}")
 
 
 def _from_fields(f: _Fields, template: str, received_at: datetime) -> Alert:
@@ -103,7 +113,7 @@ def _from_fields(f: _Fields, template: str, received_at: datetime) -> Alert:
     scope = _scope(f.alert_str("scope"), prefixes)
     tags = _tags(f.top.get("tags"))
     monitor_id = f.alert_str("id")
-    message = f.top_str("event_msg", "body", "text_only_msg")
+    message = f.top_str("event_msg", "body", "text_only_msg", multiline=True)
     if template == "default":
         notes.append(
             "minimal payload (Datadog's default template): no monitor id, priority, tags or "

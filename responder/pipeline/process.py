@@ -29,7 +29,7 @@ from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
 from responder.store import audit
 from responder.store.audit import AuditRecord
-from responder.store.db import classify
+from responder.store.db import classify, transaction
 from responder.store.tables import ActionRun, AlertEvent, Incident
 
 log = structlog.get_logger(__name__)
@@ -132,7 +132,7 @@ class EventProcessor:
         return BatchResult(processed, failed, planned)
 
     def _process(self, limit: int) -> BatchResult:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             if not _elected(conn):
                 return BatchResult(0, 0, 0)
             rows = conn.execute(
@@ -345,7 +345,7 @@ class EventProcessor:
 
     def _set_aside(self, exc: Exception) -> None:
         """The oldest waiting event breaks even a batch of one: count the attempt, audited."""
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             row = conn.execute(
                 sa.select(_EVENTS.c.id, _EVENTS.c.attempts)
                 .where(_EVENTS.c.state == EventState.RECEIVED.value)

@@ -8,16 +8,37 @@ from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from responder.web.api import HistoryApi
 from responder.web.health import MetricsEndpoint, Readiness, healthz
 from responder.web.webhook import DatadogWebhook, WebhookConfig
 
+WEBHOOK_PATH = "/webhooks/datadog"
+
 if TYPE_CHECKING:
     from responder.main import Service
 
 
-def create_app(service: Service) -> Starlette:
+class _Entry:
+    """Sends webhook deliveries straight to their handler, everything else to Starlette.
+
+    The webhook is the hot path under an alert storm; the framework's middleware and router
+    cost more per request than the handler's own work. The handler catches its own errors.
+    """
+
+    def __init__(self, webhook: DatadogWebhook, app: Starlette) -> None:
+        self._webhook = webhook
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH and scope["method"] == "POST":
+            await self._webhook(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(service: Service) -> ASGIApp:
     settings = service.settings
     webhook = DatadogWebhook(
         WebhookConfig(tuple(settings.webhook_tokens), service.insecure, settings.max_body_bytes),
@@ -36,7 +57,7 @@ def create_app(service: Service) -> Starlette:
             service.stop()
 
     routes = [
-        Route("/webhooks/datadog", webhook.handle, methods=["POST"]),
+        Route(WEBHOOK_PATH, webhook, methods=["POST"]),
         Route("/api/incidents", api.guard(api.incidents), methods=["GET"]),
         Route("/api/incidents/{incident_id}", api.guard(api.incident), methods=["GET"]),
         Route("/api/audit", api.guard(api.audit), methods=["GET"]),
@@ -45,4 +66,4 @@ def create_app(service: Service) -> Starlette:
         Route("/readyz", Readiness(service.engine).handle, methods=["GET"]),
         Route("/metrics", MetricsEndpoint(service.metrics).handle, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return _Entry(webhook, Starlette(routes=routes, lifespan=lifespan))
