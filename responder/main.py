@@ -109,10 +109,7 @@ def build_service(
     """Wire a service; raises PlaybookError for bad playbooks, before anything starts."""
     registry = build_registry(settings)
     playbooks = load_playbooks(settings.playbooks, registry.params_models())
-    # The intake's commit is the promise made to Datadog: it alone pays for an fsync each
-    # time (shared by a group of requests). Everything else is redone if a power cut loses it.
-    engine = create_engine(settings.database_url, fsync=False)
-    intake_engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url)
     redactor = build_redactor(settings)
     metrics = Metrics()
     worker = (
@@ -121,7 +118,7 @@ def build_service(
         else None
     )
     writer = IntakeWriter(
-        intake_engine,
+        engine,
         on_stored=worker.wake if worker is not None else (lambda count: None),
         on_batch=metrics.intake_batch.observe,
     )

@@ -9,6 +9,7 @@ event at a time, so that only the culprit is set aside.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,7 @@ from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
 from responder.store import audit
 from responder.store.audit import AuditRecord
-from responder.store.db import classify, transaction
+from responder.store.db import classify, reader, transaction, urgent_waiting
 from responder.store.tables import ActionRun, AlertEvent, Incident
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,9 @@ _INSERT_INCIDENT = sa.insert(_INCIDENTS).returning(_INCIDENTS.c.id)
 _INSERT_RUNS = sa.insert(_RUNS).returning(_RUNS.c.id, sort_by_parameter_order=True)
 _SEQUENCER_LOCK = 0x7265737053455131  # arbitrary, fixed: "respSEQ1"
 MAX_EVENT_ATTEMPTS = 5
+# How long a write transaction may go on once the intake waits for the lock: long enough
+# to amortise a commit over several events, short next to the ack's latency budget.
+_HOLD_SECONDS = 0.002
 # Pipeline-owned incident columns; `refs` belongs to the runner and is never written here.
 _INCIDENT_COLUMNS = (
     "status",
@@ -58,6 +62,9 @@ class BatchResult:
     processed: int
     failed: int
     runs_planned: int
+
+
+_Parsed = tuple[Any, Alert | Exception]  # an event row and its alert, or why it has none
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,10 @@ class _Batch:
     dirty: set[int] = field(default_factory=set)  # incidents to write back
     planned: int = 0
     failed: int = 0
+
+    def flushed(self) -> None:
+        """Forget what the last transaction wrote; keep what later events must know."""
+        self.records, self.events, self.dirty = [], [], set()
 
 
 class EventProcessor:
@@ -132,45 +143,82 @@ class EventProcessor:
         return BatchResult(processed, failed, planned)
 
     def _process(self, limit: int) -> BatchResult:
+        if self._engine.dialect.name == "sqlite":
+            return self._process_sqlite(limit)
         with transaction(self._engine) as conn:
             if not _elected(conn):
                 return BatchResult(0, 0, 0)
-            rows = conn.execute(
-                sa.select(
-                    _EVENTS.c.id,
-                    _EVENTS.c.payload,
-                    _EVENTS.c.received_at,
-                    _EVENTS.c.deliveries,
-                    _EVENTS.c.attempts,
-                )
-                .where(_EVENTS.c.state == EventState.RECEIVED.value)
-                .order_by(_EVENTS.c.id)
-                .limit(limit)
-            ).all()
-            if not rows:
-                return BatchResult(0, 0, 0)
-            parsed: list[tuple[Any, Alert | Exception]] = []
-            for row in rows:
-                try:
-                    parsed.append((row, normalise(orjson.loads(row.payload), row.received_at)))
-                except Exception as exc:  # stored by an older version, or edited by hand
-                    parsed.append((row, exc))
-            batch = self._start(conn, [a for _, a in parsed if isinstance(a, Alert)])
-            playbooks = self._playbooks()
-            for row, alert in parsed:
-                if isinstance(alert, Exception):
-                    self._failed(batch, row, alert)
-                    continue
-                try:
-                    step = self._decide(batch, row, alert, playbooks)
-                except Exception as exc:  # nothing written yet for this event
-                    self._failed(batch, row, exc)
-                    continue
-                # A failure from here on aborts the batch, which is then retried one event
-                # at a time (see process_batch): no half-written event can survive.
-                self._apply(conn, batch, row, alert, step)
+            parsed, batch = self._read(conn, limit)
+            handled = self._handle(conn, batch, parsed, yield_early=False)
             self._write(conn, batch)
-        return BatchResult(len(rows) - batch.failed, batch.failed, batch.planned)
+        return BatchResult(handled - batch.failed, batch.failed, batch.planned)
+
+    def _process_sqlite(self, limit: int) -> BatchResult:
+        """Read and parse without the write lock, then write in short transactions.
+
+        SQLite has one writer at a time and this thread is the only sequencer, so what it
+        read stays true while it writes (the runner changes only run states and `refs`,
+        which the writes here are guarded against). Each write transaction ends as soon as
+        the intake waits for the lock, so an acknowledgement never queues behind a batch.
+        """
+        with reader(self._engine).connect() as conn:
+            parsed, batch = self._read(conn, limit)
+        handled = 0
+        while handled < len(parsed):
+            with transaction(self._engine) as conn:
+                handled += self._handle(conn, batch, parsed[handled:], yield_early=True)
+                self._write(conn, batch)
+            batch.flushed()
+        return BatchResult(handled - batch.failed, batch.failed, batch.planned)
+
+    def _read(self, conn: sa.Connection, limit: int) -> tuple[list[_Parsed], _Batch]:
+        rows = conn.execute(
+            sa.select(
+                _EVENTS.c.id,
+                _EVENTS.c.payload,
+                _EVENTS.c.received_at,
+                _EVENTS.c.deliveries,
+                _EVENTS.c.attempts,
+            )
+            .where(_EVENTS.c.state == EventState.RECEIVED.value)
+            .order_by(_EVENTS.c.id)
+            .limit(limit)
+        ).all()
+        parsed: list[_Parsed] = []
+        for row in rows:
+            try:
+                parsed.append((row, normalise(orjson.loads(row.payload), row.received_at)))
+            except Exception as exc:  # stored by an older version, or edited by hand
+                parsed.append((row, exc))
+        return parsed, self._start(conn, [a for _, a in parsed if isinstance(a, Alert)])
+
+    def _handle(
+        self, conn: sa.Connection, batch: _Batch, parsed: list[_Parsed], *, yield_early: bool
+    ) -> int:
+        """Take events through the stages in order; returns how many were handled."""
+        playbooks = self._playbooks()
+        handled = 0
+        started = time.monotonic()
+        for row, alert in parsed:
+            if (
+                yield_early
+                and time.monotonic() - started > _HOLD_SECONDS
+                and urgent_waiting(self._engine)
+            ):
+                break  # commit what is done: an acknowledgement is waiting for the lock
+            handled += 1
+            if isinstance(alert, Exception):
+                self._failed(batch, row, alert)
+                continue
+            try:
+                step = self._decide(batch, row, alert, playbooks)
+            except Exception as exc:  # nothing written yet for this event
+                self._failed(batch, row, exc)
+                continue
+            # A failure from here on aborts the transaction, and the batch is retried one
+            # event at a time (see process_batch): no half-written event can survive.
+            self._apply(conn, batch, row, alert, step)
+        return handled
 
     def _start(self, conn: sa.Connection, alerts: list[Alert]) -> _Batch:
         cache = IncidentCache()

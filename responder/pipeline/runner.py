@@ -39,13 +39,15 @@ from responder.pipeline.backoff import retry_delay
 from responder.redact import Redactor
 from responder.store import audit
 from responder.store.audit import AuditRecord
-from responder.store.db import transaction
+from responder.store.db import transaction, urgent_waiting
 from responder.store.tables import ActionRun, AlertEvent, Incident
 
 log = structlog.get_logger(__name__)
 _RUNS = ActionRun.__table__  # type: ignore[attr-defined]
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 _EVENTS = AlertEvent.__table__  # type: ignore[attr-defined]
+# How long a claim may go on preparing runs once the intake waits for the write lock.
+_HOLD_SECONDS = 0.002
 _FINISH = (
     sa.update(_RUNS)
     .where(
@@ -153,6 +155,7 @@ class ActionRunner:
                 audit.append(conn, records, self._redactor)
                 return Claim([], 0)
             jobs, settled = self._prepare(conn, ids, now)
+            ids = [job.run["id"] for job in jobs] + [run["id"] for run, _ in settled]
             conn.execute(
                 sa.update(_RUNS)
                 .where(_RUNS.c.id.in_(ids))
@@ -219,7 +222,10 @@ class ActionRunner:
         alerts: dict[int, dict[str, Any]] = {}
         jobs: list[Job] = []
         settled: list[tuple[dict[str, Any], Outcome]] = []
+        started = time.monotonic()
         for run in sorted(runs, key=lambda r: r["id"]):
+            if time.monotonic() - started > _HOLD_SECONDS and urgent_waiting(self._engine):
+                break  # the rest stay pending for the next claim: the intake goes first
             run["attempts"] += 1
             incident = incidents[run["incident_id"]]
             event = events[run["event_id"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -33,17 +34,36 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or is locked right now; the work should be retried."""
 
 
-def create_engine(url: str, *, fsync: bool = True) -> sa.Engine:
-    """Build the engine for `url`, tuned for durability (SQLite) or a shared server (PostgreSQL).
+def create_engine(url: str) -> sa.Engine:
+    """Build the engine for `url`: embedded SQLite (WAL) or a shared PostgreSQL server.
 
-    `fsync=False` (SQLite only) keeps commits atomic and safe from a crashed process but lets
-    a power cut undo the newest ones; it is for work that is redone when lost (the pipeline
-    and the runner), never for the intake, whose commit is the promise made to Datadog.
+    SQLite commits here are atomic and survive a crashed process, but are not yet on disk:
+    whoever promises durability (the intake, before its 202) calls `make_durable` after
+    committing. The fsync then happens outside the write lock, so other writers carry on
+    while the disk works, and one fsync covers every commit before it.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, fsync)
+        return _sqlite_engine(url)
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def make_durable(engine: sa.Engine) -> None:
+    """Put every commit made so far on disk (PostgreSQL: already done by its commit)."""
+    if engine.dialect.name != "sqlite":
+        return
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        fd = os.open(f"{database}-wal", os.O_RDONLY)
+    except FileNotFoundError:
+        # No WAL file: a checkpoint moved every frame into the database file and synced it.
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -61,6 +81,16 @@ def transaction(engine: sa.Engine, *, urgent: bool = False) -> Iterator[sa.Conne
         return
     with lock.hold(urgent=urgent), engine.begin() as conn:
         yield conn
+
+
+def urgent_waiting(engine: sa.Engine) -> bool:
+    """True while an urgent writer (the intake) waits for this process's SQLite write lock.
+
+    Long writers check it between units of work and commit early, so that an alert's
+    acknowledgement never waits behind a batch of bookkeeping.
+    """
+    lock = _WRITE_LOCKS.get(str(engine.url))
+    return lock is not None and lock.urgent_waiting
 
 
 def reader(engine: sa.Engine) -> sa.Engine:
@@ -105,6 +135,10 @@ class WriteLock:
         self._held = False
         self._urgent_waiting = 0
 
+    @property
+    def urgent_waiting(self) -> bool:
+        return self._urgent_waiting > 0  # a racy read is fine: it is only a hint to hurry
+
     @contextmanager
     def hold(self, *, urgent: bool) -> Iterator[None]:
         with self._cond:
@@ -136,7 +170,7 @@ def _register_lock(engine: sa.Engine) -> None:
         _WRITE_LOCKS.setdefault(str(engine.url), WriteLock())
 
 
-def _sqlite_engine(url: str, fsync: bool) -> sa.Engine:
+def _sqlite_engine(url: str) -> sa.Engine:
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         folder = Path(database).parent
@@ -144,24 +178,22 @@ def _sqlite_engine(url: str, fsync: bool) -> sa.Engine:
             # sqlite3 would only say "unable to open database file".
             raise FileNotFoundError(f"folder for the SQLite database does not exist: {folder}")
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-    event.listen(engine, "connect", lambda conn, record: _sqlite_on_connect(conn, record, fsync))
+    event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     _register_lock(engine)
     return engine
 
 
-def _sqlite_on_connect(
-    dbapi_connection: Any, _record: ConnectionPoolEntry, fsync: bool = True
-) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # Take transaction control away from sqlite3 (the documented SQLAlchemy recipe) so that
     # _sqlite_on_begin decides how every transaction starts.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL also syncs the WAL on every commit: an acknowledged alert survives a power cut.
-        # The setting is per connection, and a FULL commit syncs every frame before it too.
-        cursor.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        # NORMAL: a commit reaches the WAL file but no fsync runs under the lock; the WAL is
+        # synced before each checkpoint, and `make_durable` syncs it before an ack.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:

@@ -2,7 +2,8 @@
 
 One commit per request tops out near a thousand a second; an fsync shared by every request
 that arrived meanwhile keeps the ack durable at several thousand. A single writer thread owns
-the connection; requests wait on a future that resolves only after their row is committed.
+the connection; a request waits on a future that resolves only after its row is committed
+and on disk.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from responder.store.db import transaction
+from responder.store.db import make_durable, transaction
 from responder.store.tables import AlertEvent
 
 _EVENTS = AlertEvent.__table__  # type: ignore[attr-defined]
@@ -140,6 +141,7 @@ class IntakeWriter:
             inserted = {fp: event_id for event_id, fp in conn.exec_driver_sql(sql, tuple(values))}
             known = [fp for fp in {r["fingerprint"] for r in rows} if fp not in inserted]
             existing = _redeliveries(conn, known) if known else {}
+        make_durable(self._engine)  # on disk before anyone hears 202, outside the write lock
         results: list[Stored | BaseException] = []
         first_seen: set[str] = set()
         for row in rows:
