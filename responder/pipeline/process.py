@@ -2,14 +2,15 @@
 
 Events are processed in arrival order by one sequencer at a time (on PostgreSQL a
 transaction-level advisory lock elects it), so a recovery is never handled before the
-trigger it ends. A batch is one transaction of plain SQL (no outside call, no ORM). An event
-whose stages raise fails alone and visibly; a batch that breaks while writing is retried one
-event at a time, so that only the culprit is set aside.
+trigger it ends. A batch is computed first (parsing, matching, rendering, audit records,
+even the ids of new rows) and then written in one short transaction of bulk statements: on
+SQLite the computing happens before the write lock is taken, so the intake never waits for
+it. An event whose stages raise fails alone and visibly; a batch whose write breaks is
+retried one event at a time, so that only the culprit is set aside.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,8 +30,8 @@ from responder.playbooks.matcher import select as select_playbooks
 from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
 from responder.store import audit
-from responder.store.audit import AuditRecord
-from responder.store.db import classify, reader, transaction, urgent_waiting
+from responder.store.audit import AuditRecord, PreparedRecord
+from responder.store.db import classify, reader, transaction
 from responder.store.tables import ActionRun, AlertEvent, Incident
 
 log = structlog.get_logger(__name__)
@@ -38,13 +39,8 @@ log = structlog.get_logger(__name__)
 _EVENTS = AlertEvent.__table__  # type: ignore[attr-defined]
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 _RUNS = ActionRun.__table__  # type: ignore[attr-defined]
-_INSERT_INCIDENT = sa.insert(_INCIDENTS).returning(_INCIDENTS.c.id)
-_INSERT_RUNS = sa.insert(_RUNS).returning(_RUNS.c.id, sort_by_parameter_order=True)
 _SEQUENCER_LOCK = 0x7265737053455131  # arbitrary, fixed: "respSEQ1"
 MAX_EVENT_ATTEMPTS = 5
-# How long a write transaction may go on once the intake waits for the lock: long enough
-# to amortise a commit over several events, short next to the ack's latency budget.
-_HOLD_SECONDS = 0.002
 # Pipeline-owned incident columns; `refs` belongs to the runner and is never written here.
 _INCIDENT_COLUMNS = (
     "status",
@@ -55,6 +51,24 @@ _INCIDENT_COLUMNS = (
     "updated_at",
     "resolved_at",
 )
+_UPDATE_INCIDENT = (
+    sa.update(_INCIDENTS)
+    .where(_INCIDENTS.c.id == sa.bindparam("b_id"))
+    .values({c: sa.bindparam(c) for c in _INCIDENT_COLUMNS})
+)
+_UPDATE_EVENT = (
+    sa.update(_EVENTS)
+    .where(_EVENTS.c.id == sa.bindparam("b_id"))
+    .values(
+        state=sa.bindparam("state"),
+        incident_id=sa.bindparam("incident_id"),
+        outcome=sa.bindparam("outcome"),
+        processed_at=sa.bindparam("processed_at"),
+        attempts=sa.bindparam("attempts"),
+    )
+)
+
+_Parsed = tuple[Any, Alert | Exception]  # an event row and its alert, or why it has none
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,35 +78,68 @@ class BatchResult:
     runs_planned: int
 
 
-_Parsed = tuple[Any, Alert | Exception]  # an event row and its alert, or why it has none
+class _Ids:
+    """Hands out ids for new rows before they are written; only the sequencer inserts them.
 
+    SQLite continues after the largest id; PostgreSQL draws from the table's own sequence
+    in small blocks, so that ids stay unique whatever else inserts.
+    """
 
-@dataclass(frozen=True, slots=True)
-class _Decision:
-    incident: lifecycle.IncidentRow | None  # a new one has no "id" yet
-    change: lifecycle.Change | None
-    earlier: list[RunRow]
-    matched: list[Playbook]
-    fresh: list[Playbook]
-    ignored: str | None  # why the event changes nothing
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+        self._free: dict[str, list[int]] = {"incident": [], "action_run": []}
+        self._next: dict[str, int] = {}
+
+    def take(self, table: str) -> int:
+        if not self._postgres:
+            if table not in self._next:
+                top = self._conn.execute(sa.text(f"SELECT max(id) FROM {table}")).scalar()
+                self._next[table] = (top or 0) + 1
+            self._next[table] += 1
+            return self._next[table] - 1
+        free = self._free[table]
+        if not free:
+            free.extend(
+                self._conn.execute(
+                    sa.text(
+                        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
+                        "FROM generate_series(1, 32)"
+                    )
+                ).scalars()
+            )
+            free.reverse()
+        return free.pop()
 
 
 @dataclass(slots=True)
-class _Batch:
-    """What one transaction accumulates before writing it in bulk."""
+class _Work:
+    """One batch, computed and ready to write."""
 
     cache: IncidentCache
     earlier: dict[int, list[RunRow]]
+    ids: _Ids
     now: datetime
-    records: list[AuditRecord] = field(default_factory=list)
+    new_incidents: set[int] = field(default_factory=set)
+    dirty: set[int] = field(default_factory=set)  # existing incidents to write back
+    runs: list[RunRow] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
-    dirty: set[int] = field(default_factory=set)  # incidents to write back
-    planned: int = 0
+    records: list[AuditRecord] = field(default_factory=list)
+    prepared: list[PreparedRecord] = field(default_factory=list)
     failed: int = 0
 
-    def flushed(self) -> None:
-        """Forget what the last transaction wrote; keep what later events must know."""
-        self.records, self.events, self.dirty = [], [], set()
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """What one event changes, computed before anything is written."""
+
+    incident: lifecycle.IncidentRow | None
+    new: bool
+    runs: list[RunRow]
+    cancelled: list[RunRow]
+    records: list[AuditRecord]
+    outcome: dict[str, Any]
 
 
 class EventProcessor:
@@ -103,7 +150,7 @@ class EventProcessor:
         playbooks: Callable[[], Sequence[Playbook]],
         redactor: Redactor,
         max_age: timedelta,
-        batch_size: int = 200,
+        batch_size: int = 100,
     ) -> None:
         self._engine = engine
         self._registry = registry
@@ -144,34 +191,25 @@ class EventProcessor:
 
     def _process(self, limit: int) -> BatchResult:
         if self._engine.dialect.name == "sqlite":
-            return self._process_sqlite(limit)
-        with transaction(self._engine) as conn:
-            if not _elected(conn):
+            # One sequencer per SQLite file (this thread), so what it reads stays true while
+            # it computes; only the short write below holds the write lock.
+            with reader(self._engine).connect() as conn:
+                work = self._compute(conn, limit)
+            if work is None:
                 return BatchResult(0, 0, 0)
-            parsed, batch = self._read(conn, limit)
-            handled = self._handle(conn, batch, parsed, yield_early=False)
-            self._write(conn, batch)
-        return BatchResult(handled - batch.failed, batch.failed, batch.planned)
-
-    def _process_sqlite(self, limit: int) -> BatchResult:
-        """Read and parse without the write lock, then write in short transactions.
-
-        SQLite has one writer at a time and this thread is the only sequencer, so what it
-        read stays true while it writes (the runner changes only run states and `refs`,
-        which the writes here are guarded against). Each write transaction ends as soon as
-        the intake waits for the lock, so an acknowledgement never queues behind a batch.
-        """
-        with reader(self._engine).connect() as conn:
-            parsed, batch = self._read(conn, limit)
-        handled = 0
-        while handled < len(parsed):
             with transaction(self._engine) as conn:
-                handled += self._handle(conn, batch, parsed[handled:], yield_early=True)
-                self._write(conn, batch)
-            batch.flushed()
-        return BatchResult(handled - batch.failed, batch.failed, batch.planned)
+                self._write(conn, work)
+        else:
+            with transaction(self._engine) as conn:
+                if not _elected(conn):
+                    return BatchResult(0, 0, 0)
+                work = self._compute(conn, limit)
+                if work is None:
+                    return BatchResult(0, 0, 0)
+                self._write(conn, work)
+        return BatchResult(len(work.events) - work.failed, work.failed, len(work.runs))
 
-    def _read(self, conn: sa.Connection, limit: int) -> tuple[list[_Parsed], _Batch]:
+    def _compute(self, conn: sa.Connection, limit: int) -> _Work | None:
         rows = conn.execute(
             sa.select(
                 _EVENTS.c.id,
@@ -184,43 +222,29 @@ class EventProcessor:
             .order_by(_EVENTS.c.id)
             .limit(limit)
         ).all()
+        if not rows:
+            return None
         parsed: list[_Parsed] = []
         for row in rows:
             try:
                 parsed.append((row, normalise(orjson.loads(row.payload), row.received_at)))
             except Exception as exc:  # stored by an older version, or edited by hand
                 parsed.append((row, exc))
-        return parsed, self._start(conn, [a for _, a in parsed if isinstance(a, Alert)])
-
-    def _handle(
-        self, conn: sa.Connection, batch: _Batch, parsed: list[_Parsed], *, yield_early: bool
-    ) -> int:
-        """Take events through the stages in order; returns how many were handled."""
+        work = self._start(conn, [a for _, a in parsed if isinstance(a, Alert)])
         playbooks = self._playbooks()
-        handled = 0
-        started = time.monotonic()
         for row, alert in parsed:
-            if (
-                yield_early
-                and time.monotonic() - started > _HOLD_SECONDS
-                and urgent_waiting(self._engine)
-            ):
-                break  # commit what is done: an acknowledgement is waiting for the lock
-            handled += 1
-            if isinstance(alert, Exception):
-                self._failed(batch, row, alert)
-                continue
             try:
-                step = self._decide(batch, row, alert, playbooks)
-            except Exception as exc:  # nothing written yet for this event
-                self._failed(batch, row, exc)
+                if isinstance(alert, Exception):
+                    raise alert
+                step = self._step(work, row, alert, playbooks)
+            except Exception as exc:  # nothing of this event was kept
+                self._failed(work, row, exc)
                 continue
-            # A failure from here on aborts the transaction, and the batch is retried one
-            # event at a time (see process_batch): no half-written event can survive.
-            self._apply(conn, batch, row, alert, step)
-        return handled
+            self._keep(work, row, step)
+        work.prepared = audit.prepare(work.records, self._redactor)
+        return work
 
-    def _start(self, conn: sa.Connection, alerts: list[Alert]) -> _Batch:
+    def _start(self, conn: sa.Connection, alerts: list[Alert]) -> _Work:
         cache = IncidentCache()
         cache.load(conn, alerts)
         ids = sorted({row["id"] for row in cache.by_key.values()})
@@ -233,163 +257,132 @@ class EventProcessor:
             )
             for run in conn.execute(query).mappings():
                 earlier[run["incident_id"]].append(dict(run))
-        return _Batch(cache, earlier, datetime.now(UTC))
+        return _Work(cache, earlier, _Ids(conn), datetime.now(UTC))
 
-    def _decide(
-        self, batch: _Batch, row: Any, alert: Alert, playbooks: Sequence[Playbook]
-    ) -> _Decision:
-        """The pure part of an event's stages: correlate, lifecycle, match."""
-        found = batch.cache.correlate(alert, row.id)
+    def _step(self, work: _Work, row: Any, alert: Alert, playbooks: Sequence[Playbook]) -> _Step:
+        """An event's stages, computed without writing anything."""
+        records = [_received_record(row, alert)]
+        found = work.cache.correlate(alert, row.id)
         if found.late or (found.incident is None and alert.transition.is_recovery):
             reason = (
                 "late delivery for a cycle that already recovered"
                 if found.late
                 else "recovery for an incident we never saw open"
             )
-            return _Decision(found.incident, None, [], [], [], reason)
+            incident_id = found.incident["id"] if found.incident else None
+            records.append(AuditRecord("event.ignored", {"reason": reason}, row.id, incident_id))
+            ignored: dict[str, Any] = {
+                "ignored": reason,
+                "playbooks": [],
+                "actions": [],
+                "incident_id": incident_id,
+            }
+            return _Step(None, False, [], [], records, ignored)
         if found.incident is None:
-            incident = lifecycle.open_incident(alert, found.key, found.group_key, batch.now)
+            incident = lifecycle.open_incident(alert, found.key, found.group_key, work.now)
+            incident["id"] = work.ids.take("incident")
             change = lifecycle.Change("incident.opened", None, incident["status"])
             earlier: list[RunRow] = []
         else:
-            incident, change = lifecycle.apply(found.incident, alert, batch.now)
-            earlier = batch.earlier.get(incident["id"], [])
-        matched = select_playbooks(playbooks, alert, lifecycle.context(incident))
+            incident, change = lifecycle.apply(found.incident, alert, work.now)
+            earlier = work.earlier.get(incident["id"], [])
+        records.append(_change_record(change, alert, row.id, incident))
+        incident_ctx = lifecycle.context(incident)
+        matched = select_playbooks(playbooks, alert, incident_ctx)
         already = {run["playbook"] for run in earlier}
         fresh = [p for p in matched if p.name not in already]
-        return _Decision(incident, change, earlier, matched, fresh, None)
-
-    def _apply(
-        self, conn: sa.Connection, batch: _Batch, row: Any, alert: Alert, step: _Decision
-    ) -> None:
-        """Write an event's outcome: the incident, its planned runs, its audit records."""
-        records = [_received_record(row, alert)]
-        incident = step.incident
-        if step.ignored is not None:
-            incident_id = incident["id"] if incident else None
-            records.append(
-                AuditRecord("event.ignored", {"reason": step.ignored}, row.id, incident_id)
-            )
-            ignored = {"ignored": step.ignored, "playbooks": [], "actions": []}
-            self._done(batch, row, incident_id, ignored, records)
-            return
-        assert incident is not None and step.change is not None
-        if "id" not in incident:
-            incident["id"] = conn.execute(_INSERT_INCIDENT, incident).scalar_one()
-        records.append(_change_record(step.change, alert, row.id, incident))
         result = plan(
             self._registry,
-            PlanInput(
-                row.id, alert, incident["id"], step.fresh, step.earlier, batch.now, self._max_age
-            ),
-            {"alert": alert.as_context(), "incident": lifecycle.context(incident)},
+            PlanInput(row.id, alert, incident["id"], fresh, earlier, work.now, self._max_age),
+            {"alert": alert.as_context(), "incident": incident_ctx},
         )
-        if result.runs:
-            ids = conn.execute(_INSERT_RUNS, result.runs).scalars()
-            for run, run_id in zip(result.runs, ids, strict=True):
-                run["id"] = run_id
-        if result.cancelled:
-            conn.execute(
-                sa.update(_RUNS)
-                .where(
-                    _RUNS.c.id.in_([run["id"] for run in result.cancelled]),
-                    _RUNS.c.state == RunState.PENDING.value,
-                )
-                .values(
-                    state=RunState.CANCELLED.value,
-                    finished_at=batch.now,
-                    last_error="cancelled: the incident recovered before this delayed step ran",
-                )
-            )
-            for run in result.cancelled:
-                run["state"] = RunState.CANCELLED.value
-        records.append(_matched_record(row.id, incident["id"], step.matched, step.fresh))
+        for run in result.runs:
+            run["id"] = work.ids.take("action_run")
+        records.append(_matched_record(row.id, incident["id"], matched, fresh))
         records.extend(_run_records(result.runs, "run.planned"))
         records.extend(_run_records(result.cancelled, "run.cancelled"))
         outcome: dict[str, Any] = {
-            "playbooks": [p.name for p in step.matched],
+            "playbooks": [p.name for p in matched],
             "actions": [
                 {"id": r["id"], "action": r["action"], "state": r["state"]} for r in result.runs
             ],
         }
         if result.render_errors:
             outcome["errors"] = result.render_errors
-        runs = batch.earlier.setdefault(incident["id"], step.earlier)
-        runs.extend(r for r in result.runs if r["parent_id"] is None)
-        batch.cache.remember(incident)
-        batch.dirty.add(incident["id"])
-        batch.planned += len(result.runs)
-        self._done(batch, row, incident["id"], outcome, records)
+        return _Step(
+            incident, found.incident is None, result.runs, result.cancelled, records, outcome
+        )
 
-    def _done(
-        self,
-        batch: _Batch,
-        row: Any,
-        incident_id: int | None,
-        outcome: dict[str, Any],
-        records: list[AuditRecord],
-    ) -> None:
-        batch.records.extend(records)
-        batch.events.append(
+    def _keep(self, work: _Work, row: Any, step: _Step) -> None:
+        """Fold a computed event into the batch, where later events of it can see it."""
+        incident = step.incident
+        if incident is not None:
+            (work.new_incidents if step.new else work.dirty).add(incident["id"])
+            work.cache.remember(incident)
+            runs = work.earlier.setdefault(incident["id"], [])
+            runs.extend(r for r in step.runs if r["parent_id"] is None)
+        for run in step.cancelled:
+            run["state"] = RunState.CANCELLED.value
+            work.cancelled.append(run["id"])
+        work.runs.extend(step.runs)
+        work.records.extend(step.records)
+        work.events.append(
             {
                 "b_id": row.id,
                 "state": EventState.PROCESSED.value,
-                "incident_id": incident_id,
-                "outcome": outcome,
-                "processed_at": batch.now,
+                "incident_id": incident["id"] if incident else step.outcome.get("incident_id"),
+                "outcome": step.outcome,
+                "processed_at": work.now,
                 "attempts": row.attempts + 1,
             }
         )
 
-    def _failed(self, batch: _Batch, row: Any, exc: Exception) -> None:
+    def _failed(self, work: _Work, row: Any, exc: Exception) -> None:
         attempts = row.attempts + 1
         message = self._redactor.redact_text(f"{type(exc).__name__}: {exc}")[:2000]
         log.error("event.failed", event_id=row.id, attempt=attempts, error=message)
         final = attempts >= MAX_EVENT_ATTEMPTS
-        batch.failed += 1
-        batch.records.append(
+        work.failed += 1
+        work.records.append(
             AuditRecord(
                 "event.failed", {"error": message, "attempt": attempts, "final": final}, row.id
             )
         )
-        batch.events.append(
+        work.events.append(
             {
                 "b_id": row.id,
                 "state": EventState.FAILED.value if final else EventState.RECEIVED.value,
                 "incident_id": None,
                 "outcome": {"error": message, "attempts": attempts},
-                "processed_at": batch.now if final else None,
+                "processed_at": work.now if final else None,
                 "attempts": attempts,
             }
         )
 
-    def _write(self, conn: sa.Connection, batch: _Batch) -> None:
-        if batch.events:
-            conn.execute(
-                sa.update(_EVENTS)
-                .where(_EVENTS.c.id == sa.bindparam("b_id"))
-                .values(
-                    state=sa.bindparam("state"),
-                    incident_id=sa.bindparam("incident_id"),
-                    outcome=sa.bindparam("outcome"),
-                    processed_at=sa.bindparam("processed_at"),
-                    attempts=sa.bindparam("attempts"),
-                ),
-                batch.events,
-            )
-        incidents = [
-            {"b_id": row["id"], **{c: row[c] for c in _INCIDENT_COLUMNS}}
-            for row in batch.cache.by_key.values()
-            if row["id"] in batch.dirty
+    def _write(self, conn: sa.Connection, work: _Work) -> None:
+        """The whole batch in a handful of bulk statements."""
+        rows = {row["id"]: row for row in work.cache.by_key.values()}
+        if work.new_incidents:
+            conn.execute(sa.insert(_INCIDENTS), [rows[i] for i in sorted(work.new_incidents)])
+        dirty = [
+            {"b_id": i, **{c: rows[i][c] for c in _INCIDENT_COLUMNS}} for i in sorted(work.dirty)
         ]
-        if incidents:
+        if dirty:
+            conn.execute(_UPDATE_INCIDENT, dirty)
+        if work.runs:
+            conn.execute(sa.insert(_RUNS), work.runs)
+        if work.cancelled:
             conn.execute(
-                sa.update(_INCIDENTS)
-                .where(_INCIDENTS.c.id == sa.bindparam("b_id"))
-                .values({c: sa.bindparam(c) for c in _INCIDENT_COLUMNS}),
-                incidents,
+                sa.update(_RUNS)
+                .where(_RUNS.c.id.in_(work.cancelled), _RUNS.c.state == RunState.PENDING.value)
+                .values(
+                    state=RunState.CANCELLED.value,
+                    finished_at=work.now,
+                    last_error="cancelled: the incident recovered before this delayed step ran",
+                )
             )
-        audit.append(conn, batch.records, self._redactor)
+        conn.execute(_UPDATE_EVENT, work.events)
+        audit.append_prepared(conn, work.prepared)
 
     def _set_aside(self, exc: Exception) -> None:
         """The oldest waiting event breaks even a batch of one: count the attempt, audited."""
@@ -402,14 +395,10 @@ class EventProcessor:
             ).first()
             if row is None:
                 return
-            batch = _Batch(IncidentCache(), {}, datetime.now(UTC))
-            self._failed(batch, row, exc)
-            conn.execute(
-                sa.update(_EVENTS)
-                .where(_EVENTS.c.id == row.id)
-                .values({k: v for k, v in batch.events[0].items() if k != "b_id"})
-            )
-            audit.append(conn, batch.records, self._redactor)
+            work = _Work(IncidentCache(), {}, _Ids(conn), datetime.now(UTC))
+            self._failed(work, row, exc)
+            conn.execute(_UPDATE_EVENT, work.events)
+            audit.append(conn, work.records, self._redactor)
 
 
 def _elected(conn: sa.Connection) -> bool:

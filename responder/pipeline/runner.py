@@ -38,16 +38,14 @@ from responder.metrics import Metrics
 from responder.pipeline.backoff import retry_delay
 from responder.redact import Redactor
 from responder.store import audit
-from responder.store.audit import AuditRecord
-from responder.store.db import transaction, urgent_waiting
+from responder.store.audit import AuditRecord, PreparedRecord
+from responder.store.db import reader, transaction
 from responder.store.tables import ActionRun, AlertEvent, Incident
 
 log = structlog.get_logger(__name__)
 _RUNS = ActionRun.__table__  # type: ignore[attr-defined]
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 _EVENTS = AlertEvent.__table__  # type: ignore[attr-defined]
-# How long a claim may go on preparing runs once the intake waits for the write lock.
-_HOLD_SECONDS = 0.002
 _FINISH = (
     sa.update(_RUNS)
     .where(
@@ -87,6 +85,13 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class _Prepared:
+    jobs: list[Job]
+    settled: list[tuple[dict[str, Any], Outcome]]
+    records: list[PreparedRecord]  # the attempts' audit records, made before any lock
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     jobs: list[Job]  # leased, to be called
     settled: int  # claimed and finished at once (no credentials, expired, condition false)
@@ -107,7 +112,7 @@ class ActionRunner:
         self._redactor = redactor
         self._metrics = metrics
         self._threads = threads
-        self._lease = lease
+        self._lease_for = lease
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="action")
         # Calls in flight, queued ones included: a few per thread keeps claims batched while
@@ -146,33 +151,28 @@ class ActionRunner:
         return progress
 
     def claim(self, limit: int) -> Claim:
-        """Lease up to `limit` due runs; audit their attempts; settle those needing no call."""
+        """Lease up to `limit` due runs; audit their attempts; settle those needing no call.
+
+        On SQLite the runs are read and prepared before the write lock is taken (this
+        process is the file's only runner); on PostgreSQL they are locked while prepared,
+        with SKIP LOCKED so that several workers share them.
+        """
         now = datetime.now(UTC)
+        if self._engine.dialect.name == "sqlite":
+            with reader(self._engine).connect() as conn:
+                expired = conn.execute(_expired(now)).first() is not None
+            if expired:
+                with transaction(self._engine) as conn:
+                    audit.append(conn, self._expire_leases(conn, now), self._redactor)
+            with reader(self._engine).connect() as conn:
+                ids = list(conn.execute(_due_query(conn, now, limit)).scalars())
+                prepared = self._prepare(conn, ids, now)
+            with transaction(self._engine) as conn:
+                return self._lease(conn, prepared, now)
         with transaction(self._engine) as conn:
-            records = self._expire_leases(conn, now)
+            audit.append(conn, self._expire_leases(conn, now), self._redactor)
             ids = list(conn.execute(_due_query(conn, now, limit)).scalars())
-            if not ids:
-                audit.append(conn, records, self._redactor)
-                return Claim([], 0)
-            jobs, settled = self._prepare(conn, ids, now)
-            ids = [job.run["id"] for job in jobs] + [run["id"] for run, _ in settled]
-            conn.execute(
-                sa.update(_RUNS)
-                .where(_RUNS.c.id.in_(ids))
-                .values(
-                    state=RunState.RUNNING.value,
-                    lease_until=now + self._lease,
-                    lease_owner=self._owner,
-                    attempts=_RUNS.c.attempts + 1,
-                )
-            )
-            for job in jobs:
-                records.append(self._attempt_record(job))
-            self._write_outcomes(conn, settled, records)
-            audit.append(conn, records, self._redactor)
-        for run, outcome in settled:
-            self._count(run, outcome)
-        return Claim(jobs, len(settled))
+            return self._lease(conn, self._prepare(conn, ids, now), now)
 
     def record(self) -> int:
         """Write every outcome that finished calls left behind, in one transaction."""
@@ -184,13 +184,42 @@ class ActionRunner:
                 break
         if not finished:
             return 0
-        records: list[AuditRecord] = []
+        rows, refs, records = self._outcome_rows(finished)
+        prepared = audit.prepare(records, self._redactor)
         with transaction(self._engine) as conn:
-            self._write_outcomes(conn, finished, records)
-            audit.append(conn, records, self._redactor)
+            _write_outcomes(conn, rows, refs)
+            audit.append_prepared(conn, prepared)
         for run, outcome in finished:
             self._count(run, outcome)
         return len(finished)
+
+    def _lease(self, conn: sa.Connection, prepared: _Prepared, now: datetime) -> Claim:
+        """Mark the prepared runs running (those still pending) and record what is known."""
+        ids = [job.run["id"] for job in prepared.jobs] + [r["id"] for r, _ in prepared.settled]
+        leased: set[int] = set()
+        if ids:
+            leased = set(
+                conn.execute(
+                    sa.update(_RUNS)
+                    .where(_RUNS.c.id.in_(ids), _RUNS.c.state == RunState.PENDING.value)
+                    .values(
+                        state=RunState.RUNNING.value,
+                        lease_until=now + self._lease_for,
+                        lease_owner=self._owner,
+                        attempts=_RUNS.c.attempts + 1,
+                    )
+                    .returning(_RUNS.c.id)
+                ).scalars()
+            )
+        jobs = [job for job in prepared.jobs if job.run["id"] in leased]
+        settled = [(run, out) for run, out in prepared.settled if run["id"] in leased]
+        rows, refs, outcome_records = self._outcome_rows(settled)
+        _write_outcomes(conn, rows, refs)
+        audit.append_prepared(conn, [r for r in prepared.records if r.run_id in leased])
+        audit.append(conn, outcome_records, self._redactor)
+        for run, outcome in settled:
+            self._count(run, outcome)
+        return Claim(jobs, len(settled))
 
     def _expire_leases(self, conn: sa.Connection, now: datetime) -> list[AuditRecord]:
         expired = conn.execute(
@@ -210,9 +239,10 @@ class ActionRunner:
             for run_id, incident_id, event_id, attempts in expired
         ]
 
-    def _prepare(
-        self, conn: sa.Connection, ids: list[int], now: datetime
-    ) -> tuple[list[Job], list[tuple[dict[str, Any], Outcome]]]:
+    def _prepare(self, conn: sa.Connection, ids: list[int], now: datetime) -> _Prepared:
+        """Contexts for the runs, outcomes for those needing no call, attempt records."""
+        if not ids:
+            return _Prepared([], [], [])
         runs = [
             dict(r) for r in conn.execute(sa.select(_RUNS).where(_RUNS.c.id.in_(ids))).mappings()
         ]
@@ -222,10 +252,7 @@ class ActionRunner:
         alerts: dict[int, dict[str, Any]] = {}
         jobs: list[Job] = []
         settled: list[tuple[dict[str, Any], Outcome]] = []
-        started = time.monotonic()
         for run in sorted(runs, key=lambda r: r["id"]):
-            if time.monotonic() - started > _HOLD_SECONDS and urgent_waiting(self._engine):
-                break  # the rest stay pending for the next claim: the intake goes first
             run["attempts"] += 1
             incident = incidents[run["incident_id"]]
             event = events[run["event_id"]]
@@ -241,7 +268,8 @@ class ActionRunner:
                 settled.append((run, early))
             else:
                 jobs.append(Job(run, ctx))
-        return jobs, settled
+        records = audit.prepare([self._attempt_record(job) for job in jobs], self._redactor)
+        return _Prepared(jobs, settled, records)
 
     def _attempt_record(self, job: Job) -> AuditRecord:
         run = job.run
@@ -283,30 +311,26 @@ class ActionRunner:
         response["retry_in_seconds"] = int(delay * 1000) / 1000
         return Outcome(RunState.PENDING, response, error, not_before=when, kind="run.retry")
 
-    def _write_outcomes(
-        self,
-        conn: sa.Connection,
-        finished: list[tuple[dict[str, Any], Outcome]],
-        records: list[AuditRecord],
-    ) -> None:
-        if not finished:
-            return
+    def _outcome_rows(
+        self, finished: list[tuple[dict[str, Any], Outcome]]
+    ) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]], list[AuditRecord]]:
+        """Row updates, incident references and audit records for finished runs."""
         now = datetime.now(UTC)
-        rows = [
-            {
-                "b_id": run["id"],
-                "b_owner": self._owner,
-                "state": outcome.state.value,
-                "result": outcome.result,
-                "last_error": outcome.error,
-                "not_before": outcome.not_before or run["not_before"],
-                "finished_at": now if outcome.state.is_final else None,
-            }
-            for run, outcome in finished
-        ]
-        conn.execute(_FINISH, rows)
+        rows: list[dict[str, Any]] = []
         refs: dict[int, dict[str, Any]] = {}
+        records: list[AuditRecord] = []
         for run, outcome in finished:
+            rows.append(
+                {
+                    "b_id": run["id"],
+                    "b_owner": self._owner,
+                    "state": outcome.state.value,
+                    "result": outcome.result,
+                    "last_error": outcome.error,
+                    "not_before": outcome.not_before or run["not_before"],
+                    "finished_at": now if outcome.state.is_final else None,
+                }
+            )
             if outcome.refs:
                 refs.setdefault(run["incident_id"], {}).update(outcome.refs)
             data: dict[str, Any] = {"action": run["action"], "attempt": run["attempts"]}
@@ -314,8 +338,7 @@ class ActionRunner:
             records.append(
                 AuditRecord(outcome.kind, data, run["event_id"], run["incident_id"], run["id"])
             )
-        for incident_id, new_refs in sorted(refs.items()):
-            _merge_refs(conn, incident_id, new_refs)
+        return rows, refs, records
 
     def _count(self, run: dict[str, Any], outcome: Outcome) -> None:
         if outcome.state.is_final:
@@ -331,6 +354,11 @@ class ActionRunner:
             attempt=run["attempts"],
             error=outcome.error,
         )
+
+
+def _expired(now: datetime) -> sa.Select[int]:
+    running = _RUNS.c.state == RunState.RUNNING.value
+    return sa.select(_RUNS.c.id).where(running, _RUNS.c.lease_until < now).limit(1)
 
 
 def _due_query(conn: sa.Connection, now: datetime, limit: int) -> sa.Select[int]:
@@ -419,6 +447,15 @@ def _context(
         uncertain=run["uncertain"],
         parent=(parent["result"] or {}) if parent is not None else None,
     )
+
+
+def _write_outcomes(
+    conn: sa.Connection, rows: list[dict[str, Any]], refs: dict[int, dict[str, Any]]
+) -> None:
+    if rows:
+        conn.execute(_FINISH, rows)
+    for incident_id, new_refs in sorted(refs.items()):
+        _merge_refs(conn, incident_id, new_refs)
 
 
 def _merge_refs(conn: sa.Connection, incident_id: int, refs: dict[str, Any]) -> None:

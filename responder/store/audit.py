@@ -42,8 +42,46 @@ class VerifyReport:
     reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedRecord:
+    """A record with its canonical (redacted) data: all the chain needs besides its head."""
+
+    kind: str
+    data: str
+    at: datetime
+    event_id: int | None
+    incident_id: int | None
+    run_id: int | None
+
+
+def prepare(records: Sequence[AuditRecord], redactor: Redactor) -> list[PreparedRecord]:
+    """Redact and serialise records: the costly part, done before taking any lock."""
+    out: list[PreparedRecord] = []
+    for record in records:
+        at = record.at or utcnow()
+        if at.tzinfo is None:
+            # astimezone() would read it as local time and hash a wrong instant.
+            raise ValueError(f"audit record {record.kind!r} has a naive datetime")
+        out.append(
+            PreparedRecord(
+                record.kind,
+                canonical_data(record.data, redactor),
+                at.astimezone(UTC),
+                record.event_id,
+                record.incident_id,
+                record.run_id,
+            )
+        )
+    return out
+
+
 def append(conn: sa.Connection, records: Sequence[AuditRecord], redactor: Redactor) -> None:
-    """Chain `records` onto the log inside the caller's open transaction.
+    """Chain `records` onto the log inside the caller's open transaction."""
+    append_prepared(conn, prepare(records, redactor))
+
+
+def append_prepared(conn: sa.Connection, records: Sequence[PreparedRecord]) -> None:
+    """Chain prepared records onto the log inside the caller's open transaction.
 
     The chain is serialised until the caller commits (an advisory lock on PostgreSQL, the
     BEGIN IMMEDIATE write lock on SQLite), so append late in a transaction and commit soon.
@@ -61,31 +99,25 @@ def append(conn: sa.Connection, records: Sequence[AuditRecord], redactor: Redact
     rows: list[dict[str, Any]] = []
     for record in records:
         seq += 1
-        at = record.at or utcnow()
-        if at.tzinfo is None:
-            # astimezone() would read it as local time and hash a wrong instant.
-            raise ValueError(f"audit record {record.kind!r} has a naive datetime")
-        at = at.astimezone(UTC)
-        data = canonical_data(record.data, redactor)
         digest = entry_hash(
             prev_hash,
             seq,
-            at,
+            record.at,
             record.kind,
             event_id=record.event_id,
             incident_id=record.incident_id,
             run_id=record.run_id,
-            data=data,
+            data=record.data,
         )
         rows.append(
             {
                 "seq": seq,
-                "at": at,
+                "at": record.at,
                 "kind": record.kind,
                 "event_id": record.event_id,
                 "incident_id": record.incident_id,
                 "run_id": record.run_id,
-                "data": data,
+                "data": record.data,
                 "prev_hash": prev_hash,
                 "hash": digest,
             }

@@ -83,16 +83,6 @@ def transaction(engine: sa.Engine, *, urgent: bool = False) -> Iterator[sa.Conne
         yield conn
 
 
-def urgent_waiting(engine: sa.Engine) -> bool:
-    """True while an urgent writer (the intake) waits for this process's SQLite write lock.
-
-    Long writers check it between units of work and commit early, so that an alert's
-    acknowledgement never waits behind a batch of bookkeeping.
-    """
-    lock = _WRITE_LOCKS.get(str(engine.url))
-    return lock is not None and lock.urgent_waiting
-
-
 def reader(engine: sa.Engine) -> sa.Engine:
     """The same engine for read-only work: on SQLite it does not take the write lock."""
     return engine.execution_options(read_only=True)
@@ -134,10 +124,6 @@ class WriteLock:
         self._cond = threading.Condition()
         self._held = False
         self._urgent_waiting = 0
-
-    @property
-    def urgent_waiting(self) -> bool:
-        return self._urgent_waiting > 0  # a racy read is fine: it is only a hint to hurry
 
     @contextmanager
     def hold(self, *, urgent: bool) -> Iterator[None]:
