@@ -52,6 +52,15 @@ def _ready_engine(settings: Settings) -> Any:
     return engine
 
 
+def _worker_slot(engine: Any) -> int | None:
+    from responder.store.db import WorkerSlotTaken, take_worker_slot
+
+    try:
+        return take_worker_slot(engine)
+    except WorkerSlotTaken as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -76,7 +85,9 @@ def serve(
             "RESPONDER_WEBHOOK_TOKEN is not set: set it (comma-separated for rotation) "
             "or pass --insecure for a local trial"
         )
-    _ready_engine(settings).dispose()
+    engine = _ready_engine(settings)
+    slot = None if no_worker else _worker_slot(engine)  # held until the process ends
+    engine.dispose()
     try:
         service = build_service(settings, with_worker=not no_worker, insecure=insecure)
     except PlaybookError as exc:
@@ -93,6 +104,7 @@ def serve(
         access_log=False,
         log_level=settings.log_level.lower(),
     )
+    del slot
 
 
 @app.command()
@@ -104,6 +116,7 @@ def worker() -> None:
 
     settings = _settings()
     engine = _ready_engine(settings)
+    slot = _worker_slot(engine)  # held until the process ends
     registry = build_registry(settings)
     try:
         playbooks = load_playbooks(settings.playbooks, registry.params_models())
@@ -114,6 +127,7 @@ def worker() -> None:
     signal.signal(signal.SIGINT, lambda *_: loop.stop())
     typer.echo(f"worker started: {len(playbooks)} playbooks, {settings.worker_threads} threads")
     loop.run()
+    del slot
 
 
 @db_app.command("upgrade")

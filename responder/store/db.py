@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
@@ -81,6 +82,31 @@ def transaction(engine: sa.Engine, *, urgent: bool = False) -> Iterator[sa.Conne
         return
     with lock.hold(urgent=urgent), engine.begin() as conn:
         yield conn
+
+
+class WorkerSlotTaken(Exception):
+    """Another process already runs the worker on this SQLite database."""
+
+
+def take_worker_slot(engine: sa.Engine) -> int | None:
+    """On SQLite, make this process the database's only worker (the pipeline's sequencer).
+
+    Returns a file descriptor to keep open for the process's life (its lock goes with it,
+    also on kill -9); None on PostgreSQL, where workers coordinate through the database.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    fd = os.open(f"{database}.worker-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WorkerSlotTaken(
+            f"another responder worker already runs on {database}: SQLite takes one worker "
+            "(`responder serve` includes it); use PostgreSQL to run several"
+        ) from None
+    return fd
 
 
 def reader(engine: sa.Engine) -> sa.Engine:
