@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,18 @@ def take_worker_slot(engine: sa.Engine) -> int | None:
             "(`responder serve` includes it); use PostgreSQL to run several"
         ) from None
     return fd
+
+
+def driver_value(conn: sa.Connection, value: Any) -> Any:
+    """A value as the driver takes it when SQLAlchemy's types are bypassed on a hot path:
+    datetimes as SQLAlchemy's SQLite DateTime stores them (naive UTC text)."""
+    if isinstance(value, datetime) and conn.dialect.name == "sqlite":
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def placeholder(conn: sa.Connection) -> str:
+    return "?" if conn.dialect.name == "sqlite" else "%s"
 
 
 def reader(engine: sa.Engine) -> sa.Engine:

@@ -14,12 +14,11 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
 
-from responder.store.db import make_durable, transaction
+from responder.store.db import driver_value, make_durable, placeholder, transaction
 from responder.store.tables import AlertEvent
 
 _EVENTS = AlertEvent.__table__  # type: ignore[attr-defined]
@@ -60,7 +59,6 @@ class IntakeWriter:
         self._max_batch = max_batch
         self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=max_waiting)
         self._thread: threading.Thread | None = None
-        self._sqlite = engine.dialect.name == "sqlite"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
@@ -128,16 +126,9 @@ class IntakeWriter:
         unique: dict[str, dict[str, Any]] = {}
         for row in rows:
             unique.setdefault(row["fingerprint"], row)
-        values: list[Any] = []
-        for row in unique.values():
-            values.extend(row[column] for column in COLUMNS)
-        if self._sqlite:
-            # The text SQLAlchemy's SQLite DateTime stores: naive UTC with microseconds.
-            at = COLUMNS.index("received_at")
-            for i in range(at, len(values), len(COLUMNS)):
-                values[i] = values[i].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        sql = _insert_sql(len(unique), "?" if self._sqlite else "%s")
         with transaction(self._engine, urgent=True) as conn:
+            values = [driver_value(conn, row[c]) for row in unique.values() for c in COLUMNS]
+            sql = _insert_sql(len(unique), placeholder(conn))
             inserted = {fp: event_id for event_id, fp in conn.exec_driver_sql(sql, tuple(values))}
             known = [fp for fp in {r["fingerprint"] for r in rows} if fp not in inserted]
             existing = _redeliveries(conn, known) if known else {}

@@ -92,10 +92,14 @@ class HistoryApi:
             return history.stats(session, _time(request.query_params.get("since"), "since"))
 
 
+_MAX_ID = 2**31 - 1  # ids are INTEGER columns; larger numbers cannot name anything
+
+
 def _int(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    # isdecimal() alone accepts other scripts' digits, which int() then takes or refuses.
+    if not (raw.isascii() and raw.isdecimal()) or int(raw) > _MAX_ID:
         raise BadQuery(f"{name} must be a positive integer")
     return int(raw)
 
