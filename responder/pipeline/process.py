@@ -31,7 +31,15 @@ from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
 from responder.store import audit
 from responder.store.audit import AuditRecord, PreparedRecord
-from responder.store.db import classify, reader, transaction
+from responder.store.db import (
+    Bulk,
+    bulk_insert,
+    bulk_update,
+    classify,
+    reader,
+    run_bulk,
+    transaction,
+)
 from responder.store.tables import ActionRun, AlertEvent, Incident
 
 log = structlog.get_logger(__name__)
@@ -51,22 +59,8 @@ _INCIDENT_COLUMNS = (
     "updated_at",
     "resolved_at",
 )
-_UPDATE_INCIDENT = (
-    sa.update(_INCIDENTS)
-    .where(_INCIDENTS.c.id == sa.bindparam("b_id"))
-    .values({c: sa.bindparam(c) for c in _INCIDENT_COLUMNS})
-)
-_UPDATE_EVENT = (
-    sa.update(_EVENTS)
-    .where(_EVENTS.c.id == sa.bindparam("b_id"))
-    .values(
-        state=sa.bindparam("state"),
-        incident_id=sa.bindparam("incident_id"),
-        outcome=sa.bindparam("outcome"),
-        processed_at=sa.bindparam("processed_at"),
-        attempts=sa.bindparam("attempts"),
-    )
-)
+_EVENT_COLUMNS = ("state", "incident_id", "outcome", "processed_at", "attempts")
+_BY_ID = {"id": "id"}
 
 _Parsed = tuple[Any, Alert | Exception]  # an event row and its alert, or why it has none
 
@@ -127,6 +121,7 @@ class _Work:
     events: list[dict[str, Any]] = field(default_factory=list)
     records: list[AuditRecord] = field(default_factory=list)
     prepared: list[PreparedRecord] = field(default_factory=list)
+    bulks: list[Bulk] = field(default_factory=list)
     failed: int = 0
 
 
@@ -241,8 +236,23 @@ class EventProcessor:
                 self._failed(work, row, exc)
                 continue
             self._keep(work, row, step)
-        work.prepared = audit.prepare(work.records, self._redactor)
+        self._prepare_writes(work)
         return work
+
+    def _prepare_writes(self, work: _Work) -> None:
+        """Everything the write will send, in the driver's terms, before any lock is taken."""
+        engine = self._engine
+        rows = {row["id"]: row for row in work.cache.by_key.values()}
+        if work.new_incidents:
+            new = [rows[i] for i in sorted(work.new_incidents)]
+            work.bulks.append(bulk_insert(engine, _INCIDENTS, new))
+        if work.dirty:
+            dirty = [rows[i] for i in sorted(work.dirty)]
+            work.bulks.append(bulk_update(engine, _INCIDENTS, _INCIDENT_COLUMNS, _BY_ID, dirty))
+        if work.runs:
+            work.bulks.append(bulk_insert(engine, _RUNS, work.runs))
+        work.bulks.append(bulk_update(engine, _EVENTS, _EVENT_COLUMNS, _BY_ID, work.events))
+        work.prepared = audit.prepare(work.records, self._redactor)
 
     def _start(self, conn: sa.Connection, alerts: list[Alert]) -> _Work:
         cache = IncidentCache()
@@ -328,7 +338,7 @@ class EventProcessor:
         work.records.extend(step.records)
         work.events.append(
             {
-                "b_id": row.id,
+                "id": row.id,
                 "state": EventState.PROCESSED.value,
                 "incident_id": incident["id"] if incident else step.outcome.get("incident_id"),
                 "outcome": step.outcome,
@@ -350,7 +360,7 @@ class EventProcessor:
         )
         work.events.append(
             {
-                "b_id": row.id,
+                "id": row.id,
                 "state": EventState.FAILED.value if final else EventState.RECEIVED.value,
                 "incident_id": None,
                 "outcome": {"error": message, "attempts": attempts},
@@ -361,16 +371,8 @@ class EventProcessor:
 
     def _write(self, conn: sa.Connection, work: _Work) -> None:
         """The whole batch in a handful of bulk statements."""
-        rows = {row["id"]: row for row in work.cache.by_key.values()}
-        if work.new_incidents:
-            conn.execute(sa.insert(_INCIDENTS), [rows[i] for i in sorted(work.new_incidents)])
-        dirty = [
-            {"b_id": i, **{c: rows[i][c] for c in _INCIDENT_COLUMNS}} for i in sorted(work.dirty)
-        ]
-        if dirty:
-            conn.execute(_UPDATE_INCIDENT, dirty)
-        if work.runs:
-            conn.execute(sa.insert(_RUNS), work.runs)
+        for bulk in work.bulks:
+            run_bulk(conn, bulk)
         if work.cancelled:
             conn.execute(
                 sa.update(_RUNS)
@@ -381,7 +383,6 @@ class EventProcessor:
                     last_error="cancelled: the incident recovered before this delayed step ran",
                 )
             )
-        conn.execute(_UPDATE_EVENT, work.events)
         audit.append_prepared(conn, work.prepared)
 
     def _set_aside(self, exc: Exception) -> None:
@@ -397,7 +398,7 @@ class EventProcessor:
                 return
             work = _Work(IncidentCache(), {}, _Ids(conn), datetime.now(UTC))
             self._failed(work, row, exc)
-            conn.execute(_UPDATE_EVENT, work.events)
+            run_bulk(conn, bulk_update(self._engine, _EVENTS, _EVENT_COLUMNS, _BY_ID, work.events))
             audit.append(conn, work.records, self._redactor)
 
 

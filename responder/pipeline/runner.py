@@ -39,31 +39,25 @@ from responder.pipeline.backoff import retry_delay
 from responder.redact import Redactor
 from responder.store import audit
 from responder.store.audit import AuditRecord, PreparedRecord
-from responder.store.db import reader, transaction
+from responder.store.db import Bulk, bulk_update, reader, run_bulk, transaction
 from responder.store.tables import ActionRun, AlertEvent, Incident
 
 log = structlog.get_logger(__name__)
 _RUNS = ActionRun.__table__  # type: ignore[attr-defined]
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 _EVENTS = AlertEvent.__table__  # type: ignore[attr-defined]
-_FINISH = (
-    sa.update(_RUNS)
-    .where(
-        _RUNS.c.id == sa.bindparam("b_id"),
-        _RUNS.c.state == RunState.RUNNING.value,
-        _RUNS.c.lease_owner == sa.bindparam("b_owner"),
-    )
-    .values(
-        state=sa.bindparam("state"),
-        result=sa.bindparam("result"),
-        last_error=sa.bindparam("last_error"),
-        not_before=sa.bindparam("not_before"),
-        finished_at=sa.bindparam("finished_at"),
-        lease_until=None,
-        lease_owner=None,
-        uncertain=False,
-    )
+_FINISH_VALUES = (
+    "state",
+    "result",
+    "last_error",
+    "not_before",
+    "finished_at",
+    "lease_until",
+    "lease_owner",
+    "uncertain",
 )
+# Only the lease holder records an outcome: a run whose lease expired belongs to another.
+_FINISH_WHERE = {"id": "id", "state": "was_state", "lease_owner": "was_owner"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +82,8 @@ class Job:
 class _Prepared:
     jobs: list[Job]
     settled: list[tuple[dict[str, Any], Outcome]]
-    records: list[PreparedRecord]  # the attempts' audit records, made before any lock
+    records: list[PreparedRecord]  # audit records of attempts and settled runs
+    finish_settled: Bulk  # the settled runs' final states, one row each, in `settled` order
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +181,9 @@ class ActionRunner:
             return 0
         rows, refs, records = self._outcome_rows(finished)
         prepared = audit.prepare(records, self._redactor)
+        bulk = bulk_update(self._engine, _RUNS, _FINISH_VALUES, _FINISH_WHERE, rows)
         with transaction(self._engine) as conn:
-            _write_outcomes(conn, rows, refs)
+            _write_outcomes(conn, bulk, refs)
             audit.append_prepared(conn, prepared)
         for run, outcome in finished:
             self._count(run, outcome)
@@ -213,10 +209,11 @@ class ActionRunner:
             )
         jobs = [job for job in prepared.jobs if job.run["id"] in leased]
         settled = [(run, out) for run, out in prepared.settled if run["id"] in leased]
-        rows, refs, outcome_records = self._outcome_rows(settled)
-        _write_outcomes(conn, rows, refs)
+        finish = prepared.finish_settled
+        pairs = zip(finish.rows, prepared.settled, strict=True)
+        rows = [row for row, (run, _) in pairs if run["id"] in leased]
+        run_bulk(conn, Bulk(finish.sql, rows))  # settled runs make no call, so carry no refs
         audit.append_prepared(conn, [r for r in prepared.records if r.run_id in leased])
-        audit.append(conn, outcome_records, self._redactor)
         for run, outcome in settled:
             self._count(run, outcome)
         return Claim(jobs, len(settled))
@@ -242,7 +239,7 @@ class ActionRunner:
     def _prepare(self, conn: sa.Connection, ids: list[int], now: datetime) -> _Prepared:
         """Contexts for the runs, outcomes for those needing no call, attempt records."""
         if not ids:
-            return _Prepared([], [], [])
+            return _Prepared([], [], [], Bulk("", []))
         runs = [
             dict(r) for r in conn.execute(sa.select(_RUNS).where(_RUNS.c.id.in_(ids))).mappings()
         ]
@@ -268,8 +265,11 @@ class ActionRunner:
                 settled.append((run, early))
             else:
                 jobs.append(Job(run, ctx))
-        records = audit.prepare([self._attempt_record(job) for job in jobs], self._redactor)
-        return _Prepared(jobs, settled, records)
+        rows, _, settled_records = self._outcome_rows(settled)
+        attempts = [self._attempt_record(job) for job in jobs]
+        records = audit.prepare(attempts + settled_records, self._redactor)
+        finish = bulk_update(self._engine, _RUNS, _FINISH_VALUES, _FINISH_WHERE, rows)
+        return _Prepared(jobs, settled, records, finish)
 
     def _attempt_record(self, job: Job) -> AuditRecord:
         run = job.run
@@ -322,8 +322,12 @@ class ActionRunner:
         for run, outcome in finished:
             rows.append(
                 {
-                    "b_id": run["id"],
-                    "b_owner": self._owner,
+                    "id": run["id"],
+                    "was_state": RunState.RUNNING.value,
+                    "was_owner": self._owner,
+                    "lease_until": None,
+                    "lease_owner": None,
+                    "uncertain": False,
                     "state": outcome.state.value,
                     "result": outcome.result,
                     "last_error": outcome.error,
@@ -449,11 +453,8 @@ def _context(
     )
 
 
-def _write_outcomes(
-    conn: sa.Connection, rows: list[dict[str, Any]], refs: dict[int, dict[str, Any]]
-) -> None:
-    if rows:
-        conn.execute(_FINISH, rows)
+def _write_outcomes(conn: sa.Connection, bulk: Bulk, refs: dict[int, dict[str, Any]]) -> None:
+    run_bulk(conn, bulk)
     for incident_id, new_refs in sorted(refs.items()):
         _merge_refs(conn, incident_id, new_refs)
 

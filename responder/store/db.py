@@ -6,11 +6,11 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import sqlalchemy as sa
@@ -108,6 +108,67 @@ def take_worker_slot(engine: sa.Engine) -> int | None:
             "(`responder serve` includes it); use PostgreSQL to run several"
         ) from None
     return fd
+
+
+class Bulk(NamedTuple):
+    """A statement and its rows already in the driver's terms, made before taking the lock."""
+
+    sql: str
+    rows: list[tuple[Any, ...]]
+
+
+def bulk_insert(engine: sa.Engine, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> Bulk:
+    columns = list(rows[0]) if rows else []
+    marks = ",".join([_mark(engine)] * len(columns))
+    sql = f"INSERT INTO {table.name} ({','.join(columns)}) VALUES ({marks})"
+    return Bulk(sql, _driver_rows(engine, table, [(c, c) for c in columns], rows))
+
+
+def bulk_update(
+    engine: sa.Engine,
+    table: sa.Table,
+    values: Sequence[str],
+    where: Mapping[str, str],
+    rows: Sequence[Mapping[str, Any]],
+) -> Bulk:
+    """One UPDATE per row: set the `values` columns where each `where` column equals the
+    row's value under the key given (a guard such as "still running" uses its own key)."""
+    mark = _mark(engine)
+    assignments = ",".join(f"{name}={mark}" for name in values)
+    conditions = " AND ".join(f"{name}={mark}" for name in where)
+    sql = f"UPDATE {table.name} SET {assignments} WHERE {conditions}"
+    pairs = [(c, c) for c in values] + list(where.items())
+    return Bulk(sql, _driver_rows(engine, table, pairs, rows))
+
+
+def run_bulk(conn: sa.Connection, bulk: Bulk) -> None:
+    if bulk.rows:
+        conn.exec_driver_sql(bulk.sql, bulk.rows)
+
+
+def _mark(engine: sa.Engine) -> str:
+    return "?" if engine.dialect.name == "sqlite" else "%s"
+
+
+def _driver_rows(
+    engine: sa.Engine,
+    table: sa.Table,
+    pairs: Sequence[tuple[str, str]],  # (column, key in the row)
+    rows: Sequence[Mapping[str, Any]],
+) -> list[tuple[Any, ...]]:
+    # SQLAlchemy's own bind processors (JSON, UTC datetimes, booleans), applied up front.
+    dialect = engine.dialect
+    steps = [
+        (key, table.c[column].type.dialect_impl(dialect).bind_processor(dialect))
+        for column, key in pairs
+    ]
+    return [
+        tuple(
+            row[key] if process is None or row[key] is None else process(row[key])
+            for key, process in steps
+        )
+        for row in rows
+    ]
 
 
 def driver_value(conn: sa.Connection, value: Any) -> Any:
