@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from integrations.slack import slack_actions
 from responder.actions import Registry
 from responder.metrics import Metrics
+from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.runner import ActionRunner
 from responder.pipeline.worker import Worker
@@ -85,12 +86,14 @@ def build_worker(
     metrics: Metrics,
     playbooks: list[Playbook],
 ) -> Worker:
+    contexts = AlertContexts()
     processor = EventProcessor(
         engine,
         registry,
         lambda: playbooks,
         redactor,
         max_age=timedelta(seconds=settings.run_max_age_seconds),
+        contexts=contexts,
     )
     runner = ActionRunner(
         engine,
@@ -99,6 +102,7 @@ def build_worker(
         metrics,
         threads=settings.worker_threads,
         lease=timedelta(seconds=settings.lease_seconds),
+        contexts=contexts,
     )
     return Worker(engine, processor, runner, metrics, settings.poll_seconds)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -23,6 +24,8 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str]) -> None:
         values = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+        # Also as they look inside JSON text, where quotes and backslashes are escaped.
+        values |= {json.dumps(s)[1:-1] for s in values}
         # Longest first, so a secret that contains another is replaced whole.
         ordered = sorted(values, key=lambda s: (-len(s), s))
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
@@ -40,6 +43,10 @@ class Redactor:
         if isinstance(value, set | frozenset):
             return type(value)(self.redact(v) for v in value)
         return value
+
+    def may_hold_secret_keys(self, text: str) -> bool:
+        """False when no secret-looking key name occurs anywhere in `text`."""
+        return _SECRET_KEY.search(text) is not None
 
     def redact_text(self, text: str) -> str:
         if self._pattern is None:

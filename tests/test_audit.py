@@ -68,7 +68,7 @@ def test_stored_data_is_canonical_json(engine: sa.Engine) -> None:
     _append(engine, 1)
     with engine.connect() as conn:
         data = conn.execute(sa.text("SELECT data FROM audit_entry")).scalar_one()
-    assert data == '{"n":0,"text":"héllo","when":"2024-05-01 12:00:00.123456+00:00"}'
+    assert data == '{"n":0,"text":"héllo","when":"2024-05-01T12:00:00.123456+00:00"}'
 
 
 def test_naive_time_is_refused(engine: sa.Engine) -> None:

@@ -24,6 +24,7 @@ from responder.actions import Registry
 from responder.domain import Alert, EventState, RunState
 from responder.intake.datadog import normalise
 from responder.pipeline import lifecycle
+from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.correlate import IncidentCache
 from responder.pipeline.plan import PlanInput, RunRow, plan
 from responder.playbooks.matcher import select as select_playbooks
@@ -146,8 +147,10 @@ class EventProcessor:
         redactor: Redactor,
         max_age: timedelta,
         batch_size: int = 100,
+        contexts: AlertContexts | None = None,
     ) -> None:
         self._engine = engine
+        self._contexts = contexts or AlertContexts()
         self._registry = registry
         self._playbooks = playbooks
         self._redactor = redactor
@@ -298,13 +301,15 @@ class EventProcessor:
             earlier = work.earlier.get(incident["id"], [])
         records.append(_change_record(change, alert, row.id, incident))
         incident_ctx = lifecycle.context(incident)
+        alert_ctx = alert.as_context()
+        self._contexts.put(row.id, alert_ctx)  # the runner will want it for these runs
         matched = select_playbooks(playbooks, alert, incident_ctx)
         already = {run["playbook"] for run in earlier}
         fresh = [p for p in matched if p.name not in already]
         result = plan(
             self._registry,
             PlanInput(row.id, alert, incident["id"], fresh, earlier, work.now, self._max_age),
-            {"alert": alert.as_context(), "incident": incident_ctx},
+            {"alert": alert_ctx, "incident": incident_ctx},
         )
         for run in result.runs:
             run["id"] = work.ids.take("action_run")

@@ -36,6 +36,7 @@ from responder.domain import IncidentStatus, RunState, Transition
 from responder.intake.datadog import normalise
 from responder.metrics import Metrics
 from responder.pipeline.backoff import retry_delay
+from responder.pipeline.contexts import AlertContexts
 from responder.redact import Redactor
 from responder.store import audit
 from responder.store.audit import AuditRecord, PreparedRecord
@@ -46,6 +47,11 @@ log = structlog.get_logger(__name__)
 _RUNS = ActionRun.__table__  # type: ignore[attr-defined]
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 _EVENTS = AlertEvent.__table__  # type: ignore[attr-defined]
+_SET_REFS = (
+    sa.update(_INCIDENTS)
+    .where(_INCIDENTS.c.id == sa.bindparam("b_id"))
+    .values(refs=sa.bindparam("refs"))
+)
 _FINISH_VALUES = (
     "state",
     "result",
@@ -101,8 +107,10 @@ class ActionRunner:
         metrics: Metrics,
         threads: int = 8,
         lease: timedelta = timedelta(seconds=60),
+        contexts: AlertContexts | None = None,
     ) -> None:
         self._engine = engine
+        self._contexts = contexts or AlertContexts()
         self._registry = registry
         self._redactor = redactor
         self._metrics = metrics
@@ -244,19 +252,13 @@ class ActionRunner:
             dict(r) for r in conn.execute(sa.select(_RUNS).where(_RUNS.c.id.in_(ids))).mappings()
         ]
         incidents = _by_id(conn, _INCIDENTS, {r["incident_id"] for r in runs})
-        events = _by_id(conn, _EVENTS, {r["event_id"] for r in runs})
         parents = _by_id(conn, _RUNS, {r["parent_id"] for r in runs if r["parent_id"]})
-        alerts: dict[int, dict[str, Any]] = {}
+        alerts = self._alerts(conn, {r["event_id"] for r in runs})
         jobs: list[Job] = []
         settled: list[tuple[dict[str, Any], Outcome]] = []
         for run in sorted(runs, key=lambda r: r["id"]):
             run["attempts"] += 1
             incident = incidents[run["incident_id"]]
-            event = events[run["event_id"]]
-            if run["event_id"] not in alerts:
-                alerts[run["event_id"]] = normalise(
-                    orjson.loads(event["payload"]), event["received_at"]
-                ).as_context()
             parent = parents.get(run["parent_id"]) if run["parent_id"] else None
             ctx = _context(run, incident, alerts[run["event_id"]], parent)
             action = self._registry.get(run["action"])
@@ -270,6 +272,19 @@ class ActionRunner:
         records = audit.prepare(attempts + settled_records, self._redactor)
         finish = bulk_update(self._engine, _RUNS, _FINISH_VALUES, _FINISH_WHERE, rows)
         return _Prepared(jobs, settled, records, finish)
+
+    def _alerts(self, conn: sa.Connection, event_ids: set[int]) -> dict[int, dict[str, Any]]:
+        alerts = self._contexts.take(event_ids)
+        missing = sorted(event_ids - alerts.keys())
+        if missing:
+            query = sa.select(_EVENTS.c.id, _EVENTS.c.payload, _EVENTS.c.received_at)
+            for event_id, payload, received_at in conn.execute(
+                query.where(_EVENTS.c.id.in_(missing))
+            ):
+                alert = normalise(orjson.loads(payload), received_at).as_context()
+                alerts[event_id] = alert
+                self._contexts.put(event_id, alert)
+        return alerts
 
     def _attempt_record(self, job: Job) -> AuditRecord:
         run = job.run
@@ -455,15 +470,15 @@ def _context(
 
 def _write_outcomes(conn: sa.Connection, bulk: Bulk, refs: dict[int, dict[str, Any]]) -> None:
     run_bulk(conn, bulk)
-    for incident_id, new_refs in sorted(refs.items()):
-        _merge_refs(conn, incident_id, new_refs)
-
-
-def _merge_refs(conn: sa.Connection, incident_id: int, refs: dict[str, Any]) -> None:
-    query = sa.select(_INCIDENTS.c.refs).where(_INCIDENTS.c.id == incident_id)
+    if not refs:
+        return
+    query = sa.select(_INCIDENTS.c.id, _INCIDENTS.c.refs).where(_INCIDENTS.c.id.in_(sorted(refs)))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()  # two workers finishing at once must not lose a ref
-    current = dict(conn.execute(query).scalar_one() or {})
-    for name, value in refs.items():
-        current.setdefault(name, value)  # the first root post stays the incident's reference
-    conn.execute(sa.update(_INCIDENTS).where(_INCIDENTS.c.id == incident_id).values(refs=current))
+    merged = []
+    for incident_id, current in conn.execute(query).all():
+        known = dict(current or {})
+        for name, value in refs[incident_id].items():
+            known.setdefault(name, value)  # the first root post stays the incident's reference
+        merged.append({"b_id": incident_id, "refs": known})
+    conn.execute(_SET_REFS, merged)

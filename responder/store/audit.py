@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from responder.redact import Redactor
@@ -123,16 +124,20 @@ def append_prepared(conn: sa.Connection, records: Sequence[PreparedRecord]) -> N
 
 
 def canonical_data(data: Mapping[str, Any], redactor: Redactor) -> str:
-    """The redacted record data as canonical JSON: the exact text that is stored and hashed."""
-    return json.dumps(
-        redactor.redact(dict(data)),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        # Objects JSON cannot hold (datetimes, UUIDs) go in as text, and that text is redacted
-        # too since it was never seen by redact().
-        default=lambda value: redactor.redact_text(str(value)),
-    )
+    """The redacted record data as canonical JSON: the exact text that is stored and hashed.
+
+    Sorted keys, no spaces, UTF-8; objects JSON cannot hold go in as text. Known secret
+    values are replaced in the finished text; the structure is walked for secret-looking
+    keys only when the text could contain one, which keeps the common record cheap.
+    """
+    text = _dumps(data)
+    if redactor.may_hold_secret_keys(text):
+        text = _dumps(redactor.redact(dict(data)))
+    return redactor.redact_text(text)
+
+
+def _dumps(data: Any) -> str:
+    return orjson.dumps(data, default=str, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def entry_hash(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -47,7 +48,14 @@ def create_engine(url: str) -> sa.Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=_json
+    )
+
+
+def _json(value: Any) -> str:
+    # orjson: JSON columns are written on every hot path; datetimes become ISO 8601 text.
+    return orjson.dumps(value, default=str).decode()
 
 
 def make_durable(engine: sa.Engine) -> None:
@@ -263,7 +271,7 @@ def _sqlite_engine(url: str) -> sa.Engine:
         if not folder.is_dir():
             # sqlite3 would only say "unable to open database file".
             raise FileNotFoundError(f"folder for the SQLite database does not exist: {folder}")
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False}, json_serializer=_json)
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     _register_lock(engine)
