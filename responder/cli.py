@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,10 +46,12 @@ def _ready_engine(settings: Settings) -> Any:
     from responder.store.db import create_engine
     from responder.store.migrate import SchemaOutOfDate, ensure_schema
 
-    engine = create_engine(settings.database_url)
     try:
+        engine = create_engine(settings.database_url)
         ensure_schema(engine, auto_upgrade=engine.dialect.name == "sqlite")
     except SchemaOutOfDate as exc:
+        raise _fail(str(exc)) from None
+    except FileNotFoundError as exc:  # a SQLite path in a folder that does not exist
         raise _fail(str(exc)) from None
     return engine
 
@@ -59,6 +63,15 @@ def _worker_slot(engine: Any) -> int | None:
         return take_worker_slot(engine)
     except WorkerSlotTaken as exc:
         raise _fail(str(exc)) from None
+
+
+@contextmanager
+def _opened(settings: Settings) -> Iterator[Any]:
+    engine = _ready_engine(settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @app.command()
@@ -207,7 +220,7 @@ def incidents_list(
     from responder.store import history
 
     settings = _settings()
-    with Session(_ready_engine(settings)) as session:
+    with _opened(settings) as engine, Session(engine) as session:
         items, _ = history.list_incidents(
             session, history.IncidentFilter(status=status, limit=limit)
         )
@@ -219,14 +232,16 @@ def incidents_list(
 
 
 @incidents_app.command("show")
-def incidents_show(incident_id: int) -> None:
+def incidents_show(
+    incident_id: Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="Incident id.")],
+) -> None:
     """One incident with its events, action runs and audit timeline (JSON)."""
     from sqlmodel import Session
 
     from responder.store import history
 
     settings = _settings()
-    with Session(_ready_engine(settings)) as session:
+    with _opened(settings) as engine, Session(engine) as session:
         detail = history.incident_detail(session, incident_id)
     if detail is None:
         raise _fail(f"no incident {incident_id}")
@@ -239,8 +254,7 @@ def audit_verify() -> None:
     from responder.store import audit
 
     settings = _settings()
-    engine = _ready_engine(settings)
-    with engine.connect() as conn:
+    with _opened(settings) as engine, engine.connect() as conn:
         report = audit.verify(conn)
     if report.ok:
         typer.echo(f"audit log intact: {report.checked} entries verified")

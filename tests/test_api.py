@@ -387,3 +387,9 @@ def test_stats_since_leaves_older_incidents_out(history: tuple[Service, TestClie
     assert later["incidents"] == 0
     assert later["by_status"] == {}
     assert later["mttr_seconds"] is None
+
+
+def test_cursor_zero_is_past_the_oldest_incident(history: tuple[Service, TestClient]) -> None:
+    _, client = history
+    body = get(client, "/api/incidents", cursor="0").json()
+    assert body == {"items": [], "next_cursor": None}

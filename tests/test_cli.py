@@ -352,3 +352,17 @@ def test_on_an_empty_postgres_database_commands_ask_for_db_upgrade(
         assert schema_state(engine)[0] is None  # refused, and did not migrate on its own
     finally:
         engine.dispose()
+
+
+def test_incidents_show_of_an_impossible_id_is_a_usage_error(tmp_path: Path) -> None:
+    result = invoke(["incidents", "show", "99999999999999999999"], f"sqlite:///{tmp_path}/r.db")
+    assert result.exit_code == 2
+    assert "Invalid value" in result.output
+    assert not isinstance(result.exception, OverflowError)
+
+
+def test_a_sqlite_path_in_a_missing_folder_is_named_not_a_traceback(tmp_path: Path) -> None:
+    result = invoke(["incidents", "list"], f"sqlite:///{tmp_path}/nowhere/r.db")
+    assert result.exit_code == 1
+    assert "does not exist" in result.output
+    assert str(tmp_path / "nowhere") in result.output

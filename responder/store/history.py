@@ -61,7 +61,7 @@ def list_incidents(
         query = query.where(Incident.opened_at < flt.until)
     if flt.q:
         query = query.where(col(Incident.title).icontains(flt.q, autoescape=True))
-    if flt.before_id:
+    if flt.before_id is not None:
         query = query.where(col(Incident.id) < flt.before_id)
     rows = list(session.exec(query).all())
     more = len(rows) > flt.limit
@@ -145,12 +145,10 @@ def stats(session: Session, since: datetime | None = None) -> dict[str, Any]:
             ack.append((inc.acknowledged_at - inc.opened_at).total_seconds())
         if inc.resolved_at:
             resolve.append((inc.resolved_at - inc.opened_at).total_seconds())
-    runs: dict[str, int] = {
-        state: count
-        for state, count in session.connection().execute(
-            sa.select(_RUNS.c.state, sa.func.count()).group_by(_RUNS.c.state)
-        )
-    }
+    run_query = sa.select(_RUNS.c.state, sa.func.count()).group_by(_RUNS.c.state)
+    if since:
+        run_query = run_query.where(_RUNS.c.created_at >= since)
+    runs: dict[str, int] = {state: n for state, n in session.connection().execute(run_query)}
     return {
         "incidents": len(incidents),
         "by_status": by_status,
