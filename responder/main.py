@@ -87,14 +87,6 @@ def build_worker(
     playbooks: list[Playbook],
 ) -> Worker:
     contexts = AlertContexts()
-    processor = EventProcessor(
-        engine,
-        registry,
-        lambda: playbooks,
-        redactor,
-        max_age=timedelta(seconds=settings.run_max_age_seconds),
-        contexts=contexts,
-    )
     runner = ActionRunner(
         engine,
         registry,
@@ -103,6 +95,15 @@ def build_worker(
         threads=settings.worker_threads,
         lease=timedelta(seconds=settings.lease_seconds),
         contexts=contexts,
+    )
+    processor = EventProcessor(
+        engine,
+        registry,
+        lambda: playbooks,
+        redactor,
+        max_age=timedelta(seconds=settings.run_max_age_seconds),
+        contexts=contexts,
+        runner=runner,
     )
     return Worker(engine, processor, runner, metrics, settings.poll_seconds)
 

@@ -19,6 +19,17 @@ _SECRET_KEY = re.compile(
 )
 
 
+# Each match of _SECRET_KEY contains one of these.
+_SECRET_WORDS = (
+    "token",
+    "secret",
+    "password",
+    "authorization",
+    "signature",
+    *(f"{name}{sep}key" for name in ("api", "app", "routing") for sep in ("", "_", "-")),
+)
+
+
 class Redactor:
     """Replaces known secret values and the values of secret-looking keys with "[REDACTED]"."""
 
@@ -45,8 +56,13 @@ class Redactor:
         return value
 
     def may_hold_secret_keys(self, text: str) -> bool:
-        """False when no secret-looking key name occurs anywhere in `text`."""
-        return _SECRET_KEY.search(text) is not None
+        """False when no secret-looking key name occurs anywhere in `text`.
+
+        Plain substring tests on the lowered text: several times faster than the key
+        pattern on long texts, and never a false "no" (every pattern match contains one).
+        """
+        lowered = text.lower()
+        return any(word in lowered for word in _SECRET_WORDS)
 
     def redact_text(self, text: str) -> str:
         if self._pattern is None:

@@ -219,3 +219,19 @@ def test_redact_copies_and_keeps_shapes() -> None:
     assert value["a"] == [SECRET, ("abcdefgh-x",)]  # the input is untouched
     assert redactor.redact_text("no secrets here") == "no secrets here"
     assert Redactor(["tiny", ""]).redact_text("tiny") == "tiny"
+
+
+def test_secret_keyed_values_are_redacted_in_stored_data(engine: sa.Engine) -> None:
+    redactor = Redactor(["xoxb-very-secret-1"])
+    records = [
+        audit.AuditRecord("t", {"request": {"routing_key": "R0UTINGKEY123", "n": 1}}),
+        audit.AuditRecord("t", {"error": "auth failed for xoxb-very-secret-1"}),
+        audit.AuditRecord("t", {"cycle_key": "not-a-secret-777"}),
+    ]
+    with engine.begin() as conn:
+        audit.append(conn, records, redactor)
+    with engine.connect() as conn:
+        stored = [r[0] for r in conn.execute(sa.text("SELECT data FROM audit_entry ORDER BY seq"))]
+    assert "R0UTINGKEY123" not in stored[0] and "[REDACTED]" in stored[0]
+    assert "xoxb-very-secret-1" not in stored[1]
+    assert "not-a-secret-777" in stored[2]

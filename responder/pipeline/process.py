@@ -27,6 +27,7 @@ from responder.pipeline import lifecycle
 from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.correlate import IncidentCache
 from responder.pipeline.plan import PlanInput, RunRow, plan
+from responder.pipeline.runner import ActionRunner
 from responder.playbooks.matcher import select as select_playbooks
 from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
@@ -148,8 +149,10 @@ class EventProcessor:
         max_age: timedelta,
         batch_size: int = 100,
         contexts: AlertContexts | None = None,
+        runner: ActionRunner | None = None,
     ) -> None:
         self._engine = engine
+        self._runner = runner  # takes over new incidents' first runs as they are planned
         self._contexts = contexts or AlertContexts()
         self._registry = registry
         self._playbooks = playbooks
@@ -188,6 +191,16 @@ class EventProcessor:
         return BatchResult(processed, failed, planned)
 
     def _process(self, limit: int) -> BatchResult:
+        committed = False
+        try:
+            result = self._process_once(limit)
+            committed = True
+            return result
+        finally:
+            if self._runner is not None:
+                self._runner.start_taken(committed)
+
+    def _process_once(self, limit: int) -> BatchResult:
         if self._engine.dialect.name == "sqlite":
             # One sequencer per SQLite file (this thread), so what it reads stays true while
             # it computes; only the short write below holds the write lock.
@@ -316,6 +329,9 @@ class EventProcessor:
         records.append(_matched_record(row.id, incident["id"], matched, fresh))
         records.extend(_run_records(result.runs, "run.planned"))
         records.extend(_run_records(result.cancelled, "run.cancelled"))
+        if self._runner is not None and found.incident is None:
+            # Last, since nothing after it may fail: a run taken over will be started.
+            records.extend(self._take_over(work, incident, alert_ctx, result.runs))
         outcome: dict[str, Any] = {
             "playbooks": [p.name for p in matched],
             "actions": [
@@ -327,6 +343,27 @@ class EventProcessor:
         return _Step(
             incident, found.incident is None, result.runs, result.cancelled, records, outcome
         )
+
+    def _take_over(
+        self,
+        work: _Work,
+        incident: lifecycle.IncidentRow,
+        alert_ctx: dict[str, Any],
+        runs: list[RunRow],
+    ) -> list[AuditRecord]:
+        """Hand a new incident's first due run of each lane straight to the runner."""
+        assert self._runner is not None
+        records: list[AuditRecord] = []
+        lanes: set[str] = set()
+        for run in runs:
+            due = run["state"] == RunState.PENDING and run["scheduled_at"] <= work.now
+            if due and run["lane"] not in lanes:
+                lanes.add(run["lane"])
+                try:
+                    records.extend(self._runner.take_over(run, incident, alert_ctx, work.now))
+                except Exception:  # it stays pending: the runner's own claim will try it
+                    log.exception("run.take_over_failed", run_id=run["id"])
+        return records
 
     def _keep(self, work: _Work, row: Any, step: _Step) -> None:
         """Fold a computed event into the batch, where later events of it can see it."""
