@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,23 @@ def post(client: TestClient, body: Any, **headers: str) -> Any:
     if isinstance(body, bytes | str):
         return client.post("/webhooks/datadog", content=body, headers=hdrs)
     return client.post("/webhooks/datadog", json=body, headers=hdrs)
+
+
+def intake_row(fingerprint: str, source_id: str) -> dict[str, Any]:
+    """A minimal alert_event row, as the webhook hands it to the intake writer."""
+    return {
+        "fingerprint": fingerprint,
+        "source_id": source_id,
+        "monitor_id": "1",
+        "title": "t",
+        "transition": "Triggered",
+        "priority": None,
+        "scope": "",
+        "cycle_key": None,
+        "template": "responder",
+        "payload": "{}",
+        "received_at": datetime.now(UTC),
+        "state": "received",
+        "deliveries": 1,
+        "attempts": 0,
+    }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +12,11 @@ import pytest
 from responder.store import db
 from responder.store.intake import IntakeWriter
 from responder.store.migrate import upgrade
+from tests.harness import intake_row
 
 
 def row(i: int) -> dict[str, Any]:
-    return {
-        "fingerprint": f"dd:durable-{i}",
-        "source_id": str(i),
-        "monitor_id": "1",
-        "title": "t",
-        "transition": "Triggered",
-        "priority": None,
-        "scope": "",
-        "cycle_key": None,
-        "template": "responder",
-        "payload": "{}",
-        "received_at": datetime.now(UTC),
-        "state": "received",
-        "deliveries": 1,
-        "attempts": 0,
-    }
+    return intake_row(f"dd:durable-{i}", str(i))
 
 
 def test_sqlite_ack_waits_for_the_wal_fsync(

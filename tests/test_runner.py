@@ -32,7 +32,7 @@ from responder.redact import Redactor
 from responder.store import audit
 from responder.store.intake import IntakeWriter
 from responder.store.tables import ActionRun, AlertEvent, AuditEntry, Incident
-from tests.harness import sample
+from tests.harness import intake_row, sample
 
 
 class CallParams(StepParams):
@@ -391,22 +391,8 @@ def test_intake_writer_groups_rows_and_answers_each(engine: sa.Engine) -> None:
     writer.start()
 
     def row(i: int) -> dict[str, Any]:
-        return {
-            "fingerprint": f"dd:group-{i % 150}",  # 50 of the 200 are redeliveries
-            "source_id": str(i),
-            "monitor_id": "1",
-            "title": "t",
-            "transition": "Triggered",
-            "priority": None,
-            "scope": "",
-            "cycle_key": None,
-            "template": "responder",
-            "payload": "{}",
-            "received_at": datetime.now(UTC),
-            "state": "received",
-            "deliveries": 1,
-            "attempts": 0,
-        }
+        # 50 of the 200 are redeliveries
+        return intake_row(f"dd:group-{i % 150}", str(i))
 
     async def many() -> list[Any]:
         return await asyncio.gather(*(writer.submit(row(i)) for i in range(200)))
