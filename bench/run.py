@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -57,6 +58,8 @@ E2E_RATE = 200
 MIN_CLOSED_RATIO = 0.60  # durable ack closed-loop throughput vs the bare endpoint
 MAX_P99_MS_AT_2000 = 10.0  # open-loop ack p99 at 2000 webhooks/s
 MAX_E2E_P50_MS = 50.0  # webhook sent -> Slack root message received
+IDLE_BUSY_PCT = 20.0  # machine CPU (% of a core) below which a target may start
+NOISY_OTHER_PCT = 25.0  # CPU used by other processes during a phase (% of a core) worth a warning
 
 
 class BenchError(Exception):
@@ -84,6 +87,92 @@ def cpu_seconds(pid: int) -> float:
 
 # No proxy: an http_proxy in the caller's environment must not see loopback requests.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def host_busy_seconds() -> float:
+    """CPU seconds the whole machine (all cores) spent busy since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is already inside user).
+    return (sum(values[:8]) - values[3] - values[4]) / CLK_TCK
+
+
+def client_cpu_seconds() -> float:
+    """CPU of this script and its finished children: the load generator of a phase (load.py
+    and wrk run as children; the end-to-end sender runs in this process)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of the running PostgreSQL processes (postmaster and backends), from /proc.
+
+    Backends that exit during a phase take their CPU with them; the bench's own connections
+    live as long as its server, so the figure is close for the postgres target."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue  # the process ended while we looked
+        if raw[raw.index("(") + 1 : raw.rindex(")")] != "postgres":
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    server: float  # CPU seconds
+    client: float
+    database: float
+    host: float
+    at: float  # monotonic seconds
+
+
+def snapshot(pid: int) -> Snapshot:
+    return Snapshot(
+        cpu_seconds(pid),
+        client_cpu_seconds(),
+        postgres_cpu_seconds(),
+        host_busy_seconds(),
+        time.monotonic(),
+    )
+
+
+def cpu_figures(before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """CPU over a phase in % of one core: the server, the load generator, PostgreSQL, and
+    everything else on the machine. A large `other` means the machine was busy with other
+    work (or the kernel with I/O: fsync is done partly by kernel threads)."""
+    wall = after.at - before.at
+
+    def pct(name: str) -> float:
+        return 100 * float(getattr(after, name) - getattr(before, name)) / wall
+
+    server, client, database, host = (pct(n) for n in ("server", "client", "database", "host"))
+    return {
+        "cpu_pct": round(server, 1),
+        "client_cpu_pct": round(client, 1),
+        # Backends that exit mid-phase (other clients) can make the difference negative.
+        "db_cpu_pct": round(max(0.0, database), 1),
+        "host_cpu_pct": round(host, 1),
+        "other_cpu_pct": round(max(0.0, host - server - client - max(0.0, database)), 1),
+    }
+
+
+def wait_for_idle(limit: float) -> float:
+    """Wait (bounded) for a second in which the machine is nearly idle; returns the busy % of
+    one core of the last second sampled. Other work's bursts would otherwise land in a phase."""
+    deadline = time.monotonic() + limit
+    while True:
+        busy0, t0 = host_busy_seconds(), time.monotonic()
+        time.sleep(1.0)
+        busy = 100 * (host_busy_seconds() - busy0) / (time.monotonic() - t0)
+        if busy < IDLE_BUSY_PCT or time.monotonic() >= deadline:
+            return round(busy, 1)
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
@@ -156,9 +245,9 @@ class Server:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def cpu(self) -> float:
+    def snapshot(self) -> Snapshot:
         assert self.proc is not None
-        return cpu_seconds(self.proc.pid)
+        return snapshot(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -294,15 +383,15 @@ def open_loop(server: Server, rate: int, duration: float, warmup: float) -> dict
         "--quiet",
     ]
     before_metrics = scrape(server)
-    cpu0, t0 = server.cpu(), time.monotonic()
+    cpu0 = server.snapshot()
     proc = subprocess.run(
         argv, capture_output=True, text=True, timeout=duration + warmup + 40, check=False
     )
-    cpu1, t1 = server.cpu(), time.monotonic()
+    cpu1 = server.snapshot()
     result = _bench_json(proc.stdout, "BENCH_JSON ")
     if result is None:
         raise BenchError(f"load.py gave no BENCH_JSON (rc {proc.returncode}): {proc.stderr[-800:]}")
-    result["cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
+    result.update(cpu_figures(cpu0, cpu1))
     result["batch_mean"] = batch_mean(before_metrics, scrape(server))
     if "WARNING" in proc.stderr:
         result["warning"] = proc.stderr.strip().splitlines()[-1]
@@ -333,9 +422,9 @@ def closed_loop(server: Server, wrk: str, duration: float) -> dict[str, Any]:
         nonce,
     ]
     before_metrics = scrape(server)
-    cpu0, t0 = server.cpu(), time.monotonic()
+    cpu0 = server.snapshot()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
-    cpu1, t1 = server.cpu(), time.monotonic()
+    cpu1 = server.snapshot()
     data = _bench_json(proc.stdout, "WRK_JSON ")
     if data is None:
         raise BenchError(f"wrk gave no WRK_JSON (rc {proc.returncode}): {proc.stderr[-800:]}")
@@ -357,7 +446,7 @@ def closed_loop(server: Server, wrk: str, duration: float) -> dict[str, Any]:
         "p90_us": data["p90_us"],
         "p99_us": data["p99_us"],
         "max_us": data["max_us"],
-        "cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        **cpu_figures(cpu0, cpu1),
         "batch_mean": batch_mean(before_metrics, scrape(server)),
     }
 
@@ -378,20 +467,24 @@ class Plan:
     wrk_seconds: float = field(init=False)
     e2e_seconds: float = field(init=False)
     settle_limit: float = field(init=False)
+    idle_wait: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.measure = 4.0 if self.quick else 10.0
         self.wrk_seconds = 4.0 if self.quick else 10.0
         self.e2e_seconds = 4.0 if self.quick else 10.0
         self.settle_limit = 10.0 if self.quick else 30.0
+        self.idle_wait = 20.0 if self.quick else 60.0
 
 
 def measure_target(server: Server, plan: Plan, wrk: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"open": {}, "closed": None}
     is_service = server.health is not None
     for rate in RATES:
+        busy = wait_for_idle(plan.idle_wait / 3) if plan.idle_wait else None
         print(f"  [{server.name}] open loop {rate}/s for {plan.measure:.0f} s ...", flush=True)
         out["open"][str(rate)] = open_loop(server, rate, plan.measure, plan.warmup)
+        out["open"][str(rate)]["busy_before_pct"] = busy
         if not server.alive():
             raise BenchError(f"{server.name} died during the {rate}/s phase")
         if is_service:
@@ -399,8 +492,10 @@ def measure_target(server: Server, plan: Plan, wrk: str | None) -> dict[str, Any
     if wrk is None:
         print("  wrk not found: apt-get install wrk (closed-loop skipped)", flush=True)
     else:
+        busy = wait_for_idle(plan.idle_wait / 3) if plan.idle_wait else None
         print(f"  [{server.name}] closed loop wrk for {plan.wrk_seconds:.0f} s ...", flush=True)
         out["closed"] = closed_loop(server, wrk, plan.wrk_seconds)
+        out["closed"]["busy_before_pct"] = busy
         if not server.alive():
             raise BenchError(f"{server.name} died during the closed-loop phase")
         if is_service:
@@ -600,7 +695,7 @@ def bench_e2e(plan: Plan, logs: Path) -> dict[str, Any]:
             server = Server("e2e", serve_argv(port), env, port, logs / "e2e.log")
             with running(server):
                 before = scrape(server)
-                cpu0, t0 = server.cpu(), time.monotonic()
+                cpu0, sink0 = server.snapshot(), cpu_seconds(sink.pid)
                 print(
                     f"  [e2e] {E2E_RATE}/s for {plan.e2e_seconds:.0f} s into the Slack fake ...",
                     flush=True,
@@ -608,7 +703,7 @@ def bench_e2e(plan: Plan, logs: Path) -> dict[str, Any]:
                 sent = asyncio.run(send_e2e(server.base + WEBHOOK, E2E_RATE, plan.e2e_seconds))
                 accepted = sum(1 for r in sent.values() if r["status"] == 202)
                 arrived = wait_count(count_file, accepted, limit=60.0)
-                cpu1, t1 = server.cpu(), time.monotonic()
+                cpu1, sink1 = server.snapshot(), cpu_seconds(sink.pid)
                 after = scrape(server)
         finally:
             if sink.poll() is None:
@@ -650,7 +745,8 @@ def bench_e2e(plan: Plan, logs: Path) -> dict[str, Any]:
         "max_ms": _round(max(latencies) if latencies else None),
         "ack_p50_ms": _round(pct(acks, 50)),
         "ack_p99_ms": _round(pct(acks, 99)),
-        "cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        **cpu_figures(cpu0, cpu1),
+        "sink_cpu_pct": round(100 * (sink1 - sink0) / (cpu1.at - cpu0.at), 1),
         "batch_mean": batch_mean(before, after),
         "posts_file": str(posts),
     }
@@ -678,10 +774,15 @@ def status_text(statuses: dict[str, int], errors: dict[str, int]) -> str:
 
 
 def print_target(name: str, data: dict[str, Any], bare: dict[str, Any] | None) -> None:
-    print(f"\n== {name} (load average at start {data.get('loadavg_1m')}) ==")
+    print(
+        f"\n== {name} (load average {data.get('loadavg_1m')}, "
+        f"machine busy {fmt(data.get('busy_at_start_pct'))}% at start) =="
+    )
     head = (
         f"{'phase':<11}{'offered/s':>10}{'achieved/s':>11}  {'statuses':<28}"
-        f"{'p50 ms':>9}{'p99 ms':>9}{'p99/bare':>9}{'CPU%':>7}{'batch':>7}{'backlog':>14}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'p99/bare':>9}{'CPU%':>7}{'load%':>7}{'pg%':>7}"
+        f"{'other%':>7}{'batch':>7}"
+        f"{'backlog':>14}"
     )
     print(head)
     print("-" * len(head))
@@ -710,7 +811,9 @@ def print_target(name: str, data: dict[str, Any], bare: dict[str, Any] | None) -
         print(
             f"{label:<11}{offered:>10}{r['rps']:>11.1f}  {state:<28}"
             f"{ms(p50):>9}{ms(p99):>9}{fmt(ratio, '.2f'):>9}"
-            f"{r['cpu_pct']:>7.1f}{fmt(r.get('batch_mean')):>7}{backlog:>14}"
+            f"{r['cpu_pct']:>7.1f}{fmt(r.get('client_cpu_pct'), '.1f'):>7}"
+            f"{fmt(r.get('db_cpu_pct'), '.1f'):>7}{fmt(r.get('other_cpu_pct'), '.1f'):>7}"
+            f"{fmt(r.get('batch_mean')):>7}{backlog:>14}"
         )
     bare_rps = ((bare or {}).get("closed") or {}).get("ok202_rps")
     if closed and bare_rps and name != "bare":
@@ -738,7 +841,10 @@ def print_e2e(e2e: dict[str, Any]) -> None:
         f"latency ms: p50 {fmt(e2e['p50_ms'])} p90 {fmt(e2e['p90_ms'])} "
         f"p99 {fmt(e2e['p99_ms'])} max {fmt(e2e['max_ms'])}; "
         f"ack p50 {fmt(e2e['ack_p50_ms'])} p99 {fmt(e2e['ack_p99_ms'])}; "
-        f"CPU {e2e['cpu_pct']}%; mean batch {fmt(e2e['batch_mean'])}"
+        f"CPU {e2e['cpu_pct']}%, sender {e2e['client_cpu_pct']}%, "
+        f"Slack sink {e2e['sink_cpu_pct']}%, rest of the machine "
+        f"{max(0.0, e2e['other_cpu_pct'] - e2e['sink_cpu_pct']):.1f}%; "
+        f"mean batch {fmt(e2e['batch_mean'])}"
     )
 
 
@@ -799,11 +905,18 @@ def main() -> int:
         action="store_true",
         help="also measure both databases with `serve --no-worker` (intake alone, diagnostic)",
     )
+    parser.add_argument(
+        "--no-idle-wait",
+        action="store_true",
+        help="start each target at once instead of waiting (bounded) for a quiet machine",
+    )
     args = parser.parse_args()
     if not LOAD_PY.exists():
         print(f"missing {LOAD_PY}", file=sys.stderr)
         return 2
     plan = Plan(args.quick)
+    if args.no_idle_wait:
+        plan.idle_wait = 0.0
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logs = RESULTS / stamp
     logs.mkdir(parents=True, exist_ok=True)
@@ -836,19 +949,30 @@ def main() -> int:
     for name, runner in runners.items():
         if name not in parts:
             continue
-        # Other work on the machine skews every figure; the load average tells the reader.
+        # Other work on the machine skews every figure: start in a quiet moment if one comes,
+        # and tell the reader how busy it was.
+        busy = wait_for_idle(plan.idle_wait) if plan.idle_wait else None
         load1 = round(os.getloadavg()[0], 2)
-        print(f"\n>> {name} (load average {load1})", flush=True)
+        print(f"\n>> {name} (load average {load1}, machine busy {fmt(busy)}%)", flush=True)
         try:
-            summary["targets"][name] = {"loadavg_1m": load1, **runner(plan, wrk, logs)}
+            summary["targets"][name] = {
+                "loadavg_1m": load1,
+                "busy_at_start_pct": busy,
+                **runner(plan, wrk, logs),
+            }
         except (BenchError, OSError, subprocess.SubprocessError) as exc:
             summary["errors"][name] = str(exc)
             print(f"!! {name} failed: {exc}", flush=True)
     if "e2e" in parts:
+        busy = wait_for_idle(plan.idle_wait) if plan.idle_wait else None
         load1 = round(os.getloadavg()[0], 2)
-        print(f"\n>> end to end (load average {load1})", flush=True)
+        print(f"\n>> end to end (load average {load1}, machine busy {fmt(busy)}%)", flush=True)
         try:
-            summary["e2e"] = {"loadavg_1m": load1, **bench_e2e(plan, logs)}
+            summary["e2e"] = {
+                "loadavg_1m": load1,
+                "busy_at_start_pct": busy,
+                **bench_e2e(plan, logs),
+            }
         except (BenchError, OSError, subprocess.SubprocessError, TimeoutError) as exc:
             summary["errors"]["e2e"] = f"{type(exc).__name__}: {exc}"
             print(f"!! end to end failed: {type(exc).__name__}: {exc}", flush=True)
@@ -859,6 +983,21 @@ def main() -> int:
     if summary.get("e2e"):
         print_e2e(summary["e2e"])
     summary["verdicts"] = verdicts(summary)
+    others = [
+        phase.get("other_cpu_pct") or 0.0
+        for target in summary["targets"].values()
+        for phase in [*target["open"].values(), target.get("closed") or {}]
+    ]
+    e2e = summary.get("e2e")
+    if e2e:
+        others.append(max(0.0, e2e["other_cpu_pct"] - e2e["sink_cpu_pct"]))
+    summary["max_other_cpu_pct"] = max(others, default=None)
+    if others and max(others) > NOISY_OTHER_PCT:
+        print(
+            f"\nWARNING: other processes used up to {max(others):.0f}% of a core during a "
+            "phase (column other%): the machine was not idle and these figures are unreliable; "
+            "run again on an idle machine."
+        )
     print("\n== targets ==")
     for v in summary["verdicts"]:
         print(f"{'PASS' if v['pass'] else 'FAIL'}  {v['check']}: {fmt(v['value'])}")

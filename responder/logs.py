@@ -17,6 +17,8 @@ def configure(level: str, redactor: Redactor) -> None:
         return redactor.redact(dict(event))  # type: ignore[no-any-return]
 
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    # Alembic narrates every plugin it loads at INFO: noise on each start and CLI command.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
