@@ -147,7 +147,7 @@ class EventProcessor:
         playbooks: Callable[[], Sequence[Playbook]],
         redactor: Redactor,
         max_age: timedelta,
-        batch_size: int = 100,
+        batch_size: int = 25,
         contexts: AlertContexts | None = None,
         runner: ActionRunner | None = None,
     ) -> None:

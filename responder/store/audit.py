@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -155,12 +154,8 @@ def entry_hash(
     # Microseconds always: both databases keep them, and a fixed form hashes the same after
     # a round trip through either.
     at_iso = at.astimezone(UTC).isoformat(timespec="microseconds")
-    canonical = json.dumps(
-        [prev_hash, seq, at_iso, kind, event_id, incident_id, run_id, data],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    canonical = orjson.dumps([prev_hash, seq, at_iso, kind, event_id, incident_id, run_id, data])
+    return hashlib.sha256(canonical).hexdigest()
 
 
 _HASHED = ("prev_hash", "seq", "at", "kind", "event_id", "incident_id", "run_id", "data")
