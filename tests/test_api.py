@@ -142,7 +142,8 @@ def test_incidents_are_listed_newest_first(history: tuple[Service, TestClient]) 
         ({"monitor_id": "1"}, []),
         ({"q": "fraud"}, [FRAUD]),
         ({"q": "HIGH"}, [LATENCY, PAYMENTS]),  # case-insensitive
-        ({"q": "[Recovered]"}, [PAYMENTS]),  # the title follows the latest transition
+        ({"q": "[Recovered]"}, []),  # the title stays the one the incident opened with
+        ({"q": "[Triggered on {"}, [CHECKOUT]),
         ({"q": "%"}, []),  # LIKE wildcards are literal
         ({"q": "_"}, []),
         ({"priority": "P1", "status": "triggered"}, [FRAUD]),

@@ -230,7 +230,7 @@ def test_incidents_list_shows_newest_first_and_filters(db_url: str, served: dict
     by_id = {int(line.split()[0]): line for line in lines}
     payments = by_id[served["148275309"]["id"]]
     assert payments.split()[1:3] == ["resolved", "P1"]
-    assert payments.endswith("[Recovered] High Payment Failure Rate")
+    assert payments.endswith("[Triggered] High Payment Failure Rate")  # the opening title
     assert "2026-11-22T22:00:00" in payments
     latency = by_id[served["148275400"]["id"]]
     assert latency.split()[1:3] == ["triggered", "P3"]

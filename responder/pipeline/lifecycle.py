@@ -55,7 +55,6 @@ def apply(incident: IncidentRow, alert: Alert, now: datetime) -> tuple[IncidentR
     after["event_count"] = incident["event_count"] + 1
     after["last_transition"] = alert.transition.value
     after["updated_at"] = now
-    after["title"] = alert.title
     if alert.priority and (incident["priority"] is None or alert.priority < incident["priority"]):
         after["priority"] = alert.priority  # "P1" < "P2": keep the most urgent seen
     if alert.transition is Transition.RECOVERED:

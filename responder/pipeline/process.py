@@ -55,7 +55,6 @@ MAX_EVENT_ATTEMPTS = 5
 _INCIDENT_COLUMNS = (
     "status",
     "last_transition",
-    "title",
     "priority",
     "event_count",
     "updated_at",
