@@ -90,10 +90,6 @@ class Alert:
     template: str  # "responder" (our template), "flat" or "default" (Datadog's untouched one)
     notes: tuple[str, ...] = field(default_factory=tuple)  # what was missing or guessed
 
-    @property
-    def is_minimal(self) -> bool:
-        return self.template == "default"
-
     def as_context(self) -> dict[str, Any]:
         """What playbook expressions and templates see as `alert`."""
         return {

@@ -114,7 +114,6 @@ class ActionRunner:
         self._registry = registry
         self._redactor = redactor
         self._metrics = metrics
-        self._threads = threads
         self._lease_for = lease
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="action")
@@ -122,7 +121,10 @@ class ActionRunner:
         # every queued call still starts well within its lease (calls time out in seconds).
         self._capacity = threads * 4
         self._inflight = 0
-        self._taken: list[Job] = []  # taken over from the pipeline, waiting for its commit
+        # Taken over from the pipeline, waiting for its commit: calls to start, and runs
+        # settled at once (to count in the metrics).
+        self._taken: list[Job] = []
+        self._taken_settled: list[tuple[dict[str, Any], Outcome]] = []
         self._lock = threading.Lock()
         self._done: queue.SimpleQueue[tuple[dict[str, Any], Outcome]] = queue.SimpleQueue()
         self.on_finished: Callable[[], None] = lambda: None  # wakes the loop to record
@@ -160,7 +162,7 @@ class ActionRunner:
             data.update(state=early.state, result=early.result, error=early.error)
             record = AuditRecord(early.kind, data, run["event_id"], run["incident_id"], run["id"])
             run.update({key: row[key] for key in _FINISH_VALUES}, attempts=1)
-            self._count(run, early)
+            self._taken_settled.append((run, early))
             return [record]
         leased = {
             **run,
@@ -178,8 +180,11 @@ class ActionRunner:
     def start_taken(self, committed: bool) -> None:
         """Start the runs taken over since the last call, once their rows are committed."""
         jobs, self._taken = self._taken, []
+        settled, self._taken_settled = self._taken_settled, []
         if not committed:
             return  # the rows never landed: the runs will be planned again
+        for run, outcome in settled:
+            self._count(run, outcome)
         for job in jobs:
             with self._lock:
                 self._inflight += 1

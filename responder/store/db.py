@@ -33,10 +33,6 @@ _SQLITE_TRANSIENT = frozenset(
 )
 
 
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached or is locked right now; the work should be retried."""
-
-
 def create_engine(url: str) -> sa.Engine:
     """Build the engine for `url`: embedded SQLite (WAL) or a shared PostgreSQL server.
 
@@ -202,7 +198,7 @@ def is_postgres(engine: sa.Engine | sa.Connection) -> bool:
 
 def classify(exc_value: BaseException) -> bool:
     """True when `exc_value` means "database unreachable or locked, retry later", not a bug."""
-    if isinstance(exc_value, DatabaseUnavailable | exc.DisconnectionError | exc.TimeoutError):
+    if isinstance(exc_value, exc.DisconnectionError | exc.TimeoutError):
         return True
     if isinstance(exc_value, exc.DBAPIError):
         if exc_value.connection_invalidated:
