@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from responder.main import Service
+from responder.main import Service, build_service
 from responder.store.tables import AlertEvent
+from responder.web.app import create_app
 from tests.harness import TOKEN, post, running, sample, settings_for
 
 
@@ -257,3 +258,16 @@ def test_database_down_answers_503_never_500(
     assert response.status_code == 503
     assert response.headers["retry-after"]
     assert "deliver again" in response.json()["error"]
+
+
+def test_unreachable_postgres_answers_503(samples_dir: Path) -> None:
+    # Nothing listens on port 9: every connection is refused, as with a database that is down.
+    settings = settings_for("postgresql+psycopg://postgres@127.0.0.1:9/none")
+    service = build_service(settings)
+    service.worker_thread = False
+    with TestClient(create_app(service)) as client:
+        response = post(client, _base(samples_dir))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert "deliver again" in response.json()["error"]
+    service.engine.dispose()
