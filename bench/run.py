@@ -545,11 +545,15 @@ def bench_sqlite(plan: Plan, wrk: str | None, logs: Path, worker: bool = True) -
             return measure_target(server, plan, wrk)
 
 
-def bench_postgres(plan: Plan, wrk: str | None, logs: Path, worker: bool = True) -> dict[str, Any]:
+def bench_postgres(
+    plan: Plan, wrk: str | None, logs: Path, worker: bool = True, procfile: bool = False
+) -> dict[str, Any]:
+    """`procfile`: the production shape, `serve --no-worker` beside a `responder worker`
+    process (CPU% is then the web process's alone)."""
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
-    label = "postgres" if worker else "postgres-no-worker"
+    label = "postgres-procfile" if procfile else "postgres" if worker else "postgres-no-worker"
     name = f"responder_bench_{os.getpid()}"
     admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
     try:
@@ -565,9 +569,29 @@ def bench_postgres(plan: Plan, wrk: str | None, logs: Path, worker: bool = True)
         log = logs / f"{label}.log"
         run_checked([RESPONDER, "db", "upgrade"], env, log, timeout=120)
         port = free_port()
-        server = Server(label, serve_argv(port, worker), env, port, log)
-        with running(server):
-            return measure_target(server, plan, wrk)
+        server = Server(label, serve_argv(port, worker and not procfile), env, port, log)
+        background = None
+        if procfile:
+            with log.open("ab") as out:
+                background = subprocess.Popen(
+                    [RESPONDER, "worker"],
+                    cwd=REPO,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        try:
+            with running(server):
+                return measure_target(server, plan, wrk)
+        finally:
+            if background is not None:
+                background.send_signal(signal.SIGTERM)
+                try:
+                    background.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    background.kill()
     finally:
         # FORCE: a server we had to SIGKILL may still hold connections for a moment.
         with admin.connect() as conn:
@@ -896,7 +920,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="4 s phases instead of 10 s")
     parser.add_argument(
         "--only",
-        choices=("bare", "sqlite", "postgres", "e2e", "sqlite-no-worker", "postgres-no-worker"),
+        choices=(
+            "bare",
+            "sqlite",
+            "postgres",
+            "postgres-procfile",
+            "e2e",
+            "sqlite-no-worker",
+            "postgres-no-worker",
+        ),
         action="append",
         help="run only these parts (repeatable); the default is all, in order",
     )
@@ -923,7 +955,7 @@ def main() -> int:
     wrk = wrk_path()
     if wrk is None:
         print("wrk not found: apt-get install wrk (closed-loop phases are skipped)")
-    parts = args.only or ["bare", "sqlite", "postgres", "e2e"]
+    parts = args.only or ["bare", "sqlite", "postgres", "postgres-procfile", "e2e"]
     summary: dict[str, Any] = {
         "quick": args.quick,
         "started": stamp,
@@ -942,6 +974,7 @@ def main() -> int:
         "postgres": bench_postgres,
         "sqlite-no-worker": lambda plan, wrk, logs: bench_sqlite(plan, wrk, logs, worker=False),
         "postgres-no-worker": lambda plan, wrk, logs: bench_postgres(plan, wrk, logs, worker=False),
+        "postgres-procfile": lambda plan, wrk, logs: bench_postgres(plan, wrk, logs, procfile=True),
     }
     if args.no_worker_too:
         parts = [*parts, "sqlite-no-worker", "postgres-no-worker"]
