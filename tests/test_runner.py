@@ -403,3 +403,7 @@ def test_intake_writer_groups_rows_and_answers_each(engine: sa.Engine) -> None:
     assert sum(r.duplicate for r in results) == 50
     assert len({r.event_id for r in results}) == 150
     assert sum(sizes) == 200 and len(sizes) < 200  # several rows per commit
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.text("SELECT id, fingerprint FROM alert_event")).all())
+    for i, result in enumerate(results):  # every answer names the row of its own delivery
+        assert stored[result.event_id] == f"dd:group-{i % 150}"

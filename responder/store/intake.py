@@ -127,9 +127,12 @@ class IntakeWriter:
         for row in rows:
             unique.setdefault(row["fingerprint"], row)
         with transaction(self._engine, urgent=True) as conn:
-            values = [driver_value(conn, row[c]) for row in unique.values() for c in COLUMNS]
-            sql = _insert_sql(len(unique), placeholder(conn))
-            inserted = {fp: event_id for event_id, fp in conn.exec_driver_sql(sql, tuple(values))}
+            if conn.dialect.name == "sqlite":
+                inserted = _insert_sqlite(conn, unique)
+            else:
+                values = [driver_value(conn, row[c]) for row in unique.values() for c in COLUMNS]
+                sql = _insert_sql(len(unique), placeholder(conn), returning=True)
+                inserted = {fp: i for i, fp in conn.exec_driver_sql(sql, tuple(values))}
             known = [fp for fp in {r["fingerprint"] for r in rows} if fp not in inserted]
             existing = _redeliveries(conn, known) if known else {}
         make_durable(self._engine)  # on disk before anyone hears 202, outside the write lock
@@ -167,15 +170,41 @@ COLUMNS = (
 )
 
 
-@functools.lru_cache(maxsize=64)
-def _insert_sql(rows: int, mark: str) -> str:
+@functools.lru_cache(maxsize=128)
+def _insert_sql(rows: int, mark: str, *, returning: bool) -> str:
     """One multi-row INSERT in the driver's own dialect: the intake's hot path skips the ORM
     and SQLAlchemy's statement compiler, leaving the event loop more of the GIL."""
     group = "(" + ",".join([mark] * len(COLUMNS)) + ")"
-    return (
-        f"INSERT INTO alert_event ({','.join(COLUMNS)}) VALUES {','.join([group] * rows)} "
-        "ON CONFLICT (fingerprint) DO NOTHING RETURNING id, fingerprint"
-    )
+    sql = f"INSERT INTO alert_event ({','.join(COLUMNS)}) VALUES {','.join([group] * rows)}"
+    if returning:
+        sql += " ON CONFLICT (fingerprint) DO NOTHING RETURNING id, fingerprint"
+    return sql
+
+
+def _insert_sqlite(conn: sa.Connection, unique: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Insert the deliveries not stored yet; their ids, by fingerprint.
+
+    sqlite3 gives up and takes back the GIL for every row a statement yields, and each take
+    waits behind the worker thread; RETURNING would cost one wait per row. Instead: one
+    look for redeliveries (almost always no row), one INSERT, and the ids from the last
+    rowid, since rows of one INSERT get consecutive ids under the write lock we hold.
+    """
+    fingerprints = list(unique)
+    marks = ",".join("?" * len(fingerprints))
+    seen = {
+        fp
+        for (fp,) in conn.exec_driver_sql(
+            f"SELECT fingerprint FROM alert_event WHERE fingerprint IN ({marks})",
+            tuple(fingerprints),
+        )
+    }
+    fresh = [fp for fp in fingerprints if fp not in seen]
+    if not fresh:
+        return {}
+    values = [driver_value(conn, unique[fp][c]) for fp in fresh for c in COLUMNS]
+    conn.exec_driver_sql(_insert_sql(len(fresh), "?", returning=False), tuple(values))
+    last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+    return {fp: last - len(fresh) + 1 + i for i, fp in enumerate(fresh)}
 
 
 def _redeliveries(conn: sa.Connection, fingerprints: list[str]) -> dict[str, Stored]:
