@@ -261,6 +261,32 @@ class Server:
             self.proc.wait(timeout=5)
 
 
+def spawn(argv: list[str], env: dict[str, str] | None, log: Path) -> subprocess.Popen[bytes]:
+    """A helper process of the run, its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C on run.py is ours to forward, in order
+        )
+
+
+def terminate(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM, then SIGKILL if it does not stop within `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 @contextlib.contextmanager
 def running(server: Server) -> Iterator[Server]:
     try:
@@ -572,26 +598,13 @@ def bench_postgres(
         server = Server(label, serve_argv(port, worker and not procfile), env, port, log)
         background = None
         if procfile:
-            with log.open("ab") as out:
-                background = subprocess.Popen(
-                    [RESPONDER, "worker"],
-                    cwd=REPO,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            background = spawn([RESPONDER, "worker"], env, log)
         try:
             with running(server):
                 return measure_target(server, plan, wrk)
         finally:
             if background is not None:
-                background.send_signal(signal.SIGTERM)
-                try:
-                    background.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    background.kill()
+                terminate(background, grace=15)
     finally:
         # FORCE: a server we had to SIGKILL may still hold connections for a moment.
         with admin.connect() as conn:
@@ -684,24 +697,20 @@ def bench_e2e(plan: Plan, logs: Path) -> dict[str, Any]:
         for stale in (posts, count_file):
             stale.unlink(missing_ok=True)
         sink_log = logs / "slack_sink.log"
-        with sink_log.open("ab") as out:
-            sink = subprocess.Popen(
-                [
-                    PYTHON,
-                    str(BENCH / "slack_sink.py"),
-                    "--ready-file",
-                    str(ready),
-                    "--out",
-                    str(posts),
-                    "--max-seconds",
-                    str(plan.e2e_seconds + 300),
-                ],
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        sink = spawn(
+            [
+                PYTHON,
+                str(BENCH / "slack_sink.py"),
+                "--ready-file",
+                str(ready),
+                "--out",
+                str(posts),
+                "--max-seconds",
+                str(plan.e2e_seconds + 300),
+            ],
+            None,
+            sink_log,
+        )
         try:
             deadline = time.monotonic() + 20
             while not ready.exists():
@@ -730,13 +739,7 @@ def bench_e2e(plan: Plan, logs: Path) -> dict[str, Any]:
                 cpu1, sink1 = server.snapshot(), cpu_seconds(sink.pid)
                 after = scrape(server)
         finally:
-            if sink.poll() is None:
-                sink.send_signal(signal.SIGTERM)
-                try:
-                    sink.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    sink.kill()
-                    sink.wait(timeout=5)
+            terminate(sink, grace=20)
     latencies: list[float] = []
     matched = 0
     unmatched_posts = 0
