@@ -17,6 +17,7 @@ from responder.store.tables import ActionRun, AlertEvent
 
 log = structlog.get_logger(__name__)
 _GAUGE_EVERY = 2.0
+_GATHER_SECONDS = 0.005
 
 
 class Worker:
@@ -65,7 +66,10 @@ class Worker:
                 self._stopping.wait(min(self._poll * 2**failures, 30.0))
                 continue
             if not busy:
-                self._wake.wait(self._poll)
+                if self._wake.wait(self._poll):
+                    # Let a few more arrivals join: one round for several events costs far
+                    # less than a round each, and the wait is short next to a page's latency.
+                    self._stopping.wait(_GATHER_SECONDS)
                 self._wake.clear()
 
     def step(self) -> bool:
