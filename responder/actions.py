@@ -7,7 +7,7 @@ deadlines. Integrations import this module and their SDK, nothing else from resp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -50,6 +50,12 @@ class ActionContext:
     attempt: int  # 1 for the first try
     uncertain: bool  # an earlier attempt started and never recorded an outcome
     parent: Mapping[str, Any] | None = None  # result of the run this follow-up continues
+    # This run's own last response when the previous attempt asked to be polled again
+    # (`ActionResult.poll_after`), e.g. the workflow instance it started.
+    previous: Mapping[str, Any] | None = None
+    # The incident's other runs so far, oldest first: {"action", "playbook", "state",
+    # "finished_at", "error"}; filled only for actions whose `wants_runs` is True.
+    runs: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,10 @@ class ActionResult:
     response: Mapping[str, Any]  # a summary, secrets excluded
     refs: Mapping[str, Any] = field(default_factory=dict)
     skipped_reason: str | None = None  # set when there was nothing to do (e.g. no root post)
+    # The call started something that is not final yet (a workflow instance): the runner
+    # keeps the run pending and calls `execute` again after this many seconds, passing
+    # `response` back as `ActionContext.previous`. Not an error, not counted as a retry.
+    poll_after: float | None = None
 
 
 class ActionError(Exception):
@@ -90,6 +100,8 @@ class FollowUp:
 class Action(Protocol):
     name: ClassVar[str]  # "vendor.verb"
     params: ClassVar[type[StepParams]]
+    # True when `execute` reads `ActionContext.runs` (one more query per attempt).
+    wants_runs: ClassVar[bool]
     # How alert text rendered into this action's templates is escaped: "slack", "markdown", "plain".
     markup: ClassVar[str]
 
@@ -109,6 +121,40 @@ class Action(Protocol):
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
         """What a later transition of the incident should do about this step, if anything."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    title: str
+    url: str
+
+
+# What each vendor keeps in `IncidentView.refs`, by key. Every ref is a dict; one with a
+# "url" is something people can open, and every vendor may link to it by that convention
+# alone, without importing the vendor that made it.
+REF_TITLES: Mapping[str, str] = {
+    "slack": "Slack thread",
+    "pagerduty": "PagerDuty incident",
+    "datadog_incident": "Datadog incident",
+    "datadog_notebook": "RCA notebook",
+    "datadog_workflow": "Datadog workflow",
+}
+
+
+def incident_links(refs: Mapping[str, Any], *, exclude: str | None = None) -> list[Link]:
+    """The openable things other runs made for this incident, in a stable order."""
+    links: list[Link] = []
+    for key in sorted(
+        refs, key=lambda k: (list(REF_TITLES).index(k) if k in REF_TITLES else 99, k)
+    ):
+        ref = refs[key]
+        if key == exclude or not isinstance(ref, Mapping):
+            continue
+        url = ref.get("url")
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            title = ref.get("title")
+            links.append(Link(str(title) if title else REF_TITLES.get(key, key), url))
+    return links
 
 
 class Registry:

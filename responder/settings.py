@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -58,3 +60,19 @@ class Settings(BaseSettings):
 
 def load_settings() -> Settings:
     return Settings()
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def env_secret(reference: str) -> str | None:
+    """The value behind a playbook's `env:NAME` secret reference; None when unset or malformed.
+
+    Playbooks name secrets, never hold them: a routing key written as `env:PD_PAYMENTS_KEY`
+    is read here, at call time, so rotating it needs no playbook change.
+    """
+    name = reference.removeprefix("env:").strip()
+    if not _ENV_NAME.match(name):
+        return None
+    value = os.environ.get(name, "").strip()
+    return value or None

@@ -51,6 +51,7 @@ class Script:
 class ScriptedAction:
     params: ClassVar[type[StepParams]] = CallParams
     markup: ClassVar[str] = "plain"
+    wants_runs: ClassVar[bool] = False
 
     def __init__(self, name: str, script: Script, configured: bool = True) -> None:
         self.name = name  # type: ignore[misc]
@@ -407,3 +408,77 @@ def test_intake_writer_groups_rows_and_answers_each(engine: sa.Engine) -> None:
         stored = dict(conn.execute(sa.text("SELECT id, fingerprint FROM alert_event")).all())
     for i, result in enumerate(results):  # every answer names the row of its own delivery
         assert stored[result.event_id] == f"dd:group-{i % 150}"
+
+
+class PollingAction:
+    """Starts a job on the first call, then reports it running once and finished after."""
+
+    name: ClassVar[str] = "test.job"
+    params: ClassVar[type[StepParams]] = CallParams
+    markup: ClassVar[str] = "plain"
+    wants_runs: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.seen: list[ActionContext] = []
+
+    @property
+    def configured(self) -> bool:
+        return True
+
+    def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
+        return {"target": ctx.params.get("target")}
+
+    def execute(self, ctx: ActionContext) -> ActionResult:
+        self.seen.append(ctx)
+        if ctx.previous is None:
+            return ActionResult({"job": "j-1", "polls": 0}, {"job": {"id": "j-1"}}, poll_after=0)
+        polls = int(ctx.previous["polls"]) + 1
+        if polls < 2:
+            return ActionResult({"job": ctx.previous["job"], "polls": polls}, poll_after=0)
+        return ActionResult({"job": ctx.previous["job"], "status": "done", "polls": polls})
+
+    def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
+        return None
+
+
+def test_a_polled_run_keeps_its_answer_between_calls_and_sees_the_timeline(
+    engine: sa.Engine, tmp_path: Path, samples_dir: Path
+) -> None:
+    (tmp_path / "job.yaml").write_text(
+        "name: job\nactions:\n  - test.call: {target: first}\n  - test.job: {target: scale}\n"
+    )
+    script = Script()
+    job = PollingAction()
+    registry = Registry([ScriptedAction("test.call", script), job])
+    playbooks = load_playbooks(tmp_path, registry.params_models())
+    processor = EventProcessor(
+        engine, registry, lambda: playbooks, Redactor([]), timedelta(hours=1)
+    )
+    runner = ActionRunner(engine, registry, Redactor([]), Metrics(), threads=2)
+    worker = Worker(engine, processor, runner, Metrics(), poll_seconds=0.05)
+    rig = Rig(engine, worker, runner, processor, script, samples_dir)
+    try:
+        rig.store("checkout-error-rate.triggered")
+        assert worker.drain()
+        for _ in range(20):  # polls are due "now"; a few more rounds reach the end
+            if rig.runs()[-1].state == "succeeded":
+                break
+            assert worker.drain()
+        last = rig.runs()[-1]
+        assert (last.action, last.state) == ("test.job", "succeeded")
+        assert last.result == {"job": "j-1", "status": "done", "polls": 2}
+        assert [ctx.previous for ctx in job.seen] == [
+            None,
+            {"job": "j-1", "polls": 0},
+            {"job": "j-1", "polls": 1},
+        ]
+        # The timeline it was given holds the other run of the incident, not itself.
+        assert [r["action"] for r in job.seen[0].runs] == ["test.call"]
+        kinds = rig.kinds()
+        assert kinds.count("run.polling") == 2
+        assert "run.retry" not in kinds
+        with Session(engine) as session:
+            incident = session.exec(select(Incident)).one()
+        assert incident.refs["job"] == {"id": "j-1"}
+    finally:
+        runner.shutdown()

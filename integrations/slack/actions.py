@@ -61,6 +61,7 @@ class _Root:
 class _SlackAction:
     params: ClassVar[type[StepParams]]
     markup: ClassVar[str] = "slack"
+    wants_runs: ClassVar[bool] = False
 
     def __init__(self, api: SlackApi | None) -> None:
         self._api = api

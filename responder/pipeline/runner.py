@@ -24,19 +24,19 @@ import orjson
 import sqlalchemy as sa
 import structlog
 
-from responder.actions import (
-    Action,
-    ActionContext,
-    ActionError,
-    ActionResult,
-    IncidentView,
-    Registry,
-)
-from responder.domain import IncidentStatus, RunState, Transition
+from responder.actions import ActionContext, ActionError, Registry
+from responder.domain import RunState
 from responder.intake.datadog import normalise
 from responder.metrics import Metrics
-from responder.pipeline.backoff import retry_delay
 from responder.pipeline.contexts import AlertContexts
+from responder.pipeline.outcomes import (
+    Outcome,
+    context,
+    from_error,
+    from_result,
+    run_summary,
+    settle_early,
+)
 from responder.redact import Redactor
 from responder.store import audit
 from responder.store.audit import AuditRecord, PreparedRecord
@@ -64,16 +64,6 @@ _FINISH_VALUES = (
 )
 # Only the lease holder records an outcome: a run whose lease expired belongs to another.
 _FINISH_WHERE = {"id": "id", "state": "was_state", "lease_owner": "was_owner"}
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    state: RunState
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    not_before: datetime | None = None  # set for a retry
-    refs: dict[str, Any] | None = None
-    kind: str = "run.succeeded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +142,12 @@ class ActionRunner:
         call) before it is inserted; after the insert commits, `start_taken` calls it. This
         is what keeps the time from webhook to Slack short. Returns the audit records.
         """
-        # Everything that can fail comes first, so a failure leaves the run as it was.
-        ctx = _context({**run, "attempts": 1}, incident, alert, None)
         action = self._registry.get(run["action"])
-        early = _settle_early(run, incident, action, ctx, now)
+        if action.wants_runs:
+            return []  # it needs the incident's timeline, which only a claim reads
+        # Everything that can fail comes first, so a failure leaves the run as it was.
+        ctx = context({**run, "attempts": 1}, incident, alert, None)
+        early = settle_early(run, incident, action, ctx, now)
         if early is not None:
             row = self._outcome_rows([({**run, "attempts": 1}, early)])[0][0]
             data: dict[str, Any] = {"action": run["action"], "attempt": 1}
@@ -309,15 +301,21 @@ class ActionRunner:
         incidents = _by_id(conn, _INCIDENTS, {r["incident_id"] for r in runs})
         parents = _by_id(conn, _RUNS, {r["parent_id"] for r in runs if r["parent_id"]})
         alerts = self._alerts(conn, {r["event_id"] for r in runs})
+        timelines = _timelines(
+            conn, {r["incident_id"] for r in runs if self._registry.get(r["action"]).wants_runs}
+        )
         jobs: list[Job] = []
         settled: list[tuple[dict[str, Any], Outcome]] = []
         for run in sorted(runs, key=lambda r: r["id"]):
             run["attempts"] += 1
             incident = incidents[run["incident_id"]]
             parent = parents.get(run["parent_id"]) if run["parent_id"] else None
-            ctx = _context(run, incident, alerts[run["event_id"]], parent)
             action = self._registry.get(run["action"])
-            early = _settle_early(run, incident, action, ctx, now)
+            history = [r for r in timelines.get(run["incident_id"], ()) if r["id"] != run["id"]]
+            ctx = context(
+                run, incident, alerts[run["event_id"]], parent, [run_summary(r) for r in history]
+            )
+            early = settle_early(run, incident, action, ctx, now)
             if early is not None:
                 settled.append((run, early))
             else:
@@ -354,9 +352,10 @@ class ActionRunner:
         action = self._registry.get(job.run["action"])
         started = time.monotonic()
         try:
-            outcome = _outcome(action.execute(job.ctx))
+            outcome = from_result(action.execute(job.ctx), datetime.now(UTC))
         except ActionError as err:
-            outcome = self._failure(job.run, err)
+            error = self._redactor.redact_text(err.message)[:2000]
+            outcome = from_error(job.run, err, error, datetime.now(UTC))
         except Exception as exc:  # an adapter bug: fail visibly rather than retry for hours
             error = self._redactor.redact_text(f"{type(exc).__name__}: {exc}")[:2000]
             outcome = Outcome(
@@ -367,19 +366,6 @@ class ActionRunner:
         with self._lock:
             self._inflight -= 1
         self.on_finished()
-
-    def _failure(self, run: dict[str, Any], err: ActionError) -> Outcome:
-        error = self._redactor.redact_text(err.message)[:2000]
-        response: dict[str, Any] = {"error": error, "response": err.response}
-        if not err.retryable:
-            return Outcome(RunState.FAILED, response, error, kind="run.failed")
-        delay = retry_delay(run["attempts"], err.retry_after)
-        when = datetime.now(UTC) + timedelta(seconds=delay)
-        if when > run["expires_at"]:
-            error = f"{error} (no retry: next attempt would pass the run's maximum age)"
-            return Outcome(RunState.FAILED, response, error, kind="run.failed")
-        response["retry_in_seconds"] = int(delay * 1000) / 1000
-        return Outcome(RunState.PENDING, response, error, not_before=when, kind="run.retry")
 
     def _outcome_rows(
         self, finished: list[tuple[dict[str, Any], Outcome]]
@@ -419,7 +405,7 @@ class ActionRunner:
             self._metrics.runs.labels(run["action"], outcome.state.value).inc()
             waited = (datetime.now(UTC) - run["scheduled_at"]).total_seconds()
             self._metrics.run_delay.labels(run["action"]).observe(max(waited, 0.0))
-        elif outcome.state is RunState.PENDING:
+        elif outcome.kind == "run.retry":
             self._metrics.retries.labels(run["action"]).inc()
         log.info(
             outcome.kind,
@@ -458,69 +444,11 @@ def _due_query(conn: sa.Connection, now: datetime, limit: int) -> sa.Select[int]
     return query
 
 
-def _settle_early(
-    run: dict[str, Any],
-    incident: dict[str, Any],
-    action: Action,
-    ctx: ActionContext,
-    now: datetime,
-) -> Outcome | None:
-    """Outcomes that need no outside call: a resolved incident, an expired run, no credentials."""
-    if run["condition"] == "incident.open" and incident["status"] == IncidentStatus.RESOLVED:
-        reason = "incident resolved before this delayed step was due"
-        return Outcome(RunState.SKIPPED, {"reason": reason}, kind="run.skipped")
-    if now > run["expires_at"]:
-        error = f"gave up after {run['attempts'] - 1} attempts: older than its maximum age"
-        return Outcome(RunState.FAILED, error=error, kind="run.failed")
-    if not action.configured:
-        result = {"reason": "integration not configured", "request": dict(action.describe(ctx))}
-        return Outcome(RunState.SKIPPED, result, kind="run.skipped")
-    return None
-
-
-def _outcome(result: ActionResult) -> Outcome:
-    if result.skipped_reason:
-        data = {"reason": result.skipped_reason, "response": dict(result.response)}
-        return Outcome(RunState.SKIPPED, data, kind="run.skipped")
-    return Outcome(RunState.SUCCEEDED, dict(result.response), refs=dict(result.refs))
-
-
 def _by_id(conn: sa.Connection, table: sa.Table, ids: set[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}
     rows = conn.execute(sa.select(table).where(table.c.id.in_(sorted(ids)))).mappings()
     return {row["id"]: dict(row) for row in rows}
-
-
-def _context(
-    run: dict[str, Any],
-    incident: dict[str, Any],
-    alert: dict[str, Any],
-    parent: dict[str, Any] | None,
-) -> ActionContext:
-    return ActionContext(
-        run_id=str(run["id"]),
-        action=run["action"],
-        params=dict(run["params"] or {}),
-        incident=IncidentView(
-            id=str(incident["id"]),
-            key=incident["key"],
-            status=incident["status"],
-            title=incident["title"],
-            monitor_id=incident["monitor_id"],
-            scope=incident["scope"],
-            priority=incident["priority"],
-            opened_at=incident["opened_at"].isoformat(),
-            resolved_at=incident["resolved_at"].isoformat() if incident["resolved_at"] else None,
-            refs=dict(incident["refs"] or {}),
-        ),
-        alert=alert,
-        transition=Transition(run["transition"]),
-        idempotency_key=run["idempotency_key"],
-        attempt=run["attempts"],
-        uncertain=run["uncertain"],
-        parent=(parent["result"] or {}) if parent is not None else None,
-    )
 
 
 def _write_outcomes(conn: sa.Connection, bulk: Bulk, refs: dict[int, dict[str, Any]]) -> None:
@@ -537,3 +465,16 @@ def _write_outcomes(conn: sa.Connection, bulk: Bulk, refs: dict[int, dict[str, A
             known.setdefault(name, value)  # the first root post stays the incident's reference
         merged.append({"b_id": incident_id, "refs": known})
     conn.execute(_SET_REFS, merged)
+
+
+def _timelines(conn: sa.Connection, incident_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
+    """Every run of these incidents, oldest first (for actions that write a timeline)."""
+    if not incident_ids:
+        return {}
+    query = (
+        sa.select(_RUNS).where(_RUNS.c.incident_id.in_(sorted(incident_ids))).order_by(_RUNS.c.id)
+    )
+    out: dict[int, list[dict[str, Any]]] = {}
+    for row in conn.execute(query).mappings():
+        out.setdefault(row["incident_id"], []).append(dict(row))
+    return out

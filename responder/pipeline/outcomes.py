@@ -1,0 +1,139 @@
+"""What one attempt of a run amounts to: the context an action sees, and the outcome to record.
+
+Pure functions over rows, shared by the runner's claim, its take-over of fresh runs and its
+recording of finished calls: no database and no outside calls here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from responder.actions import Action, ActionContext, ActionError, ActionResult, IncidentView
+from responder.domain import IncidentStatus, RunState, Transition
+from responder.pipeline.backoff import retry_delay
+
+# Where a run that asked to be polled keeps its last answer between attempts (run.result).
+POLLING = "polling"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: RunState
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    not_before: datetime | None = None  # set for a retry or a poll
+    refs: dict[str, Any] | None = None
+    kind: str = "run.succeeded"
+
+
+def context(
+    run: Mapping[str, Any],
+    incident: Mapping[str, Any],
+    alert: dict[str, Any],
+    parent: Mapping[str, Any] | None,
+    runs: Sequence[Mapping[str, Any]] = (),
+) -> ActionContext:
+    return ActionContext(
+        run_id=str(run["id"]),
+        action=run["action"],
+        params=dict(run["params"] or {}),
+        incident=IncidentView(
+            id=str(incident["id"]),
+            key=incident["key"],
+            status=incident["status"],
+            title=incident["title"],
+            monitor_id=incident["monitor_id"],
+            scope=incident["scope"],
+            priority=incident["priority"],
+            opened_at=incident["opened_at"].isoformat(),
+            resolved_at=incident["resolved_at"].isoformat() if incident["resolved_at"] else None,
+            refs=dict(incident["refs"] or {}),
+        ),
+        alert=alert,
+        transition=Transition(run["transition"]),
+        idempotency_key=run["idempotency_key"],
+        attempt=run["attempts"],
+        uncertain=run["uncertain"],
+        parent=(parent["result"] or {}) if parent is not None else None,
+        previous=polled(run),
+        runs=runs,
+    )
+
+
+def polled(run: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The answer this run's last poll left behind, if it is being polled."""
+    result = run.get("result")
+    if isinstance(result, Mapping) and isinstance(result.get(POLLING), Mapping):
+        return dict(result[POLLING])
+    return None
+
+
+def run_summary(run: Mapping[str, Any]) -> dict[str, Any]:
+    """One line of an incident's timeline, as `ActionContext.runs` shows it."""
+    finished = run.get("finished_at")
+    return {
+        "action": run["action"],
+        "playbook": run["playbook"],
+        "state": run["state"],
+        "transition": run["transition"],
+        "finished_at": finished.isoformat() if isinstance(finished, datetime) else None,
+        "error": run.get("last_error"),
+    }
+
+
+def settle_early(
+    run: Mapping[str, Any],
+    incident: Mapping[str, Any],
+    action: Action,
+    ctx: ActionContext,
+    now: datetime,
+) -> Outcome | None:
+    """Outcomes that need no outside call: a resolved incident, an expired run, no credentials."""
+    if run["condition"] == "incident.open" and incident["status"] == IncidentStatus.RESOLVED:
+        reason = "incident resolved before this delayed step was due"
+        return Outcome(RunState.SKIPPED, {"reason": reason}, kind="run.skipped")
+    if now > run["expires_at"]:
+        error = f"gave up after {run['attempts'] - 1} attempts: older than its maximum age"
+        return Outcome(RunState.FAILED, error=error, kind="run.failed")
+    if not action.configured:
+        result = {"reason": "integration not configured", "request": dict(action.describe(ctx))}
+        return Outcome(RunState.SKIPPED, result, kind="run.skipped")
+    return None
+
+
+def from_result(result: ActionResult, now: datetime) -> Outcome:
+    if result.skipped_reason:
+        data = {"reason": result.skipped_reason, "response": dict(result.response)}
+        return Outcome(RunState.SKIPPED, data, kind="run.skipped")
+    if result.poll_after is not None:
+        # Not final yet (a workflow still running): same run, called again later with
+        # this answer as `previous`. Refs are kept now so links exist while it runs.
+        when = now + timedelta(seconds=max(result.poll_after, 0.0))
+        return Outcome(
+            RunState.PENDING,
+            {POLLING: dict(result.response)},
+            not_before=when,
+            refs=dict(result.refs),
+            kind="run.polling",
+        )
+    return Outcome(RunState.SUCCEEDED, dict(result.response), refs=dict(result.refs))
+
+
+def from_error(run: Mapping[str, Any], err: ActionError, error: str, now: datetime) -> Outcome:
+    """A failed attempt: `error` is the message, already redacted."""
+    response: dict[str, Any] = {"error": error, "response": err.response}
+    previous = polled(run)
+    if previous is not None:
+        response[POLLING] = previous  # a failed poll must not forget what it was polling
+    if not err.retryable:
+        return Outcome(RunState.FAILED, response, error, kind="run.failed")
+    delay = retry_delay(run["attempts"], err.retry_after)
+    when = now + timedelta(seconds=delay)
+    if when > run["expires_at"]:
+        error = f"{error} (no retry: next attempt would pass the run's maximum age)"
+        return Outcome(RunState.FAILED, response, error, kind="run.failed")
+    response["retry_in_seconds"] = int(delay * 1000) / 1000
+    return Outcome(RunState.PENDING, response, error, not_before=when, kind="run.retry")
