@@ -90,6 +90,14 @@ class ActionError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Pace:
+    """At most one call per `interval` seconds among calls sharing `key`."""
+
+    key: str
+    interval: float
+
+
+@dataclass(frozen=True, slots=True)
 class FollowUp:
     """A run to plan after a primary run, when a later transition reaches its incident."""
 
@@ -120,6 +128,10 @@ class Action(Protocol):
 
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
         """What a later transition of the incident should do about this step, if anything."""
+        ...
+
+    def pace(self, ctx: ActionContext) -> Pace | None:
+        """The vendor limit this call counts against (a Slack channel, a routing key), if any."""
         ...
 
 

@@ -38,6 +38,12 @@ class Metrics:
             ["action"],
             registry=self.registry,
         )
+        self.paced = Counter(
+            "responder_action_paced",
+            "Due runs held back to stay under a vendor's rate limit, by action",
+            ["action"],
+            registry=self.registry,
+        )
         self.run_latency = Histogram(
             "responder_action_call_seconds",
             "Duration of one outside call, by action",

@@ -18,6 +18,7 @@ from responder.actions import (
     ActionError,
     ActionResult,
     FollowUp,
+    Pace,
     Registry,
     StepParams,
 )
@@ -53,8 +54,11 @@ class ScriptedAction:
     markup: ClassVar[str] = "plain"
     wants_runs: ClassVar[bool] = False
 
-    def __init__(self, name: str, script: Script, configured: bool = True) -> None:
+    def __init__(
+        self, name: str, script: Script, configured: bool = True, paced: Pace | None = None
+    ) -> None:
         self.name = name  # type: ignore[misc]
+        self.paced = paced
         self.script = script
         self._configured = configured
 
@@ -72,6 +76,9 @@ class ScriptedAction:
         if error is not None:
             raise error
         return ActionResult({"ok": True, "target": ctx.params.get("target")}, {"test": ctx.run_id})
+
+    def pace(self, ctx: ActionContext) -> Pace | None:
+        return self.paced
 
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
         if self.name == "test.call" and transition.is_recovery:
@@ -440,6 +447,9 @@ class PollingAction:
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
         return None
 
+    def pace(self, ctx: ActionContext) -> Pace | None:
+        return None
+
 
 def test_a_polled_run_keeps_its_answer_between_calls_and_sees_the_timeline(
     engine: sa.Engine, tmp_path: Path, samples_dir: Path
@@ -480,5 +490,45 @@ def test_a_polled_run_keeps_its_answer_between_calls_and_sees_the_timeline(
         with Session(engine) as session:
             incident = session.exec(select(Incident)).one()
         assert incident.refs["job"] == {"id": "j-1"}
+    finally:
+        runner.shutdown()
+
+
+def test_calls_sharing_a_pace_go_one_per_interval_in_order(
+    engine: sa.Engine, tmp_path: Path, samples_dir: Path
+) -> None:
+    (tmp_path / "paced.yaml").write_text(
+        "name: paced\nactions:\n  - test.call: {target: '{{ alert.tags.service }}'}\n"
+    )
+    script = Script()
+    registry = Registry([ScriptedAction("test.call", script, paced=Pace("chan", 0.3))])
+    playbooks = load_playbooks(tmp_path, registry.params_models())
+    processor = EventProcessor(
+        engine, registry, lambda: playbooks, Redactor([]), timedelta(hours=1)
+    )
+    metrics = Metrics()
+    runner = ActionRunner(engine, registry, Redactor([]), metrics, threads=4)
+    worker = Worker(engine, processor, runner, metrics, poll_seconds=0.02)
+    rig = Rig(engine, worker, runner, processor, script, samples_dir)
+    try:
+        for name in (
+            "checkout-error-rate.triggered",
+            "api-latency.triggered",
+            "fraud-detection-down.triggered",
+        ):
+            rig.store(name)  # three incidents: three lanes, one shared pace
+        assert worker.drain()
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while any(r.state != "succeeded" for r in rig.runs()) and datetime.now(UTC) < deadline:
+            assert worker.drain()
+        runs = rig.runs()
+        assert [r.state for r in runs] == ["succeeded"] * 3
+        started = [ctx for ctx in script.calls]
+        assert [int(ctx.run_id) for ctx in started] == [r.id for r in runs]  # in order
+        # Held back, not failed: the second and third were booked later slots.
+        assert runs[1].not_before - runs[0].not_before >= timedelta(seconds=0.29)
+        assert runs[2].not_before - runs[1].not_before >= timedelta(seconds=0.29)
+        assert metrics.paced.labels("test.call")._value.get() >= 2
+        assert "run.retry" not in rig.kinds()
     finally:
         runner.shutdown()

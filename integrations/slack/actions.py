@@ -12,11 +12,19 @@ from pydantic import ValidationError, field_validator
 
 from integrations.slack import blocks as bk
 from integrations.slack.client import SlackApi
-from responder.actions import ActionContext, ActionError, ActionResult, FollowUp, StepParams
+from responder.actions import (
+    ActionContext,
+    ActionError,
+    ActionResult,
+    FollowUp,
+    Pace,
+    StepParams,
+)
 from responder.domain import Transition
 
 METADATA_EVENT = "responder_action"
 NO_ROOT = "no root message to reply to"
+CHANNEL_INTERVAL = 1.1  # seconds between messages to one channel; Slack's limit is about 1/s
 # One or more Slack mentions: <!here>, <!channel>, <@U123>, <!subteam^S123|@team>, <#C123>.
 _MENTION = re.compile(r"^(?:<[!@#][^<>]+>\s*)+$")
 
@@ -72,6 +80,15 @@ class _SlackAction:
 
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
         return None
+
+    def pace(self, ctx: ActionContext) -> Pace | None:
+        # Slack allows about one message a second per channel and may drop a burst above it
+        # without a 429: every post, reply and root update counts against its channel.
+        root = _root(ctx.parent)
+        channel = root.channel if root else str(ctx.params.get("channel", ""))
+        if self._api is not None:
+            channel = self._api.known_channel_id(channel) or channel
+        return Pace(f"slack:{channel.lstrip('#').lower()}", CHANNEL_INTERVAL)
 
     def _client(self) -> SlackApi:
         if self._api is None:

@@ -24,7 +24,7 @@ import orjson
 import sqlalchemy as sa
 import structlog
 
-from responder.actions import ActionContext, ActionError, Registry
+from responder.actions import Action, ActionContext, ActionError, Registry
 from responder.domain import RunState
 from responder.intake.datadog import normalise
 from responder.metrics import Metrics
@@ -37,6 +37,7 @@ from responder.pipeline.outcomes import (
     run_summary,
     settle_early,
 )
+from responder.pipeline.pacing import Pacer
 from responder.redact import Redactor
 from responder.store import audit
 from responder.store.audit import AuditRecord, PreparedRecord
@@ -51,6 +52,11 @@ _SET_REFS = (
     sa.update(_INCIDENTS)
     .where(_INCIDENTS.c.id == sa.bindparam("b_id"))
     .values(refs=sa.bindparam("refs"))
+)
+_DEFER = (
+    sa.update(_RUNS)
+    .where(_RUNS.c.id == sa.bindparam("b_id"), _RUNS.c.state == RunState.PENDING.value)
+    .values(not_before=sa.bindparam("not_before"))
 )
 _FINISH_VALUES = (
     "state",
@@ -80,6 +86,7 @@ class _Prepared:
     settled: list[tuple[dict[str, Any], Outcome]]
     records: list[PreparedRecord]  # audit records of attempts and settled runs
     finish_settled: Bulk  # the settled runs' final states, one row each, in `settled` order
+    deferred: list[dict[str, Any]]  # {"b_id", "not_before"}: due, but over a vendor's pace
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,7 @@ class ActionRunner:
         self._lease_for = lease
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="action")
+        self._pacer = Pacer()
         # Calls in flight, queued ones included: a few per thread keeps claims batched while
         # every queued call still starts well within its lease (calls time out in seconds).
         self._capacity = threads * 4
@@ -126,7 +134,8 @@ class ActionRunner:
     @property
     def idle(self) -> bool:
         with self._lock:
-            return self._inflight == 0 and self._done.empty()
+            busy = self._inflight > 0 or not self._done.empty()
+        return not busy and not self._pacer.waiting(datetime.now(UTC))
 
     def take_over(
         self,
@@ -148,6 +157,8 @@ class ActionRunner:
         # Everything that can fail comes first, so a failure leaves the run as it was.
         ctx = context({**run, "attempts": 1}, incident, alert, None)
         early = settle_early(run, incident, action, ctx, now)
+        if early is None and self._wait_for_pace(action, ctx, run["id"], now) is not None:
+            return []  # over the vendor's pace: the claim that finds it books its turn
         if early is not None:
             row = self._outcome_rows([({**run, "attempts": 1}, early)])[0][0]
             data: dict[str, Any] = {"action": run["action"], "attempt": 1}
@@ -268,6 +279,8 @@ class ActionRunner:
         pairs = zip(finish.rows, prepared.settled, strict=True)
         rows = [row for row, (run, _) in pairs if run["id"] in leased]
         run_bulk(conn, Bulk(finish.sql, rows))  # settled runs make no call, so carry no refs
+        if prepared.deferred:
+            conn.execute(_DEFER, prepared.deferred)
         audit.append_prepared(conn, [r for r in prepared.records if r.run_id in leased])
         for run, outcome in settled:
             self._count(run, outcome)
@@ -294,7 +307,7 @@ class ActionRunner:
     def _prepare(self, conn: sa.Connection, ids: list[int], now: datetime) -> _Prepared:
         """Contexts for the runs, outcomes for those needing no call, attempt records."""
         if not ids:
-            return _Prepared([], [], [], Bulk("", []))
+            return _Prepared([], [], [], Bulk("", []), [])
         runs = [
             dict(r) for r in conn.execute(sa.select(_RUNS).where(_RUNS.c.id.in_(ids))).mappings()
         ]
@@ -306,6 +319,7 @@ class ActionRunner:
         )
         jobs: list[Job] = []
         settled: list[tuple[dict[str, Any], Outcome]] = []
+        deferred: list[dict[str, Any]] = []
         for run in sorted(runs, key=lambda r: r["id"]):
             run["attempts"] += 1
             incident = incidents[run["incident_id"]]
@@ -317,14 +331,28 @@ class ActionRunner:
             )
             early = settle_early(run, incident, action, ctx, now)
             if early is not None:
+                self._pacer.release(run["id"])
                 settled.append((run, early))
+            elif (wait := self._wait_for_pace(action, ctx, run["id"], now)) is not None:
+                deferred.append({"b_id": run["id"], "not_before": wait})
             else:
                 jobs.append(Job(run, ctx))
         rows, _, settled_records = self._outcome_rows(settled)
         attempts = [self._attempt_record(job) for job in jobs]
         records = audit.prepare(attempts + settled_records, self._redactor)
         finish = bulk_update(self._engine, _RUNS, _FINISH_VALUES, _FINISH_WHERE, rows)
-        return _Prepared(jobs, settled, records, finish)
+        return _Prepared(jobs, settled, records, finish, deferred)
+
+    def _wait_for_pace(
+        self, action: Action, ctx: ActionContext, run_id: int, now: datetime
+    ) -> datetime | None:
+        pace = action.pace(ctx)
+        if pace is None:
+            return None
+        wait = self._pacer.slot(pace.key, pace.interval, run_id, now)
+        if wait is not None:
+            self._metrics.paced.labels(ctx.action).inc()
+        return wait
 
     def _alerts(self, conn: sa.Connection, event_ids: set[int]) -> dict[int, dict[str, Any]]:
         alerts = self._contexts.take(event_ids)
