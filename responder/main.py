@@ -12,6 +12,7 @@ from integrations.slack import slack_actions
 from responder.actions import Registry
 from responder.metrics import Metrics
 from responder.pipeline.contexts import AlertContexts
+from responder.pipeline.notices import NoticePlanner
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.runner import ActionRunner
 from responder.pipeline.worker import Worker
@@ -105,7 +106,10 @@ def build_worker(
         contexts=contexts,
         runner=runner,
     )
-    return Worker(engine, processor, runner, metrics, settings.poll_seconds)
+    notices = NoticePlanner(
+        engine, registry, redactor, max_age=timedelta(seconds=settings.run_max_age_seconds)
+    )
+    return Worker(engine, processor, runner, metrics, settings.poll_seconds, notices)
 
 
 def build_service(

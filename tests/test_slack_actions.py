@@ -140,7 +140,9 @@ def test_post_builds_the_root_message(fake: FakeSlack, slack: dict[str, Action])
     result = post(slack)
     (message,) = fake.root_messages(PAY)
     assert result.response == {"channel": PAY, "ts": message.ts, "adopted": False}
-    assert result.refs == {"slack": {"channel": PAY, "ts": message.ts}}
+    # The permalink is built from the workspace URL that auth.test gives.
+    permalink = f"https://fake.slack.com/archives/{PAY}/p{message.ts.replace('.', '')}"
+    assert result.refs == {"slack": {"channel": PAY, "ts": message.ts, "url": permalink}}
     assert result.skipped_reason is None
 
     blocks = message.blocks or []
@@ -592,7 +594,7 @@ def test_the_token_never_leaks(
 
 def test_without_a_token_actions_are_unconfigured_but_describe(fake: FakeSlack) -> None:
     unconfigured = actions(fake, token=None)
-    assert sorted(unconfigured) == ["slack.post", "slack.reply", "slack.resolve"]
+    assert sorted(unconfigured) == ["slack.post", "slack.refresh", "slack.reply", "slack.resolve"]
     assert all(a.configured is False for a in unconfigured.values())
     assert all(a.markup == "slack" for a in unconfigured.values())
     described = unconfigured["slack.post"].describe(ctx("slack.post", {"channel": "#ops"}))
@@ -648,3 +650,57 @@ def test_format_duration() -> None:
     assert format_duration(3600) == "1h"
     assert format_duration(90061) == "1d 1h 1m"
     assert format_duration(-5) == "0s"
+
+
+# -- notices and links ---------------------------------------------------------------------
+
+
+def test_a_notice_reply_is_our_text_escaped_in_the_thread(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    root = post(slack).response
+    notice = "⚠️ pagerduty.trigger failed: <!channel> invalid event (HTTP 400)"
+    params = {"channel": "#payments-alerts", "notice": notice}
+    slack["slack.reply"].execute(ctx("slack.reply", params, run_id="run-2", parent=root))
+    (reply,) = fake.replies(PAY, root["ts"])
+    assert reply.text is not None
+    assert "pagerduty.trigger failed" in reply.text
+    assert "<!channel>" not in reply.text  # escaped: a vendor's words never ping anyone
+    assert "&lt;!channel&gt;" in reply.text
+
+
+def test_links_from_other_runs_show_in_the_root_and_refresh_rewrites_it(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    root = post(slack).response
+    refs = {
+        "slack": {"channel": PAY, "ts": root["ts"]},
+        "datadog_incident": {"id": "abc", "url": "https://app.datadoghq.com/incidents/7"},
+        "datadog_notebook": {"id": 9, "url": "https://app.datadoghq.com/notebook/9"},
+        "pagerduty": {"dedup_key": "k"},  # nothing to open: no link
+    }
+    view = incident(refs=refs)
+    refresh = slack["slack.refresh"]
+    params = {"channel": "#payments-alerts", "mention": "<!here>"}
+    result = refresh.execute(ctx("slack.refresh", params, run_id="run-3", parent=root, view=view))
+    assert result.response["updated"] is True
+    (message,) = fake.root_messages(PAY)
+    shown = texts(message.blocks or [])
+    assert "<https://app.datadoghq.com/incidents/7|Datadog incident>" in shown
+    assert "<https://app.datadoghq.com/notebook/9|RCA notebook>" in shown
+    assert "PagerDuty" not in shown
+    assert "<!here>" in shown  # the author's mention survives the rewrite
+    assert len(fake.root_messages(PAY)) == 1  # rewritten, not posted again
+
+    # Once the incident resolved, a late refresh keeps the resolved look.
+    resolved = incident(refs=refs, status="resolved", resolved_at=RECOVERED["date"])
+    refresh.execute(
+        ctx("slack.refresh", params, run_id="run-4", parent=root, view=resolved, alert=RECOVERED)
+    )
+    (message,) = fake.root_messages(PAY)
+    assert (message.text or "").startswith("✅ Resolved")
+
+
+def test_refresh_without_a_root_is_skipped(slack: dict[str, Action]) -> None:
+    result = slack["slack.refresh"].execute(ctx("slack.refresh", {"channel": "#ops"}))
+    assert result.skipped_reason == "no root message to reply to"

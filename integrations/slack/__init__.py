@@ -5,6 +5,7 @@ from __future__ import annotations
 from integrations.slack.actions import (
     PostAction,
     PostParams,
+    RefreshAction,
     ReplyAction,
     ResolveAction,
     ThreadParams,
@@ -15,6 +16,7 @@ from responder.actions import Action
 __all__ = [
     "PostAction",
     "PostParams",
+    "RefreshAction",
     "ReplyAction",
     "ResolveAction",
     "ThreadParams",
@@ -23,7 +25,7 @@ __all__ = [
 
 
 def slack_actions(token: str | None, base_url: str, timeout: float = 10.0) -> list[Action]:
-    """slack.post, slack.reply and slack.resolve; without a token they report configured=False."""
+    """slack.post, .reply, .resolve and .refresh; without a token they report configured=False."""
     token = token.strip() if token else None
     api = SlackApi(build_web_client(token, base_url, timeout)) if token else None
-    return [PostAction(api), ReplyAction(api), ResolveAction(api)]
+    return [PostAction(api), ReplyAction(api), ResolveAction(api), RefreshAction(api)]

@@ -19,6 +19,7 @@ from responder.actions import (
     FollowUp,
     Pace,
     StepParams,
+    incident_links,
 )
 from responder.domain import Transition
 
@@ -58,6 +59,9 @@ class ThreadParams(StepParams):
     """`slack.reply` / `slack.resolve`: the channel of the root post (the root's own is used)."""
 
     channel: str
+    # Our own words for the thread (a failed page, a failed workflow); plain text, escaped
+    # when sent. Without it a reply describes the alert's transition.
+    notice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +138,12 @@ class PostAction(_SlackAction):
             else:
                 ts, note = _earlier_message(api, channel_id, ctx.run_id)
                 if ts is not None:
-                    return _root_result(channel_id, ts, adopted=True)
+                    return _root_result(api, channel_id, ts, adopted=True)
         text, blocks = _root_message(ctx, params)
         posted = api.post_message(
             channel=params.channel, text=text, blocks=blocks, metadata=_metadata(ctx)
         )
-        return _root_result(posted["channel"], posted["ts"], adopted=False, note=note)
+        return _root_result(api, posted["channel"], posted["ts"], adopted=False, note=note)
 
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
         channel = params.get("channel")
@@ -159,16 +163,16 @@ class ReplyAction(_SlackAction):
     def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
         params = _params(ThreadParams, ctx)
         root = _root(ctx.parent)
-        text, blocks = _reply_message(ctx)
+        text, blocks = _reply_message(ctx, params.notice)
         return _thread_request(params, root, text, blocks)
 
     def execute(self, ctx: ActionContext) -> ActionResult:
-        _params(ThreadParams, ctx)
+        params = _params(ThreadParams, ctx)
         root = _root(ctx.parent)
         if root is None:
             return ActionResult(response={}, skipped_reason=NO_ROOT)
         api = self._client()
-        text, blocks = _reply_message(ctx)
+        text, blocks = _reply_message(ctx, params.notice)
         # No duplicate check here, on purpose: a plain thread reply is not in
         # conversations.history, and a second "Renotify" line in a thread costs little.
         # The root post (slack.post) is the message that must never be doubled.
@@ -243,6 +247,45 @@ class ResolveAction(_SlackAction):
         )
 
 
+class RefreshAction(_SlackAction):
+    """The root message rewritten with links that other runs made since it was posted."""
+
+    name: ClassVar[str] = "slack.refresh"
+    params: ClassVar[type[StepParams]] = PostParams
+
+    def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
+        params = _params(PostParams, ctx)
+        root = _root(ctx.parent)
+        text, blocks = self._message(ctx, params)
+        request: dict[str, Any] = {
+            "method": "chat.update",
+            "channel": root.channel if root else params.channel,
+            "ts": root.ts if root else None,
+            "text": text,
+            "blocks": len(blocks),
+        }
+        if root is None:
+            request["skip"] = NO_ROOT
+        return request
+
+    def execute(self, ctx: ActionContext) -> ActionResult:
+        params = _params(PostParams, ctx)
+        root = _root(ctx.parent)
+        if root is None:
+            return ActionResult(response={}, skipped_reason=NO_ROOT)
+        text, blocks = self._message(ctx, params)
+        # chat.update rewrites the same content on a retry: nothing to check first.
+        self._client().update_message(channel=root.channel, ts=root.ts, text=text, blocks=blocks)
+        return ActionResult(response={"channel": root.channel, "ts": root.ts, "updated": True})
+
+    @staticmethod
+    def _message(ctx: ActionContext, params: PostParams) -> tuple[str, list[bk.Block]]:
+        # A recovery may have rewritten the root as resolved meanwhile: keep it resolved.
+        if ctx.incident.status == "resolved":
+            return _resolved_root(ctx)
+        return _root_message(ctx, params)
+
+
 def _params(model: type[P], ctx: ActionContext) -> P:
     try:
         return model.model_validate(dict(ctx.params))
@@ -305,11 +348,17 @@ def _root(parent: Mapping[str, Any] | None) -> _Root | None:
     return None
 
 
-def _root_result(channel: str, ts: str, *, adopted: bool, note: str | None = None) -> ActionResult:
+def _root_result(
+    api: SlackApi, channel: str, ts: str, *, adopted: bool, note: str | None = None
+) -> ActionResult:
     response: dict[str, Any] = {"channel": channel, "ts": ts, "adopted": adopted}
     if note:
         response["note"] = note
-    return ActionResult(response=response, refs={"slack": {"channel": channel, "ts": ts}})
+    ref: dict[str, Any] = {"channel": channel, "ts": ts}
+    url = api.permalink(channel, ts)
+    if url:
+        ref["url"] = url
+    return ActionResult(response=response, refs={"slack": ref})
 
 
 def _thread_request(
@@ -344,6 +393,9 @@ def _card(ctx: ActionContext) -> bk.IncidentCard:
         message=_text(alert.get("message")),
         event_link=_text(alert.get("link")),
         snapshot=_text(alert.get("snapshot")),
+        links=tuple(
+            (link.title, link.url) for link in incident_links(incident.refs, exclude="slack")
+        ),
     )
 
 
@@ -355,9 +407,9 @@ def _root_message(ctx: ActionContext, params: PostParams) -> tuple[str, list[bk.
     return bk.root_text(card, note=note), bk.root_blocks(card, note=note)
 
 
-def _reply_message(ctx: ActionContext) -> tuple[str, list[bk.Block]]:
+def _reply_message(ctx: ActionContext, notice: str | None = None) -> tuple[str, list[bk.Block]]:
     card = _card(ctx)
-    line = bk.reply_line(ctx.transition, card.status)
+    line = notice or bk.reply_line(ctx.transition, card.status)
     return bk.clip(bk.escape(line), bk.FALLBACK_MAX), bk.reply_blocks(card, line)
 
 

@@ -47,6 +47,8 @@ class IncidentCard:
     message: str | None
     event_link: str | None
     snapshot: str | None
+    # (title, url) of what other runs made for the incident: PagerDuty, Datadog incident, ...
+    links: tuple[tuple[str, str], ...] = ()
 
 
 def escape(text: str) -> str:
@@ -132,6 +134,7 @@ def card_links(card: IncidentCard) -> list[str]:
         link(monitor_url(card.monitor_id), "Monitor"),
         link(card.event_link, "Event"),
         link(card.snapshot, "Graph snapshot"),
+        *(link(url, escape(title)) for title, url in card.links),
     ]
     return [text for text in candidates if text]
 

@@ -67,6 +67,8 @@ class SlackApi:
         # (channels:read): conversations.history takes IDs only, and after a restart an
         # uncertain post must still be able to look for itself.
         self._channel_ids: dict[str, str] = {}
+        self._workspace_url: str | None = None
+        self._asked_workspace = False
         self._lock = threading.Lock()
 
     def known_channel_id(self, channel: str) -> str | None:
@@ -163,6 +165,24 @@ class SlackApi:
         if not isinstance(messages, list):
             return []
         return [m for m in messages if isinstance(m, dict)]
+
+    def permalink(self, channel_id: str, ts: str) -> str | None:
+        """A link to a message, built from the workspace URL (auth.test, asked once)."""
+        with self._lock:
+            asked, self._asked_workspace = self._asked_workspace, True
+        if not asked:
+            try:
+                url = self.auth_test().get("url")
+            except ActionError:
+                url = None  # a link is a convenience; the message itself went out
+            if isinstance(url, str) and url.startswith("https://"):
+                with self._lock:
+                    self._workspace_url = url if url.endswith("/") else url + "/"
+        with self._lock:
+            base = self._workspace_url
+        if base is None or not is_channel_id(channel_id):
+            return None
+        return f"{base}archives/{channel_id}/p{ts.replace('.', '')}"
 
     def auth_test(self) -> dict[str, Any]:
         return self._call("auth.test", self._client.auth_test)

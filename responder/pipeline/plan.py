@@ -100,10 +100,46 @@ def _follow_ups(registry: Registry, item: PlanInput, out: Plan) -> None:
         out.runs.append(run)
 
 
+def follow_on(
+    parent: RunRow,
+    action: str,
+    params: Mapping[str, Any],
+    *,
+    event_id: int,
+    idempotency_key: str,
+    now: datetime,
+    max_age: timedelta,
+) -> RunRow:
+    """A run that continues `parent` because of what another run did (not a new event)."""
+    run = _row(parent["incident_id"], event_id, parent["transition"], action, now, max_age, now)
+    run.update(
+        playbook=parent["playbook"],
+        playbook_hash=parent["playbook_hash"],
+        step=parent["step"],
+        parent_id=parent["id"],
+        params=dict(params),
+        idempotency_key=idempotency_key[:128],
+    )
+    return run
+
+
 def _run(item: PlanInput, action: str, due: datetime) -> RunRow:
+    transition = item.alert.transition.value
+    return _row(item.incident_id, item.event_id, transition, action, due, item.max_age, item.now)
+
+
+def _row(
+    incident_id: int,
+    event_id: int,
+    transition: str,
+    action: str,
+    due: datetime,
+    max_age: timedelta,
+    now: datetime,
+) -> RunRow:
     return {
-        "incident_id": item.incident_id,
-        "event_id": item.event_id,
+        "incident_id": incident_id,
+        "event_id": event_id,
         "parent_id": None,
         "playbook": "",
         "playbook_hash": "",
@@ -111,19 +147,19 @@ def _run(item: PlanInput, action: str, due: datetime) -> RunRow:
         "action": action,
         "params": {},
         "condition": None,
-        "transition": item.alert.transition.value,
-        "lane": lane(item.incident_id, action),
+        "transition": transition,
+        "lane": lane(incident_id, action),
         "state": RunState.PENDING.value,
         "idempotency_key": "",
         "attempts": 0,
         "uncertain": False,
         "scheduled_at": due,
         "not_before": due,
-        "expires_at": due + item.max_age,
+        "expires_at": due + max_age,
         "lease_until": None,
         "lease_owner": None,
         "last_error": None,
         "result": None,
-        "created_at": item.now,
+        "created_at": now,
         "finished_at": None,
     }

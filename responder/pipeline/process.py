@@ -27,6 +27,7 @@ from responder.pipeline import lifecycle
 from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.correlate import IncidentCache
 from responder.pipeline.plan import PlanInput, RunRow, plan
+from responder.pipeline.rows import RowIds, run_records
 from responder.pipeline.runner import ActionRunner
 from responder.playbooks.matcher import select as select_playbooks
 from responder.playbooks.schema import Playbook
@@ -73,47 +74,13 @@ class BatchResult:
     runs_planned: int
 
 
-class _Ids:
-    """Hands out ids for new rows before they are written; only the sequencer inserts them.
-
-    SQLite continues after the largest id; PostgreSQL draws from the table's own sequence
-    in small blocks, so that ids stay unique whatever else inserts.
-    """
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
-        self._postgres = conn.dialect.name == "postgresql"
-        self._free: dict[str, list[int]] = {"incident": [], "action_run": []}
-        self._next: dict[str, int] = {}
-
-    def take(self, table: str) -> int:
-        if not self._postgres:
-            if table not in self._next:
-                top = self._conn.execute(sa.text(f"SELECT max(id) FROM {table}")).scalar()
-                self._next[table] = (top or 0) + 1
-            self._next[table] += 1
-            return self._next[table] - 1
-        free = self._free[table]
-        if not free:
-            free.extend(
-                self._conn.execute(
-                    sa.text(
-                        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
-                        "FROM generate_series(1, 32)"
-                    )
-                ).scalars()
-            )
-            free.reverse()
-        return free.pop()
-
-
 @dataclass(slots=True)
 class _Work:
     """One batch, computed and ready to write."""
 
     cache: IncidentCache
     earlier: dict[int, list[RunRow]]
-    ids: _Ids
+    ids: RowIds
     now: datetime
     new_incidents: set[int] = field(default_factory=set)
     dirty: set[int] = field(default_factory=set)  # existing incidents to write back
@@ -282,7 +249,7 @@ class EventProcessor:
             )
             for run in conn.execute(query).mappings():
                 earlier[run["incident_id"]].append(dict(run))
-        return _Work(cache, earlier, _Ids(conn), datetime.now(UTC))
+        return _Work(cache, earlier, RowIds(conn), datetime.now(UTC))
 
     def _step(self, work: _Work, row: Any, alert: Alert, playbooks: Sequence[Playbook]) -> _Step:
         """An event's stages, computed without writing anything."""
@@ -326,8 +293,8 @@ class EventProcessor:
         for run in result.runs:
             run["id"] = work.ids.take("action_run")
         records.append(_matched_record(row.id, incident["id"], matched, fresh))
-        records.extend(_run_records(result.runs, "run.planned"))
-        records.extend(_run_records(result.cancelled, "run.cancelled"))
+        records.extend(run_records(result.runs, "run.planned"))
+        records.extend(run_records(result.cancelled, "run.cancelled"))
         if self._runner is not None and found.incident is None:
             # Last, since nothing after it may fail: a run taken over will be started.
             records.extend(self._take_over(work, incident, alert_ctx, result.runs))
@@ -437,7 +404,7 @@ class EventProcessor:
             ).first()
             if row is None:
                 return
-            work = _Work(IncidentCache(), {}, _Ids(conn), datetime.now(UTC))
+            work = _Work(IncidentCache(), {}, RowIds(conn), datetime.now(UTC))
             self._failed(work, row, exc)
             run_bulk(conn, bulk_update(self._engine, _EVENTS, _EVENT_COLUMNS, _BY_ID, work.events))
             audit.append(conn, work.records, self._redactor)
@@ -490,24 +457,3 @@ def _matched_record(
         event_id,
         incident_id,
     )
-
-
-def _run_records(runs: Sequence[RunRow], kind: str) -> list[AuditRecord]:
-    return [
-        AuditRecord(
-            kind if run["state"] != RunState.FAILED else "run.failed",
-            {
-                "action": run["action"],
-                "playbook": run["playbook"],
-                "step": run["step"],
-                "params": run["params"],
-                "not_before": run["not_before"],
-                "parent_id": run["parent_id"],
-                "error": run["last_error"],
-            },
-            run["event_id"],
-            run["incident_id"],
-            run["id"],
-        )
-        for run in runs
-    ]

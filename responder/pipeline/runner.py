@@ -29,6 +29,7 @@ from responder.domain import RunState
 from responder.intake.datadog import normalise
 from responder.metrics import Metrics
 from responder.pipeline.contexts import AlertContexts
+from responder.pipeline.notices import Notice, new_links
 from responder.pipeline.outcomes import (
     Outcome,
     context,
@@ -115,6 +116,7 @@ class ActionRunner:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="action")
         self._pacer = Pacer()
+        self._notices: list[Notice] = []
         # Calls in flight, queued ones included: a few per thread keeps claims batched while
         # every queued call still starts well within its lease (calls time out in seconds).
         self._capacity = threads * 4
@@ -249,11 +251,17 @@ class ActionRunner:
         prepared = audit.prepare(records, self._redactor)
         bulk = bulk_update(self._engine, _RUNS, _FINISH_VALUES, _FINISH_WHERE, rows)
         with transaction(self._engine) as conn:
-            _write_outcomes(conn, bulk, refs)
+            linked = _write_outcomes(conn, bulk, refs)
             audit.append_prepared(conn, prepared)
         for run, outcome in finished:
             self._count(run, outcome)
+        self._notices.extend(_notices(finished, linked))
         return len(finished)
+
+    def take_notices(self) -> list[Notice]:
+        """What finished runs want told in their incident's thread, since the last call."""
+        notices, self._notices = self._notices, []
+        return notices
 
     def _lease(self, conn: sa.Connection, prepared: _Prepared, now: datetime) -> Claim:
         """Mark the prepared runs running (those still pending) and record what is known."""
@@ -479,20 +487,25 @@ def _by_id(conn: sa.Connection, table: sa.Table, ids: set[int]) -> dict[int, dic
     return {row["id"]: dict(row) for row in rows}
 
 
-def _write_outcomes(conn: sa.Connection, bulk: Bulk, refs: dict[int, dict[str, Any]]) -> None:
+def _write_outcomes(conn: sa.Connection, bulk: Bulk, refs: dict[int, dict[str, Any]]) -> set[int]:
+    """Write outcomes and merge references; returns the incidents that gained a link."""
     run_bulk(conn, bulk)
     if not refs:
-        return
+        return set()
     query = sa.select(_INCIDENTS.c.id, _INCIDENTS.c.refs).where(_INCIDENTS.c.id.in_(sorted(refs)))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()  # two workers finishing at once must not lose a ref
     merged = []
+    linked: set[int] = set()
     for incident_id, current in conn.execute(query).all():
         known = dict(current or {})
+        if new_links(known, refs[incident_id]):
+            linked.add(incident_id)
         for name, value in refs[incident_id].items():
             known.setdefault(name, value)  # the first root post stays the incident's reference
         merged.append({"b_id": incident_id, "refs": known})
     conn.execute(_SET_REFS, merged)
+    return linked
 
 
 def _timelines(conn: sa.Connection, incident_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
@@ -506,3 +519,16 @@ def _timelines(conn: sa.Connection, incident_ids: set[int]) -> dict[int, list[di
     for row in conn.execute(query).mappings():
         out.setdefault(row["incident_id"], []).append(dict(row))
     return out
+
+
+def _notices(finished: list[tuple[dict[str, Any], Outcome]], linked: set[int]) -> list[Notice]:
+    notices: list[Notice] = []
+    for run, outcome in finished:
+        if run["action"].startswith("slack."):
+            continue  # a thread cannot be told that the thread failed
+        common = (run["id"], run["incident_id"], run["event_id"], run["action"])
+        if outcome.state is RunState.FAILED:
+            notices.append(Notice("failed", *common, error=outcome.error))
+        elif run["incident_id"] in linked and outcome.refs:
+            notices.append(Notice("linked", *common))
+    return notices

@@ -10,6 +10,7 @@ import structlog
 
 from responder.domain import EventState, RunState
 from responder.metrics import Metrics
+from responder.pipeline.notices import NoticePlanner
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.runner import ActionRunner
 from responder.store.db import reader
@@ -28,8 +29,10 @@ class Worker:
         runner: ActionRunner,
         metrics: Metrics,
         poll_seconds: float,
+        notices: NoticePlanner | None = None,
     ) -> None:
         self._engine = engine
+        self._notices = notices
         self._processor = processor
         self._runner = runner
         self._metrics = metrics
@@ -80,8 +83,9 @@ class Worker:
         if batch.failed:
             self._metrics.events_processed.labels("failed").inc(batch.failed)
         started = self._runner.dispatch()
+        told = self._notices.plan(self._runner.take_notices()) if self._notices else 0
         self._update_gauges()
-        return bool(batch.processed or batch.failed or started)
+        return bool(batch.processed or batch.failed or started or told)
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Run until nothing is due and nothing is in flight (tests and one-shot use)."""

@@ -1,0 +1,66 @@
+"""New action_run and incident rows: their ids before they are written, their audit records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from responder.domain import RunState
+from responder.pipeline.plan import RunRow
+from responder.store.audit import AuditRecord
+
+
+class RowIds:
+    """Hands out ids for new rows before they are written; only the sequencer inserts them.
+
+    SQLite continues after the largest id; PostgreSQL draws from the table's own sequence
+    in small blocks, so that ids stay unique whatever else inserts.
+    """
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+        self._free: dict[str, list[int]] = {"incident": [], "action_run": []}
+        self._next: dict[str, int] = {}
+
+    def take(self, table: str) -> int:
+        if not self._postgres:
+            if table not in self._next:
+                top = self._conn.execute(sa.text(f"SELECT max(id) FROM {table}")).scalar()
+                self._next[table] = (top or 0) + 1
+            self._next[table] += 1
+            return self._next[table] - 1
+        free = self._free[table]
+        if not free:
+            free.extend(
+                self._conn.execute(
+                    sa.text(
+                        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
+                        "FROM generate_series(1, 32)"
+                    )
+                ).scalars()
+            )
+            free.reverse()
+        return free.pop()
+
+
+def run_records(runs: Sequence[RunRow], kind: str) -> list[AuditRecord]:
+    return [
+        AuditRecord(
+            kind if run["state"] != RunState.FAILED else "run.failed",
+            {
+                "action": run["action"],
+                "playbook": run["playbook"],
+                "step": run["step"],
+                "params": run["params"],
+                "not_before": run["not_before"],
+                "parent_id": run["parent_id"],
+                "error": run["last_error"],
+            },
+            run["event_id"],
+            run["incident_id"],
+            run["id"],
+        )
+        for run in runs
+    ]
