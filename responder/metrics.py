@@ -38,6 +38,11 @@ class Metrics:
             ["action"],
             registry=self.registry,
         )
+        self.worker_yields = Counter(
+            "responder_worker_yields",
+            "Rounds after which the worker rested to leave the intake the CPU (alert storms)",
+            registry=self.registry,
+        )
         self.paced = Counter(
             "responder_action_paced",
             "Due runs held back to stay under a vendor's rate limit, by action",

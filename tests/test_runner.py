@@ -532,3 +532,20 @@ def test_calls_sharing_a_pace_go_one_per_interval_in_order(
         assert "run.retry" not in rig.kinds()
     finally:
         runner.shutdown()
+
+
+def test_in_a_storm_the_worker_takes_small_batches(rig: Rig) -> None:
+    import time
+
+    from responder.pipeline.worker import STORM_BATCH
+
+    for n in range(STORM_BATCH + 5):
+        rig.store("api-latency.triggered", id=f"storm-{n}")
+    rig.worker.wake(50_000)  # the intake just stored a flood
+    time.sleep(0.3)
+    rig.worker.step()  # measures the arrival rate first: a storm
+    with Session(rig.engine) as session:
+        done = session.exec(select(AlertEvent).where(AlertEvent.state == "processed")).all()
+    assert rig.worker.storm and rig.worker.arrival_rate >= 1000
+    assert len(done) == STORM_BATCH
+    assert rig.worker.drain()  # and it catches up

@@ -126,10 +126,10 @@ class EventProcessor:
         self._max_age = max_age
         self._batch_size = batch_size
 
-    def process_batch(self) -> BatchResult:
-        """Process the oldest waiting events; returns how many were handled."""
+    def process_batch(self, limit: int | None = None) -> BatchResult:
+        """Process the oldest waiting events (up to `limit`); returns how many were handled."""
         try:
-            return self._process(self._batch_size)
+            return self._process(min(limit or self._batch_size, self._batch_size))
         except Exception as exc:
             if classify(exc):
                 raise  # the database is unavailable: the worker backs off and retries
