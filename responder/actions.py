@@ -7,11 +7,12 @@ deadlines. Integrations import this module and their SDK, nothing else from resp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from responder.domain import Transition
 
@@ -20,6 +21,37 @@ class StepParams(BaseModel):
     """Base for an action's parameters as written in a playbook step: strict, no extras."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+P = TypeVar("P", bound=StepParams)
+
+
+def step_params(model: type[P], ctx: ActionContext) -> P:
+    """A run's params as `model`; a permanent ActionError naming each problem otherwise.
+
+    Raised outside the `except` block: pydantic's error keeps the input (perhaps a secret
+    pasted into a playbook), and even `from None` would keep it as `__context__`.
+    """
+    problems = ""
+    try:
+        return model.model_validate(dict(ctx.params))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'params'}: {error['msg']}"
+            for error in exc.errors()
+        )
+    raise ActionError(f"{ctx.action}: invalid params: {problems}", retryable=False)
+
+
+def retry_seconds(value: object) -> float | None:
+    """Seconds from a Retry-After (or rate-limit reset) header; None for a date or garbage."""
+    if value is None:
+        return None
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 @dataclass(frozen=True, slots=True)

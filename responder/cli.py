@@ -88,6 +88,7 @@ def serve(
     """Run the webhook, API and (unless --no-worker) the action worker in one process."""
     import uvicorn
 
+    from responder.logs import configure
     from responder.main import build_service
     from responder.playbooks.loader import PlaybookError
     from responder.web.app import create_app
@@ -105,6 +106,7 @@ def serve(
         service = build_service(settings, with_worker=not no_worker, insecure=insecure)
     except PlaybookError as exc:
         raise _fail("invalid playbooks:\n" + "\n".join(exc.errors)) from None
+    configure(settings.log_level, service.redactor)  # now also masks the playbooks' env: keys
     # The in-process worker's threads share the GIL with the event loop; a short switch
     # interval keeps an acknowledgement from waiting up to 5 ms behind a busy worker.
     sys.setswitchinterval(0.0005)
@@ -123,6 +125,7 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run only the pipeline and action runner (scale out beside `serve --no-worker`)."""
+    from responder.logs import configure
     from responder.main import build_redactor, build_registry, build_worker
     from responder.metrics import Metrics
     from responder.playbooks.loader import PlaybookError, load_playbooks
@@ -135,7 +138,9 @@ def worker() -> None:
         playbooks = load_playbooks(settings.playbooks, registry.params_models())
     except PlaybookError as exc:
         raise _fail("invalid playbooks:\n" + "\n".join(exc.errors)) from None
-    loop = build_worker(settings, engine, registry, build_redactor(settings), Metrics(), playbooks)
+    redactor = build_redactor(settings, playbooks)
+    configure(settings.log_level, redactor)  # now also masks the playbooks' env: keys
+    loop = build_worker(settings, engine, registry, redactor, Metrics(), playbooks)
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, lambda *_: loop.stop())
     typer.echo(f"worker started: {len(playbooks)} playbooks, {settings.worker_threads} threads")

@@ -19,6 +19,9 @@ def configure(level: str, redactor: Redactor) -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
     # Alembic narrates every plugin it loads at INFO: noise on each start and CLI command.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
+    # The pagerduty SDK logs ERROR on every 429/5xx it hands back ("exceeded maximum number
+    # of attempts"): we make one attempt on purpose, and the runner logs the outcome itself.
+    logging.getLogger("pagerduty").setLevel(logging.CRITICAL)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

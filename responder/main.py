@@ -3,11 +3,15 @@ imports integrations."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import sqlalchemy as sa
+from pydantic import SecretStr
 
+from integrations.datadog import datadog_actions, default_app_url
+from integrations.pagerduty import pagerduty_actions
 from integrations.slack import slack_actions
 from responder.actions import Registry
 from responder.metrics import Metrics
@@ -19,17 +23,60 @@ from responder.pipeline.worker import Worker
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
-from responder.settings import Settings
+from responder.settings import Settings, env_secret
 from responder.store.db import create_engine
 from responder.store.intake import IntakeWriter
 
 
 def build_registry(settings: Settings) -> Registry:
-    slack_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return Registry([*slack_actions(slack_token, settings.slack_api_url)])
+    return Registry(
+        [
+            *slack_actions(_secret(settings.slack_bot_token), settings.slack_api_url),
+            *pagerduty_actions(
+                routing_key=_secret(settings.pagerduty_routing_key),
+                api_token=_secret(settings.pagerduty_api_token),
+                events_url=settings.pagerduty_events_url,
+                api_url=settings.pagerduty_api_url,
+                secret=env_secret,
+                from_email=settings.pagerduty_from_email,
+            ),
+            *datadog_actions(
+                api_key=_secret(settings.dd_api_key),
+                app_key=_secret(settings.dd_app_key),
+                base_url=settings.datadog_url,
+                app_url=settings.datadog_app_url or default_app_url(settings.dd_site),
+            ),
+        ]
+    )
 
 
-def build_redactor(settings: Settings) -> Redactor:
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def playbook_secrets(playbooks: Sequence[Playbook]) -> list[str]:
+    """The values behind every `env:NAME` a playbook step names (routing keys, ...)."""
+    found: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, str) and value.startswith("env:"):
+            secret = env_secret(value)
+            if secret:
+                found.append(secret)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    for playbook in playbooks:
+        for step in playbook.actions:
+            walk(step.params)
+    return found
+
+
+def build_redactor(settings: Settings, playbooks: Sequence[Playbook] = ()) -> Redactor:
     secrets = [
         secret.get_secret_value()
         for secret in (
@@ -43,7 +90,7 @@ def build_redactor(settings: Settings) -> Redactor:
         )
         if secret is not None
     ]
-    return Redactor([*secrets, *settings.webhook_tokens])
+    return Redactor([*secrets, *settings.webhook_tokens, *playbook_secrets(playbooks)])
 
 
 @dataclass
@@ -119,7 +166,7 @@ def build_service(
     registry = build_registry(settings)
     playbooks = load_playbooks(settings.playbooks, registry.params_models())
     engine = create_engine(settings.database_url)
-    redactor = build_redactor(settings)
+    redactor = build_redactor(settings, playbooks)
     metrics = Metrics()
     worker = (
         build_worker(settings, engine, registry, redactor, metrics, playbooks)

@@ -8,6 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 REDACTED = "[REDACTED]"
+# A value that only names where a secret lives (a playbook's `routing_key: env:PD_KEY`, or
+# the setting's name) is worth keeping in the record: it says which key was used.
+_REFERENCE = re.compile(r"^(?:env:[A-Za-z_][A-Za-z0-9_]*|PAGERDUTY_ROUTING_KEY)$")
 
 # Shorter values would match ordinary words and numbers and blank out half the text.
 MIN_SECRET_LENGTH = 6
@@ -75,5 +78,7 @@ class Redactor:
     def _item(self, key: Any, value: Any) -> Any:
         # None stays None: it reveals nothing, and "the token was missing" helps debugging.
         if isinstance(key, str) and value is not None and _SECRET_KEY.search(key):
+            if isinstance(value, str) and _REFERENCE.match(value):
+                return self.redact_text(value)
             return REDACTED
         return self.redact(value)

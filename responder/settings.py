@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     dd_app_key: SecretStr | None = Field(None, validation_alias="DD_APP_KEY")
     dd_site: str = Field("datadoghq.com", validation_alias="DD_SITE")
     datadog_api_url: str | None = Field(None, validation_alias="RESPONDER_DATADOG_API_URL")
+    # Not in the contract table: the web UI that links point to, when DD_SITE's is not it.
+    datadog_app_url: str | None = Field(None, validation_alias="RESPONDER_DATADOG_APP_URL")
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
@@ -31,6 +33,9 @@ class Settings(BaseSettings):
 
     pagerduty_routing_key: SecretStr | None = Field(None, validation_alias="PAGERDUTY_ROUTING_KEY")
     pagerduty_api_token: SecretStr | None = Field(None, validation_alias="PAGERDUTY_API_TOKEN")
+    # Not in the contract table: the REST API's required `From:` (a PagerDuty user's email),
+    # needed only for `pagerduty.note`.
+    pagerduty_from_email: str | None = Field(None, validation_alias="PAGERDUTY_FROM_EMAIL")
     pagerduty_events_url: str = Field(
         "https://events.pagerduty.com", validation_alias="RESPONDER_PAGERDUTY_EVENTS_URL"
     )

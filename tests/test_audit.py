@@ -235,3 +235,19 @@ def test_secret_keyed_values_are_redacted_in_stored_data(engine: sa.Engine) -> N
     assert "R0UTINGKEY123" not in stored[0] and "[REDACTED]" in stored[0]
     assert "xoxb-very-secret-1" not in stored[1]
     assert "not-a-secret-777" in stored[2]
+
+
+def test_a_secret_reference_stays_readable_but_a_secret_does_not() -> None:
+    redactor = Redactor(["0123456789abcdef0123456789abcdef"])
+    data = {
+        "routing_key": "env:PD_PAYMENTS_KEY",
+        "default": {"routing_key": "PAGERDUTY_ROUTING_KEY"},
+        "literal": {"routing_key": "SOMEUPPERCASEKEY1234"},
+        "known": {"note": "sent with 0123456789abcdef0123456789abcdef"},
+    }
+    assert redactor.redact(data) == {
+        "routing_key": "env:PD_PAYMENTS_KEY",
+        "default": {"routing_key": "PAGERDUTY_ROUTING_KEY"},
+        "literal": {"routing_key": REDACTED},
+        "known": {"note": f"sent with {REDACTED}"},
+    }

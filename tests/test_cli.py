@@ -184,11 +184,11 @@ def test_playbooks_test_shows_the_match_and_touches_no_database(
     assert re.search(r"^MATCH payment-failure-rate: ", result.stdout, flags=re.MULTILINE)
     for other in ("api-latency", "fraud-detection-down", "checkout-error-rate", "unrouted"):
         assert re.search(rf"^no    {other}: ", result.stdout, flags=re.MULTILINE), other
-    actions = [line for line in result.stdout.splitlines() if line.startswith("    -> ")]
-    assert len(actions) == 1
-    name, _, rendered = actions[0].removeprefix("    -> ").partition(" ")
-    assert name == "slack.post"
-    params = json.loads(rendered)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("    -> ")]
+    actions = dict(line.removeprefix("    -> ").partition(" ")[::2] for line in lines)
+    assert len(actions) == len(lines)  # one step per action in this playbook
+    assert json.loads(actions["pagerduty.trigger"])["severity"] == "critical"
+    params = json.loads(actions["slack.post"])
     assert params["channel"] == "#payments-alerts"
     assert params["mention"] == "<!here>"
     assert params["text"].startswith("Failure rate: ( sum:payment.completions")
@@ -252,7 +252,12 @@ def test_incidents_show_prints_the_timeline_as_json(db_url: str, served: dict[st
     assert detail["id"] == number and detail["status"] == "resolved"
     assert detail["time_to_resolve_seconds"] == 1380.0
     assert [event["transition"] for event in detail["events"]] == ["Triggered", "Recovered"]
-    assert [run["action"] for run in detail["actions"]] == ["slack.post", "slack.resolve"]
+    actions = [run["action"] for run in detail["actions"]]
+    assert [a for a in actions if a.startswith("slack.")] == ["slack.post", "slack.resolve"]
+    assert [a for a in actions if a.startswith("pagerduty.")] == [
+        "pagerduty.trigger",
+        "pagerduty.resolve",  # recovery undoes the page by itself
+    ]
     kinds = [entry["kind"] for entry in detail["timeline"]]
     assert kinds.index("incident.opened") < kinds.index("incident.resolved")
     assert {entry["incident_id"] for entry in detail["timeline"]} == {number}

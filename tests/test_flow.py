@@ -101,7 +101,10 @@ def test_four_families_post_reply_and_resolve(
         assert {i.status for i in incidents} == {"resolved"}
         assert all(i.refs and i.refs["slack"]["ts"] for i in incidents)
         runs = session.exec(select(ActionRun)).all()
-        assert {r.state for r in runs} == {"succeeded"}
+        assert {r.state for r in runs if r.action.startswith("slack.")} == {"succeeded"}
+        # Without a routing key the pages are recorded as skipped, with what they would send.
+        paged = [r for r in runs if r.action.startswith("pagerduty.")]
+        assert paged and {r.state for r in paged} == {"skipped"}
         kinds = {a.kind for a in session.exec(select(AuditEntry)).all()}
     assert {"event.received", "incident.opened", "incident.resolved", "playbooks.matched"} <= kinds
     assert {"run.planned", "run.attempt", "run.succeeded"} <= kinds
@@ -141,7 +144,7 @@ def test_slack_down_then_up_retries_and_keeps_order(
     slack.fail_next("chat.postMessage", status=503, error="service_unavailable", count=1)
     deliver(service, client, samples_dir, "fraud-detection-down.triggered")
     with Session(service.engine) as session:
-        run = session.exec(select(ActionRun)).one()
+        run = session.exec(select(ActionRun).where(ActionRun.action == "slack.post")).one()
         assert run.state == "pending" and run.attempts == 1 and run.last_error
         # make the retry due now instead of waiting out the backoff
         run.not_before = run.created_at
@@ -182,8 +185,17 @@ def test_without_slack_token_runs_are_skipped_with_the_request(
     with running(settings_for(db_url)) as (service, client):
         deliver(service, client, samples_dir, "payment-failure-rate.triggered")
         with Session(service.engine) as session:
-            run = session.exec(select(ActionRun)).one()
+            run = session.exec(select(ActionRun).where(ActionRun.action == "slack.post")).one()
+            page = session.exec(
+                select(ActionRun).where(ActionRun.action == "pagerduty.trigger")
+            ).one()
     assert run.state == "skipped"
     assert run.result is not None
     assert run.result["reason"] == "integration not configured"
     assert run.result["request"]["channel"] == "#payments-alerts"
+    # No routing key anywhere: the page is skipped too, with the event it would have sent.
+    assert page.state == "skipped" and page.result is not None
+    request = page.result["response"]["request"]
+    assert request["event_action"] == "trigger"
+    assert request["routing_key"] == "env:PAGERDUTY_PAYMENTS_KEY"
+    assert request["payload"]["severity"] == "critical"

@@ -143,4 +143,8 @@ def test_metrics_queue_depth_after_the_worker_stepped(
     assert depth[(("queue", "events"),)] == 0.0
     assert samples(client, "responder_events_processed_total") == {(("result", "processed"),): 1.0}
     runs = samples(client, "responder_action_runs_total")
-    assert runs == {(("action", "slack.post"), ("state", "skipped")): 1.0}
+    assert runs == {
+        (("action", "slack.post"), ("state", "skipped")): 1.0,
+        (("action", "pagerduty.trigger"), ("state", "skipped")): 1.0,
+        (("action", "datadog.incident"), ("state", "skipped")): 1.0,
+    }

@@ -12,22 +12,18 @@ import pytest
 from responder.actions import StepParams
 from responder.domain import Alert
 from responder.intake.datadog import normalise
+from responder.main import build_registry
 from responder.playbooks import Playbook, load_playbooks, render_params, select
+from responder.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "datadog" / "samples"
 
 
-class SlackPostParams(StepParams):
-    """Stand-in for integrations.slack's `slack.post` params (same fields, no Slack import)."""
-
-    channel: str
-    text: str | None = None
-    mention: str | None = None
-
-
-MODELS: dict[str, type[StepParams]] = {"slack.post": SlackPostParams}
-MARKUP = {"slack.post": "slack"}
+# The service's own actions, as `responder serve` builds them (no credentials needed).
+REGISTRY = build_registry(Settings())
+MODELS: dict[str, type[StepParams]] = REGISTRY.params_models()
+MARKUP = {name: REGISTRY.get(name).markup for name in REGISTRY.names()}
 
 # Recoveries select nothing on purpose: the service undoes what the trigger did by itself.
 EXPECTED: dict[str, list[str]] = {
@@ -87,7 +83,7 @@ def test_selected_steps_render_to_valid_params(playbooks: list[Playbook], sample
         for step in playbook.actions:
             rendered = render_params(step.params, context, MARKUP[step.action])
             params = MODELS[step.action].model_validate(rendered)
-            assert "{{" not in json.dumps(params.model_dump())
+            assert "{{" not in json.dumps(params.model_dump(), default=str)
 
 
 def test_an_alert_nobody_owns_reaches_the_fallback(playbooks: list[Playbook]) -> None:

@@ -120,7 +120,10 @@ def test_sigkill_with_runs_pending_finishes_all_once(
             with engine.connect() as conn:
                 states = dict(
                     conn.execute(
-                        sa.text("SELECT state, count(*) FROM action_run GROUP BY state")
+                        sa.text(
+                            "SELECT state, count(*) FROM action_run "
+                            "WHERE action = 'slack.post' GROUP BY state"
+                        )
                     ).all()
                 )
             if states.get("succeeded") == ALERTS:

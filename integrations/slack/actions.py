@@ -6,9 +6,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from pydantic import ValidationError, field_validator
+from pydantic import field_validator
 
 from integrations.slack import blocks as bk
 from integrations.slack.client import SlackApi
@@ -20,6 +20,7 @@ from responder.actions import (
     Pace,
     StepParams,
     incident_links,
+    step_params,
 )
 from responder.domain import Transition
 
@@ -28,8 +29,6 @@ NO_ROOT = "no root message to reply to"
 CHANNEL_INTERVAL = 1.1  # seconds between messages to one channel; Slack's limit is about 1/s
 # One or more Slack mentions: <!here>, <!channel>, <@U123>, <!subteam^S123|@team>, <#C123>.
 _MENTION = re.compile(r"^(?:<[!@#][^<>]+>\s*)+$")
-
-P = TypeVar("P", bound=StepParams)
 
 
 class PostParams(StepParams):
@@ -108,7 +107,7 @@ class PostAction(_SlackAction):
     params: ClassVar[type[StepParams]] = PostParams
 
     def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
-        params = _params(PostParams, ctx)
+        params = step_params(PostParams, ctx)
         text, blocks = _root_message(ctx, params)
         return {
             "method": "chat.postMessage",
@@ -121,7 +120,7 @@ class PostAction(_SlackAction):
         }
 
     def execute(self, ctx: ActionContext) -> ActionResult:
-        params = _params(PostParams, ctx)
+        params = step_params(PostParams, ctx)
         api = self._client()
         note: str | None = None
         if _may_have_sent(ctx):
@@ -161,13 +160,13 @@ class ReplyAction(_SlackAction):
     params: ClassVar[type[StepParams]] = ThreadParams
 
     def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
-        params = _params(ThreadParams, ctx)
+        params = step_params(ThreadParams, ctx)
         root = _root(ctx.parent)
         text, blocks = _reply_message(ctx, params.notice)
         return _thread_request(params, root, text, blocks)
 
     def execute(self, ctx: ActionContext) -> ActionResult:
-        params = _params(ThreadParams, ctx)
+        params = step_params(ThreadParams, ctx)
         root = _root(ctx.parent)
         if root is None:
             return ActionResult(response={}, skipped_reason=NO_ROOT)
@@ -194,7 +193,7 @@ class ResolveAction(_SlackAction):
     params: ClassVar[type[StepParams]] = ThreadParams
 
     def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
-        params = _params(ThreadParams, ctx)
+        params = step_params(ThreadParams, ctx)
         root = _root(ctx.parent)
         text, blocks = _resolve_reply(ctx)
         update_text, update_blocks = _resolved_root(ctx)
@@ -212,7 +211,7 @@ class ResolveAction(_SlackAction):
         }
 
     def execute(self, ctx: ActionContext) -> ActionResult:
-        _params(ThreadParams, ctx)
+        step_params(ThreadParams, ctx)
         root = _root(ctx.parent)
         if root is None:
             return ActionResult(response={}, skipped_reason=NO_ROOT)
@@ -254,7 +253,7 @@ class RefreshAction(_SlackAction):
     params: ClassVar[type[StepParams]] = PostParams
 
     def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
-        params = _params(PostParams, ctx)
+        params = step_params(PostParams, ctx)
         root = _root(ctx.parent)
         text, blocks = self._message(ctx, params)
         request: dict[str, Any] = {
@@ -269,7 +268,7 @@ class RefreshAction(_SlackAction):
         return request
 
     def execute(self, ctx: ActionContext) -> ActionResult:
-        params = _params(PostParams, ctx)
+        params = step_params(PostParams, ctx)
         root = _root(ctx.parent)
         if root is None:
             return ActionResult(response={}, skipped_reason=NO_ROOT)
@@ -284,17 +283,6 @@ class RefreshAction(_SlackAction):
         if ctx.incident.status == "resolved":
             return _resolved_root(ctx)
         return _root_message(ctx, params)
-
-
-def _params(model: type[P], ctx: ActionContext) -> P:
-    try:
-        return model.model_validate(dict(ctx.params))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'params'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ActionError(f"{ctx.action}: invalid params: {problems}", retryable=False) from None
 
 
 def _may_have_sent(ctx: ActionContext) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import http.client
-import math
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -17,7 +16,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 
-from responder.actions import ActionError
+from responder.actions import ActionError, retry_seconds
 
 # Slack errors that say "try again later" even when the HTTP status is 200.
 _TRANSIENT_ERRORS = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error"})
@@ -42,19 +41,6 @@ def build_web_client(token: str, base_url: str, timeout: float) -> WebClient:
 
 def is_channel_id(channel: str) -> bool:
     return bool(_CHANNEL_ID.match(channel))
-
-
-def parse_retry_after(value: object) -> float | None:
-    """Seconds from a Retry-After header; None for an HTTP-date, garbage or a silly number."""
-    if value is None:
-        return None
-    try:
-        seconds = float(str(value).strip())
-    except ValueError:
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
 
 
 class SlackApi:
@@ -219,7 +205,7 @@ class SlackApi:
         retry_after = None
         if retryable:
             headers = getattr(exc.response, "headers", None) or {}
-            retry_after = parse_retry_after(_header(headers, "Retry-After"))
+            retry_after = retry_seconds(_header(headers, "Retry-After"))
         return ActionError(
             f"slack {method} failed: {code} (HTTP {status})",
             retryable=retryable,

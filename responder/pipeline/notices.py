@@ -149,7 +149,9 @@ def _root_posts(conn: sa.Connection, incident_ids: list[int]) -> dict[int, RunRo
 
 def new_links(before: Mapping[str, Any], added: Mapping[str, Any]) -> bool:
     """Whether `added` brings the incident a link it did not have."""
-    return any(
-        key not in before and isinstance(value, Mapping) and value.get("url")
-        for key, value in added.items()
-    )
+    for key, value in added.items():
+        earlier = before.get(key)
+        had = isinstance(earlier, Mapping) and bool(earlier.get("url"))
+        if not had and isinstance(value, Mapping) and value.get("url"):
+            return True
+    return False

@@ -502,7 +502,13 @@ def _write_outcomes(conn: sa.Connection, bulk: Bulk, refs: dict[int, dict[str, A
         if new_links(known, refs[incident_id]):
             linked.add(incident_id)
         for name, value in refs[incident_id].items():
-            known.setdefault(name, value)  # the first root post stays the incident's reference
+            earlier = known.get(name)
+            if isinstance(earlier, dict) and isinstance(value, dict):
+                # What is known stays (the first root post remains the thread); new fields
+                # of the same vendor's reference join it (a PagerDuty incident's URL).
+                known[name] = {**value, **earlier}
+            else:
+                known.setdefault(name, value)
         merged.append({"b_id": incident_id, "refs": known})
     conn.execute(_SET_REFS, merged)
     return linked

@@ -1,0 +1,178 @@
+"""What every Datadog action shares: the client slot, links into the web UI, run markers."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from integrations.datadog.client import DatadogApi
+from responder.actions import ActionContext, ActionError, FollowUp, Link, Pace, StepParams
+from responder.domain import Transition
+
+
+@dataclass(frozen=True, slots=True)
+class AppLinks:
+    """URLs of Datadog's web UI (`app_url`, e.g. https://app.datadoghq.com), for people."""
+
+    app_url: str
+
+    def _url(self, path: str) -> str:
+        return f"{self.app_url.rstrip('/')}/{path}"
+
+    def incident(self, public_id: object) -> str:
+        return self._url(f"incidents/{quote(str(public_id), safe='')}")
+
+    def notebook(self, notebook_id: object) -> str:
+        return self._url(f"notebook/{quote(str(notebook_id), safe='')}")
+
+    def monitor(self, monitor_id: object) -> str:
+        return self._url(f"monitors/{quote(str(monitor_id), safe='')}")
+
+    def workflow_instance(self, workflow_id: str, instance_id: str) -> str:
+        # The address Datadog itself gives an instance (sourceForTemplating.url).
+        workflow = quote(workflow_id, safe="")
+        return self._url(f"workflow/{workflow}?instance={quote(instance_id, safe='')}")
+
+
+class DatadogAction:
+    """Base of the Datadog actions: configured when a client exists; alert text as markdown."""
+
+    params: ClassVar[type[StepParams]]
+    markup: ClassVar[str] = "markdown"
+    wants_runs: ClassVar[bool] = False
+
+    def __init__(self, api: DatadogApi | None, links: AppLinks) -> None:
+        self._api = api
+        self._links = links
+
+    @property
+    def configured(self) -> bool:
+        return self._api is not None
+
+    def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
+        return None
+
+    def pace(self, ctx: ActionContext) -> Pace | None:
+        # Datadog limits per organisation and endpoint, not per incident or notebook; a 429
+        # says when its window resets (X-RateLimit-Reset) and the runner waits for that.
+        return None
+
+    def _client(self) -> DatadogApi:
+        if self._api is None:
+            # The runner records unconfigured runs as skipped; reaching this is a wiring bug.
+            raise ActionError("datadog is not configured (DD_API_KEY/DD_APP_KEY)", retryable=False)
+        return self._api
+
+
+class NoParams(StepParams):
+    """Follow-up steps take everything from the run they continue."""
+
+
+def run_marker(ctx: ActionContext) -> str:
+    """A short token unique to this run, written into what it creates so a retry can find it.
+
+    Derived from the run's idempotency key (stable across attempts); letters, digits and a
+    dash only, so it survives Datadog's title and name searches unchanged.
+    """
+    digest = hashlib.sha256(ctx.idempotency_key.encode()).hexdigest()[:12]
+    return f"rsp-{digest}"
+
+
+def may_have_sent(ctx: ActionContext) -> bool:
+    # Besides an attempt with no recorded outcome, a retry after a timeout counts too:
+    # Datadog may have done the work and only the answer was lost.
+    return ctx.uncertain or ctx.attempt > 1
+
+
+def ref_from(ctx: ActionContext, key: str) -> Mapping[str, Any] | None:
+    """What the run this follow-up continues made: its result first, the incident's refs next."""
+    for source in (ctx.parent, ctx.incident.refs.get(key)):
+        if not isinstance(source, Mapping):
+            continue
+        nested = source.get(key)
+        ref = nested if isinstance(nested, Mapping) else source
+        if ref.get("id") not in (None, ""):
+            return ref
+    return None
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # The service stores UTC everywhere; a naive string can only mean UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    """A JSON object from an answer, or {} when the answer has something else there."""
+    return value if isinstance(value, dict) else {}
+
+
+def text(value: object) -> str | None:
+    if value is None:
+        return None
+    out = str(value).strip()
+    return out or None
+
+
+def alert_tags(ctx: ActionContext) -> Mapping[str, Any]:
+    tags = ctx.alert.get("tags")
+    return tags if isinstance(tags, Mapping) else {}
+
+
+def alert_title(ctx: ActionContext) -> str:
+    """The monitor's name (no "[Triggered]" prefix), as people know the problem."""
+    return (
+        text(ctx.alert.get("monitor"))
+        or text(ctx.incident.title)
+        or text(ctx.alert.get("title"))
+        or "Datadog alert"
+    )
+
+
+def monitor_url(ctx: ActionContext, links: AppLinks) -> str | None:
+    monitor_id = text(ctx.alert.get("monitor_id")) or text(ctx.incident.monitor_id)
+    return links.monitor(monitor_id) if monitor_id else None
+
+
+def event_url(ctx: ActionContext) -> str | None:
+    link = text(ctx.alert.get("link"))
+    return link if link and link.startswith(("https://", "http://")) else None
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_duration(seconds: float) -> str:
+    """750 -> "12m 30s"; the largest three units, for people reading a timeline."""
+    left = max(int(seconds), 0)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts[:3]) or "0s"
+
+
+def alert_links(ctx: ActionContext, links: AppLinks) -> list[Link]:
+    """The monitor, the notification's event and its graph snapshot, where known."""
+    found = [
+        ("Monitor", monitor_url(ctx, links)),
+        ("Event", event_url(ctx)),
+        ("Graph snapshot", text(ctx.alert.get("snapshot"))),
+    ]
+    return [Link(title, url) for title, url in found if url]

@@ -1,0 +1,386 @@
+"""datadog.incident, datadog.incident_timeline and datadog.incident_resolve (Incidents API v2)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from integrations.datadog import markdown as md
+from integrations.datadog.base import (
+    AppLinks,
+    DatadogAction,
+    NoParams,
+    alert_links,
+    alert_tags,
+    alert_title,
+    as_dict,
+    event_url,
+    iso,
+    may_have_sent,
+    monitor_url,
+    now_utc,
+    parse_time,
+    ref_from,
+    run_marker,
+    text,
+)
+from integrations.datadog.client import DatadogApi, Json
+from responder.actions import (
+    ActionContext,
+    ActionError,
+    ActionResult,
+    FollowUp,
+    StepParams,
+    incident_links,
+    step_params,
+)
+from responder.domain import Transition
+
+Severity = Literal["SEV-1", "SEV-2", "SEV-3", "SEV-4", "SEV-5", "UNKNOWN"]
+REF = "datadog_incident"
+NO_INCIDENT = "no Datadog incident for this incident"
+# Newest incidents searched for an earlier create of ours; it happened seconds or minutes ago.
+SEARCH_PAGE = 50
+SEARCH_QUERY = "state:(active OR stable OR resolved)"
+_TITLE_MAX = 200
+
+
+class IncidentParams(StepParams):
+    """`datadog.incident`: declare a Datadog incident for this alert."""
+
+    severity: Severity | None = None  # None: from the alert's priority (P1 -> SEV-1), or UNKNOWN
+    title: str | None = None  # default: the monitor's name
+    customer_impacted: bool = False
+    customer_impact_scope: str | None = None
+    teams: list[str] = Field(default_factory=list)
+    services: list[str] = Field(default_factory=list)  # default: the alert's `service` tag
+    # Datadog's commander is a user (a UUID), not a team; the team is listed first in `teams`.
+    commander_team: str | None = None
+
+    @model_validator(mode="after")
+    def _scope_with_impact(self) -> IncidentParams:
+        # Datadog: customer_impact_scope is required when customer_impacted is true.
+        if self.customer_impacted and not (self.customer_impact_scope or "").strip():
+            raise ValueError("customer_impacted: true needs customer_impact_scope")
+        return self
+
+
+class IncidentAction(DatadogAction):
+    """A Datadog incident, declared once per run even across crashes and lost answers."""
+
+    name: ClassVar[str] = "datadog.incident"
+    params: ClassVar[type[StepParams]] = IncidentParams
+
+    def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
+        params = step_params(IncidentParams, ctx)
+        attributes = _create_body(ctx, params, self._links)["data"]["attributes"]
+        return {
+            "method": "CreateIncident",
+            "title": attributes["title"],
+            "fields": attributes["fields"],
+            "customer_impacted": attributes["customer_impacted"],
+            "customer_impact_scope": attributes.get("customer_impact_scope"),
+            "search_first": SEARCH_QUERY if may_have_sent(ctx) else None,
+        }
+
+    def execute(self, ctx: ActionContext) -> ActionResult:
+        params = step_params(IncidentParams, ctx)
+        api = self._client()
+        marker = run_marker(ctx)
+        note: str | None = None
+        if may_have_sent(ctx):
+            found, note = _earlier_incident(api, marker)
+            if found is not None:
+                return self._result(found, adopted=True, impacted=params.customer_impacted)
+        created = api.create_incident(_create_body(ctx, params, self._links))
+        data = created.get("data")
+        if not isinstance(data, dict) or not data.get("id"):
+            # Created, but we cannot tell which: the retry's search finds it by its marker.
+            raise ActionError("datadog CreateIncident: answer without data.id", retryable=True)
+        return self._result(data, adopted=False, impacted=params.customer_impacted, note=note)
+
+    def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
+        if transition.is_recovery:
+            return FollowUp("datadog.incident_resolve", {})
+        # Repeats, and Triggered/Warn/No Data reaching an open incident (an escalation),
+        # belong on the incident's timeline.
+        return FollowUp("datadog.incident_timeline", {})
+
+    def _result(
+        self, data: Json, *, adopted: bool, impacted: bool, note: str | None = None
+    ) -> ActionResult:
+        attributes = as_dict(data.get("attributes"))
+        public_id = attributes.get("public_id")
+        ref = {
+            "id": str(data["id"]),
+            "public_id": public_id,
+            "url": self._links.incident(public_id if public_id is not None else data["id"]),
+        }
+        response: dict[str, Any] = {
+            **ref,
+            "title": attributes.get("title"),
+            "severity": _field(attributes, "severity") or attributes.get("severity"),
+            "customer_impacted": bool(attributes.get("customer_impacted", impacted)),
+            "adopted": adopted,
+        }
+        if note:
+            response["note"] = note
+        return ActionResult(response=response, refs={REF: ref})
+
+
+class IncidentTimelineAction(DatadogAction):
+    """A later transition, added to the incident as a link to that notification's event.
+
+    The v2 spec has no call that writes a timeline cell after creation (`initial_cells`
+    exists only on create; the timeline routes in the spec belong to Cases). A `link`
+    attachment is the closest: it carries a line of text and the Datadog event it is about,
+    and Datadog lists it on the incident. A todo would wrongly ask someone to do something.
+    """
+
+    name: ClassVar[str] = "datadog.incident_timeline"
+    params: ClassVar[type[StepParams]] = NoParams
+
+    def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
+        step_params(NoParams, ctx)
+        ref = ref_from(ctx, REF)
+        title, url = _timeline_entry(ctx, self._links, ref)
+        request: dict[str, Any] = {
+            "method": "CreateIncidentAttachment",
+            "incident_id": str(ref["id"]) if ref else None,
+            "attachment_type": "link",
+            "title": title,
+            "documentUrl": url,
+        }
+        if ref is None:
+            request["skip"] = NO_INCIDENT
+        return request
+
+    def execute(self, ctx: ActionContext) -> ActionResult:
+        step_params(NoParams, ctx)
+        ref = ref_from(ctx, REF)
+        if ref is None:
+            return ActionResult(response={}, skipped_reason=NO_INCIDENT)
+        api = self._client()
+        incident_id = str(ref["id"])
+        title, url = _timeline_entry(ctx, self._links, ref)
+        attachment_id: str | None = None
+        if may_have_sent(ctx):
+            # Cheap to check, and a doubled line would confuse whoever reads the incident.
+            listed = api.list_incident_attachments(incident_id)
+            attachment_id = _find_attachment(listed, title, url)
+        adopted = attachment_id is not None
+        if attachment_id is None:
+            body = {
+                "data": {
+                    "type": "incident_attachments",
+                    "attributes": {
+                        "attachment_type": "link",
+                        "attachment": {"documentUrl": url, "title": title},
+                    },
+                }
+            }
+            created = api.create_incident_attachment(incident_id, body)
+            data = created.get("data")
+            attachment_id = str(data.get("id")) if isinstance(data, dict) else None
+        # No refs: the incident's Datadog reference stays the incident itself.
+        return ActionResult(
+            response={
+                "incident_id": incident_id,
+                "attachment_id": attachment_id,
+                "title": title,
+                "url": url,
+                "adopted": adopted,
+            }
+        )
+
+
+class IncidentResolveAction(DatadogAction):
+    """The incident set to resolved; a retry sends the same update, so it is idempotent."""
+
+    name: ClassVar[str] = "datadog.incident_resolve"
+    params: ClassVar[type[StepParams]] = NoParams
+
+    def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
+        step_params(NoParams, ctx)
+        ref = ref_from(ctx, REF)
+        request: dict[str, Any] = {
+            "method": "UpdateIncident",
+            "incident_id": str(ref["id"]) if ref else None,
+            "attributes": _resolve_attributes(ctx, ref),
+        }
+        if ref is None:
+            request["skip"] = NO_INCIDENT
+        return request
+
+    def execute(self, ctx: ActionContext) -> ActionResult:
+        step_params(NoParams, ctx)
+        ref = ref_from(ctx, REF)
+        if ref is None:
+            return ActionResult(response={}, skipped_reason=NO_INCIDENT)
+        api = self._client()
+        incident_id = str(ref["id"])
+        body = {
+            "data": {
+                "id": incident_id,
+                "type": "incidents",
+                "attributes": _resolve_attributes(ctx, ref),
+            }
+        }
+        answer = api.update_incident(incident_id, body)
+        attributes = as_dict(as_dict(answer.get("data")).get("attributes"))
+        return ActionResult(
+            response={
+                "id": incident_id,
+                "public_id": ref.get("public_id"),
+                "url": ref.get("url"),
+                "state": _field(attributes, "state") or attributes.get("state"),
+                "resolved": attributes.get("resolved"),
+                "recovered_at": iso(_recovered_at(ctx)),
+            }
+        )
+
+
+def _create_body(ctx: ActionContext, params: IncidentParams, links: AppLinks) -> Json:
+    marker = run_marker(ctx)
+    fields: dict[str, Any] = {
+        "severity": {"type": "dropdown", "value": params.severity or _severity(ctx)},
+        "state": {"type": "dropdown", "value": "active"},
+        "detection_method": {"type": "dropdown", "value": "monitor"},
+    }
+    teams = _unique([params.commander_team or "", *params.teams])
+    if teams:
+        fields["teams"] = {"type": "autocomplete", "value": teams}
+    service = text(alert_tags(ctx).get("service"))
+    services = _unique(params.services or [service or ""])
+    if services:
+        fields["services"] = {"type": "autocomplete", "value": services}
+    attributes: dict[str, Any] = {
+        "title": f"{(params.title or alert_title(ctx)).strip()[:_TITLE_MAX]} [{marker}]",
+        "customer_impacted": params.customer_impacted,
+        "fields": fields,
+        "initial_cells": [
+            {"cell_type": "markdown", "content": {"content": _summary(ctx, links, marker)}}
+        ],
+    }
+    if params.customer_impacted:
+        attributes["customer_impact_scope"] = (params.customer_impact_scope or "").strip()
+    return {"data": {"type": "incidents", "attributes": attributes}}
+
+
+def _severity(ctx: ActionContext) -> Severity:
+    priority = (text(ctx.alert.get("priority")) or text(ctx.incident.priority) or "").upper()
+    mapping: dict[str, Severity] = {
+        "P1": "SEV-1",
+        "P2": "SEV-2",
+        "P3": "SEV-3",
+        "P4": "SEV-4",
+        "P5": "SEV-5",
+    }
+    return mapping.get(priority, "UNKNOWN")
+
+
+def _summary(ctx: ActionContext, links: AppLinks, marker: str) -> str:
+    """The incident's first timeline cell: what fired, and where to look."""
+    alert, tags = ctx.alert, alert_tags(ctx)
+    lines = [f"**{md.escape(alert_title(ctx))}** ({md.escape(ctx.transition.value)})"]
+    status = text(alert.get("status"))
+    if status:
+        lines.append(md.escape(status))
+    facts = [
+        ("Priority", text(alert.get("priority")) or ctx.incident.priority),
+        ("Scope", text(alert.get("scope")) or ctx.incident.scope or "(all)"),
+        ("Service", text(tags.get("service"))),
+        ("Env", text(tags.get("env"))),
+    ]
+    lines.append(" · ".join(f"{name}: {md.escape(value)}" for name, value in facts if value))
+    line = md.link_line([*alert_links(ctx, links), *incident_links(ctx.incident.refs, exclude=REF)])
+    if line:
+        lines.append(line)
+    message = text(alert.get("message"))
+    if message:
+        lines.append(md.fenced(message))
+    lines.append(f"_Declared by responder for incident {md.escape(ctx.incident.id)} ({marker})._")
+    return "\n\n".join(lines)
+
+
+def _earlier_incident(api: DatadogApi, marker: str) -> tuple[Json | None, str | None]:
+    """Our incident from an attempt whose answer was lost, found by the marker in its title."""
+    try:
+        answer = api.search_incidents(SEARCH_QUERY, SEARCH_PAGE)
+    except ActionError as exc:
+        if exc.retryable:
+            raise  # busy or down: retry later rather than declare a second incident
+        # A permanent refusal (no incident_read) would fail this run on every retry and
+        # lose the incident; a possible duplicate is the lesser harm.
+        return None, f"not checked for an earlier incident: search answered {exc.message}"
+    data = answer.get("data")
+    attributes = data.get("attributes") if isinstance(data, dict) else None
+    found = attributes.get("incidents") if isinstance(attributes, dict) else None
+    for item in found if isinstance(found, list) else []:
+        incident = item.get("data") if isinstance(item, dict) else None
+        if not isinstance(incident, dict) or not incident.get("id"):
+            continue
+        incident_attributes = incident.get("attributes")
+        title = incident_attributes.get("title") if isinstance(incident_attributes, dict) else ""
+        if isinstance(title, str) and f"[{marker}]" in title:
+            return incident, None
+    return None, None
+
+
+def _timeline_entry(
+    ctx: ActionContext, links: AppLinks, ref: Mapping[str, Any] | None
+) -> tuple[str, str]:
+    """(title, documentUrl) of the link attachment for this transition."""
+    moment = parse_time(ctx.alert.get("date")) or now_utc()
+    what = text(ctx.alert.get("status")) or alert_title(ctx)
+    title = " ".join(f"{ctx.transition.value} at {moment:%H:%M} UTC: {what}".split())
+    if len(title) > _TITLE_MAX:
+        title = title[: _TITLE_MAX - 1] + "…"
+    fallback = text(ref.get("url")) if ref else None
+    return title, event_url(ctx) or monitor_url(ctx, links) or fallback or links.app_url
+
+
+def _find_attachment(answer: Json, title: str, url: str) -> str | None:
+    items = answer.get("data")
+    for item in items if isinstance(items, list) else []:
+        attributes = item.get("attributes") if isinstance(item, dict) else None
+        attachment = attributes.get("attachment") if isinstance(attributes, dict) else None
+        if (
+            isinstance(attachment, dict)
+            and attachment.get("title") == title
+            and attachment.get("documentUrl") == url
+            and item.get("id")
+        ):
+            return str(item["id"])
+    return None
+
+
+def _resolve_attributes(ctx: ActionContext, ref: Mapping[str, Any] | None) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"fields": {"state": {"type": "dropdown", "value": "resolved"}}}
+    if ref is not None and ref.get("customer_impacted") is True:
+        # Datadog computes the customer impact duration from start and end.
+        attributes["customer_impact_end"] = iso(_recovered_at(ctx))
+    return attributes
+
+
+def _recovered_at(ctx: ActionContext) -> datetime:
+    # Datadog's own time for the recovery first; our resolved_at is when we heard of it.
+    return parse_time(ctx.alert.get("date")) or parse_time(ctx.incident.resolved_at) or now_utc()
+
+
+def _field(attributes: Mapping[str, Any], name: str) -> Any:
+    fields = attributes.get("fields")
+    field = fields.get(name) if isinstance(fields, dict) else None
+    return field.get("value") if isinstance(field, dict) else None
+
+
+def _unique(values: list[str]) -> list[str]:
+    out: list[str] = []
+    for value in values:
+        cleaned = value.strip()
+        if cleaned and cleaned not in out:
+            out.append(cleaned)
+    return out
