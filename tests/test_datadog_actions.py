@@ -7,14 +7,10 @@ helpers defined here.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,15 +24,15 @@ from integrations.datadog.client import (
 )
 from integrations.datadog.markdown import escape, fenced, link, runs_list
 from integrations.datadog.monitor_query import graph_query
-from responder.actions import Action, ActionContext, ActionError, ActionResult, IncidentView
-from responder.domain import Transition, tag_map
+from responder.actions import Action, ActionError, ActionResult
+from tests.contexts import RECOVERED, RENOTIFY
+from tests.contexts import action_context as ctx
 from tests.fakes.datadog import FakeDatadog
 
 API_KEY = "dd-api-0123456789-SECRETAPIKEY"
 APP_KEY = "dd-app-9876543210-SECRETAPPKEY"
 APP_URL = "https://app.datadoghq.com"
 WORKFLOW = "ccf73164-1998-4785-a7a3-8d06c7e5f558"
-SAMPLES = Path("/work/shared/datadog/samples")
 NAMES = [
     "datadog.incident",
     "datadog.incident_resolve",
@@ -45,87 +41,6 @@ NAMES = [
     "datadog.notebook_resolve",
     "datadog.workflow",
 ]
-
-
-def alert_context(sample: str, **overrides: Any) -> dict[str, Any]:
-    """A dict shaped like `Alert.as_context()` for one of the Datadog samples."""
-    raw = json.loads((SAMPLES / f"{sample}.json").read_text())
-    alert = raw["alert"]
-    tags = [t.strip() for t in raw["tags"].split(",") if t.strip()]
-    context = {
-        "id": raw["id"],
-        "monitor_id": alert["id"],
-        "monitor": re.sub(r"^\[[^\]]*\]\s*", "", alert["title"]),
-        "title": alert["title"],
-        "transition": alert["transition"],
-        "type": alert["type"],
-        "priority": alert["priority"] or None,
-        "status": alert["status"],
-        "query": alert["query"],
-        "metric": alert["metric"],
-        "scope": alert["scope"],
-        "cycle_key": alert["cycle_key"],
-        "hostname": raw["hostname"] or None,
-        "tags": tag_map(tags),
-        "tag_list": tags,
-        "message": raw["event_msg"] or None,
-        "link": raw["link"],
-        "snapshot": raw["snapshot"],
-        "date": datetime.fromtimestamp(int(raw["date"]) / 1000, tz=UTC).isoformat(),
-        "org": raw["org"]["name"],
-        "event_type": raw["event_type"],
-    }
-    return {**context, **overrides}
-
-
-TRIGGERED = alert_context("payment-failure-rate.triggered")
-RECOVERED = alert_context("payment-failure-rate.recovered")
-RENOTIFY = alert_context("fraud-detection-down.renotify")
-
-
-def incident(**overrides: Any) -> IncidentView:
-    values: dict[str, Any] = {
-        "id": "42",
-        "key": "148275309:7716548234000001111",
-        "status": "triggered",
-        "title": "High Payment Failure Rate",
-        "monitor_id": "148275309",
-        "scope": "",
-        "priority": "P1",
-        "opened_at": TRIGGERED["date"],
-        "resolved_at": None,
-        "refs": {},
-    }
-    return IncidentView(**(values | overrides))
-
-
-def ctx(
-    action: str,
-    params: Mapping[str, Any] | None = None,
-    *,
-    alert: Mapping[str, Any] = TRIGGERED,
-    run_id: str = "7",
-    attempt: int = 1,
-    uncertain: bool = False,
-    parent: Mapping[str, Any] | None = None,
-    previous: Mapping[str, Any] | None = None,
-    runs: list[dict[str, Any]] | None = None,
-    view: IncidentView | None = None,
-) -> ActionContext:
-    return ActionContext(
-        run_id=run_id,
-        action=action,
-        params=params or {},
-        incident=view or incident(),
-        alert=alert,
-        transition=Transition(alert["transition"]),
-        idempotency_key=f"p:42:payments:{action}:{run_id}",
-        attempt=attempt,
-        uncertain=uncertain,
-        parent=parent,
-        previous=previous,
-        runs=runs or [],
-    )
 
 
 def make_actions(

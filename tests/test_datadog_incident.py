@@ -11,18 +11,15 @@ from pydantic import ValidationError
 from integrations.datadog import IncidentParams
 from responder.actions import Action, ActionResult, FollowUp
 from responder.domain import Transition
+from tests.contexts import RECOVERED, RENOTIFY, TRIGGERED, alert_context
+from tests.contexts import action_context as ctx
+from tests.contexts import incident_view as incident
 from tests.fakes.datadog import FakeDatadog
 from tests.test_datadog_actions import (
     API_KEY,
     APP_KEY,
-    RECOVERED,
-    RENOTIFY,
-    TRIGGERED,
     WORKFLOW,
-    alert_context,
-    ctx,
     failure,
-    incident,
     make_actions,
     run,
 )

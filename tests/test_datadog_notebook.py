@@ -13,17 +13,15 @@ from pydantic import ValidationError
 from integrations.datadog import NotebookParams
 from responder.actions import Action, ActionResult, FollowUp
 from responder.domain import Transition
+from tests.contexts import RECOVERED, TRIGGERED, alert_context
+from tests.contexts import action_context as ctx
+from tests.contexts import incident_view as incident
 from tests.fakes.datadog import FakeDatadog
 from tests.test_datadog_actions import (
     API_KEY,
     APP_KEY,
-    RECOVERED,
-    TRIGGERED,
     WORKFLOW,
-    alert_context,
-    ctx,
     failure,
-    incident,
     make_actions,
     run,
 )

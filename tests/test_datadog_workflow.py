@@ -12,12 +12,12 @@ from pydantic import ValidationError
 from integrations.datadog import WorkflowParams
 from responder.actions import Action, ActionResult
 from responder.domain import Transition
+from tests.contexts import action_context as ctx
 from tests.fakes.datadog import FakeDatadog
 from tests.test_datadog_actions import (
     API_KEY,
     APP_KEY,
     WORKFLOW,
-    ctx,
     failure,
     make_actions,
     run,

@@ -6,9 +6,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,95 +16,19 @@ from integrations.slack import PostParams, slack_actions
 from integrations.slack.blocks import clip, escape, format_duration
 from responder.actions import (
     Action,
-    ActionContext,
     ActionError,
     ActionResult,
     FollowUp,
-    IncidentView,
 )
-from responder.domain import Transition, tag_map
+from responder.domain import Transition
+from tests.contexts import RECOVERED, alert_context
+from tests.contexts import action_context as ctx
+from tests.contexts import incident_view as incident
 from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-1234567890-SECRETSECRET"
-SAMPLES = Path("/work/shared/datadog/samples")
 CHANNELS = {"#payments-alerts": "C0PAY", "#ops": "C0OPS"}
 PAY = "C0PAY"
-
-
-def alert_context(sample: str, **overrides: Any) -> dict[str, Any]:
-    """A dict shaped like `Alert.as_context()` for one of the Datadog samples."""
-    raw = json.loads((SAMPLES / f"{sample}.json").read_text())
-    alert = raw["alert"]
-    tags = [t.strip() for t in raw["tags"].split(",") if t.strip()]
-    context = {
-        "id": raw["id"],
-        "monitor_id": alert["id"],
-        "monitor": re.sub(r"^\[[^\]]*\]\s*", "", alert["title"]),
-        "title": alert["title"],
-        "transition": alert["transition"],
-        "type": alert["type"],
-        "priority": alert["priority"] or None,
-        "status": alert["status"],
-        "query": alert["query"],
-        "metric": alert["metric"],
-        "scope": alert["scope"],
-        "cycle_key": alert["cycle_key"],
-        "hostname": raw["hostname"] or None,
-        "tags": tag_map(tags),
-        "tag_list": tags,
-        "message": raw["event_msg"] or None,
-        "link": raw["link"],
-        "snapshot": raw["snapshot"],
-        "date": datetime.fromtimestamp(int(raw["date"]) / 1000, tz=UTC).isoformat(),
-        "org": raw["org"]["name"],
-        "event_type": raw["event_type"],
-    }
-    return {**context, **overrides}
-
-
-TRIGGERED = alert_context("payment-failure-rate.triggered")
-RECOVERED = alert_context("payment-failure-rate.recovered")
-
-
-def incident(**overrides: Any) -> IncidentView:
-    values: dict[str, Any] = {
-        "id": "inc-1",
-        "key": "148275309:7716548234000001111",
-        "status": "triggered",
-        "title": "High Payment Failure Rate",
-        "monitor_id": "148275309",
-        "scope": "",
-        "priority": "P1",
-        "opened_at": TRIGGERED["date"],
-        "resolved_at": None,
-        "refs": {},
-    }
-    return IncidentView(**(values | overrides))
-
-
-def ctx(
-    action: str,
-    params: Mapping[str, Any],
-    *,
-    alert: Mapping[str, Any] = TRIGGERED,
-    run_id: str = "run-1",
-    attempt: int = 1,
-    uncertain: bool = False,
-    parent: Mapping[str, Any] | None = None,
-    view: IncidentView | None = None,
-) -> ActionContext:
-    return ActionContext(
-        run_id=run_id,
-        action=action,
-        params=params,
-        incident=view or incident(),
-        alert=alert,
-        transition=Transition(alert["transition"]),
-        idempotency_key=f"{run_id}:{action}",
-        attempt=attempt,
-        uncertain=uncertain,
-        parent=parent,
-    )
 
 
 @pytest.fixture
@@ -164,7 +86,7 @@ def test_post_builds_the_root_message(fake: FakeSlack, slack: dict[str, Action])
     assert message.text == "[Triggered] High Payment Failure Rate (P1, service payment, env prod)"
     assert message.metadata == {
         "event_type": "responder_action",
-        "event_payload": {"run_id": "run-1", "incident_id": "inc-1"},
+        "event_payload": {"run_id": "7", "incident_id": "42"},
     }
     assert message.thread_ts is None
 
