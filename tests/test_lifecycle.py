@@ -184,3 +184,25 @@ def test_every_run_succeeded_and_the_record_says_so(
     kinds = [entry["kind"] for entry in detail["timeline"]]
     assert kinds.count("run.succeeded") >= len(detail["actions"])
     assert {"incident.opened", "playbooks.matched", "incident.resolved"} <= set(kinds)
+
+
+def test_a_trigger_after_recovery_is_a_new_incident_with_a_new_page(
+    db_url: str, fakes: Vendors, samples_dir: Path
+) -> None:
+    with running(fakes.settings(db_url)) as (service, client):
+        for name in ("payment-failure-rate.triggered", "payment-failure-rate.recovered"):
+            assert post(client, sample(samples_dir, name)).status_code == 202
+            settle(service)
+        again = sample(samples_dir, "payment-failure-rate.triggered")
+        again["id"] = "7716548234099999999"  # a new notification...
+        again["alert"]["cycle_key"] = "7716548234000002222"  # ...of a new alert cycle
+        assert post(client, again).status_code == 202
+        settle(service)
+        with Session(service.engine) as session:
+            incidents = session.exec(select(Incident).order_by(Incident.id)).all()  # type: ignore[arg-type]
+    assert [i.status for i in incidents] == ["resolved", "triggered"]
+    alerts = fakes.pagerduty.alerts(PAYMENTS_KEY)
+    assert [a.status for a in alerts] == ["resolved", "triggered"]
+    assert alerts[0].dedup_key != alerts[1].dedup_key
+    assert [i.state for i in fakes.datadog.incidents()] == ["resolved", "active"]
+    assert len(fakes.slack.root_messages("C0PAYMENTS")) == 2
