@@ -15,9 +15,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.server import LocalServer
 
 Answer = tuple[int, dict[str, str], Any]  # status, headers, JSON (or raw text)
 Query = dict[str, str]
@@ -144,7 +146,7 @@ class _Fault:
     remaining: int
 
 
-class FakeDatadog:
+class FakeDatadog(LocalServer):
     """`with FakeDatadog(workflows={"wf-id"}) as fake: fake.base_url ...`"""
 
     def __init__(
@@ -153,6 +155,7 @@ class FakeDatadog:
         app_key: str = "dd-app-test",
         workflows: set[str] | None = None,
     ) -> None:
+        super().__init__(_Handler)
         self.api_key, self.app_key = api_key, app_key
         self.workflows = set(workflows or ())
         self._lock = threading.Lock()
@@ -166,57 +169,12 @@ class FakeDatadog:
         self._public_id = 100
         self._notebook_id = 774480
         self._plan: tuple[str | None, int] = (None, 0)
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeDatadog:
-        self._stopping.clear()
-        self._listen()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # cuts injected delays short
-        self.down()
-
-    def __enter__(self) -> FakeDatadog:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def down(self) -> None:
-        """Close the listening socket: clients get "connection refused" until `up()`."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def up(self) -> None:
-        """Listen again on the same port, so `base_url` stays valid."""
-        if self._server is None:
-            self._listen()
-
-    def _listen(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
 
     # -- what tests look at and control ----------------------------------------------------
 

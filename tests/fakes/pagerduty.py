@@ -15,10 +15,12 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.server import LocalServer
 
 ROUTING_KEY = "R0UT1NGKEY0000000000000000000001"  # 32 characters, like PagerDuty's
 API_TOKEN = "u+FAKEPDTOKEN_0000000"
@@ -149,7 +151,7 @@ class _Fault:
     remaining: int
 
 
-class FakePagerDuty:
+class FakePagerDuty(LocalServer):
     """`with FakePagerDuty() as fake: fake.events_url, fake.api_url ...`"""
 
     def __init__(
@@ -158,6 +160,7 @@ class FakePagerDuty:
         api_token: str = API_TOKEN,
         users: tuple[str, ...] = (USER_EMAIL,),
     ) -> None:
+        super().__init__(_Handler)
         self.routing_keys = set(routing_keys)
         self.api_token = api_token
         self.users = set(users)
@@ -172,10 +175,6 @@ class FakePagerDuty:
         self._recent: dict[str, deque[float]] = {}
         self._incidents_held = False
         self._ids = itertools.count(1)
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -186,47 +185,6 @@ class FakePagerDuty:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakePagerDuty:
-        self._stopping.clear()
-        self._listen()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # cuts injected delays short
-        self.down()
-
-    def __enter__(self) -> FakePagerDuty:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def down(self) -> None:
-        """Close the listening socket: clients get "connection refused" until `up()`."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def up(self) -> None:
-        """Listen again on the same port, so the URLs stay valid."""
-        if self._server is None:
-            self._listen()
-
-    def _listen(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
 
     # -- what tests look at and control ----------------------------------------------------
 

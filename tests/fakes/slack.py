@@ -10,9 +10,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.server import LocalServer
 
 Params = dict[str, Any]
 Answer = tuple[int, dict[str, str], dict[str, Any]]
@@ -62,10 +64,11 @@ class _Fault:
     remaining: int
 
 
-class FakeSlack:
+class FakeSlack(LocalServer):
     """`with FakeSlack(token=..., channels={"#name": "C0ID"}) as fake: fake.base_url ...`"""
 
     def __init__(self, token: str = "xoxb-test", channels: dict[str, str] | None = None) -> None:
+        super().__init__(_Handler)
         self.token = token
         self.channels = {name.lstrip("#"): cid for name, cid in (channels or {}).items()}
         self._lock = threading.Lock()
@@ -76,10 +79,6 @@ class FakeSlack:
         self._last_post: dict[str, float] = {}
         self._rate_limited = False
         self._clock = 1795384800_000000  # microseconds; every message gets the next 100
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
         self._methods: dict[str, Callable[[Params], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -93,48 +92,6 @@ class FakeSlack:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/"
-
-    def start(self) -> FakeSlack:
-        self._stopping.clear()
-        self._listen()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # cuts injected delays short
-        self.down()
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def down(self) -> None:
-        """Close the listening socket: clients get "connection refused" until `up()`."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def up(self) -> None:
-        """Listen again on the same port, so `base_url` stays valid."""
-        if self._server is None:
-            self._listen()
-
-    def _listen(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self.port = server.server_address[1]
-        self._server = server
-        # A short poll keeps down()/stop() quick; shutdown() waits for the loop to notice.
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
 
     # -- what tests look at and control ----------------------------------------------------
 
