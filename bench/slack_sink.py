@@ -25,10 +25,10 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-# The tests import the fake as `fakes.slack` (tests/ on the path); do the same.
-sys.path.insert(0, str(REPO / "tests"))
+# The fake lives with the tests, which import it as `tests.fakes.slack` from the repo root.
+sys.path.insert(0, str(REPO))
 
-from fakes.slack import FakeSlack  # noqa: E402
+from tests.fakes.slack import FakeSlack  # noqa: E402
 
 # Channels any playbook of this repo might post to, in case one names a channel in a way the
 # YAML scan below misses (a template, an action we do not know): an unknown channel would be

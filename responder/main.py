@@ -31,7 +31,11 @@ from responder.store.intake import IntakeWriter
 def build_registry(settings: Settings) -> Registry:
     return Registry(
         [
-            *slack_actions(_secret(settings.slack_bot_token), settings.slack_api_url),
+            *slack_actions(
+                _secret(settings.slack_bot_token),
+                settings.slack_api_url,
+                channel_interval=settings.slack_channel_interval,
+            ),
             *pagerduty_actions(
                 routing_key=_secret(settings.pagerduty_routing_key),
                 api_token=_secret(settings.pagerduty_api_token),

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="RESPONDER_SLACK_API_URL")
+    # Not in the contract table: seconds between messages to one channel (Slack allows
+    # about one a second); 0 turns pacing off, for a proxy or fake with no such limit.
+    slack_channel_interval: float = Field(1.1, validation_alias="RESPONDER_SLACK_CHANNEL_INTERVAL")
 
     pagerduty_routing_key: SecretStr | None = Field(None, validation_alias="PAGERDUTY_ROUTING_KEY")
     pagerduty_api_token: SecretStr | None = Field(None, validation_alias="PAGERDUTY_API_TOKEN")

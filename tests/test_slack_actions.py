@@ -626,3 +626,15 @@ def test_links_from_other_runs_show_in_the_root_and_refresh_rewrites_it(
 def test_refresh_without_a_root_is_skipped(slack: dict[str, Action]) -> None:
     result = slack["slack.refresh"].execute(ctx("slack.refresh", {"channel": "#ops"}))
     assert result.skipped_reason == "no root message to reply to"
+
+
+def test_messages_are_paced_per_channel_unless_pacing_is_off(fake: FakeSlack) -> None:
+    paced = {a.name: a for a in slack_actions(TOKEN, fake.base_url)}
+    pace = paced["slack.post"].pace(ctx("slack.post", {"channel": "#Payments-Alerts"}))
+    assert pace is not None and pace.key == "slack:payments-alerts" and pace.interval >= 1.0
+    reply = paced["slack.reply"].pace(
+        ctx("slack.reply", {"channel": "#x"}, parent={"channel": PAY, "ts": "1.2"})
+    )
+    assert reply is not None and reply.key == f"slack:{PAY.lower()}"  # the root's channel
+    off = {a.name: a for a in slack_actions(TOKEN, fake.base_url, channel_interval=0)}
+    assert off["slack.post"].pace(ctx("slack.post", {"channel": "#ops"})) is None

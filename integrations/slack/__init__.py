@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from integrations.slack.actions import (
+    CHANNEL_INTERVAL,
     PostAction,
     PostParams,
     RefreshAction,
@@ -24,8 +25,16 @@ __all__ = [
 ]
 
 
-def slack_actions(token: str | None, base_url: str, timeout: float = 10.0) -> list[Action]:
+def slack_actions(
+    token: str | None,
+    base_url: str,
+    timeout: float = 10.0,
+    channel_interval: float = CHANNEL_INTERVAL,
+) -> list[Action]:
     """slack.post, .reply, .resolve and .refresh; without a token they report configured=False."""
     token = token.strip() if token else None
     api = SlackApi(build_web_client(token, base_url, timeout)) if token else None
-    return [PostAction(api), ReplyAction(api), ResolveAction(api), RefreshAction(api)]
+    return [
+        action(api, channel_interval)
+        for action in (PostAction, ReplyAction, ResolveAction, RefreshAction)
+    ]

@@ -74,8 +74,9 @@ class _SlackAction:
     markup: ClassVar[str] = "slack"
     wants_runs: ClassVar[bool] = False
 
-    def __init__(self, api: SlackApi | None) -> None:
+    def __init__(self, api: SlackApi | None, channel_interval: float = CHANNEL_INTERVAL) -> None:
         self._api = api
+        self._interval = channel_interval
 
     @property
     def configured(self) -> bool:
@@ -87,11 +88,13 @@ class _SlackAction:
     def pace(self, ctx: ActionContext) -> Pace | None:
         # Slack allows about one message a second per channel and may drop a burst above it
         # without a 429: every post, reply and root update counts against its channel.
+        if self._interval <= 0:
+            return None
         root = _root(ctx.parent)
         channel = root.channel if root else str(ctx.params.get("channel", ""))
         if self._api is not None:
             channel = self._api.known_channel_id(channel) or channel
-        return Pace(f"slack:{channel.lstrip('#').lower()}", CHANNEL_INTERVAL)
+        return Pace(f"slack:{channel.lstrip('#').lower()}", self._interval)
 
     def _client(self) -> SlackApi:
         if self._api is None:
