@@ -635,6 +635,6 @@ def test_messages_are_paced_per_channel_unless_pacing_is_off(fake: FakeSlack) ->
     reply = paced["slack.reply"].pace(
         ctx("slack.reply", {"channel": "#x"}, parent={"channel": PAY, "ts": "1.2"})
     )
-    assert reply is not None and reply.key == f"slack:{PAY.lower()}"  # the root's channel
+    assert reply is not None and reply.key == "slack:x"  # the step's channel, as written
     off = {a.name: a for a in slack_actions(TOKEN, fake.base_url, channel_interval=0)}
     assert off["slack.post"].pace(ctx("slack.post", {"channel": "#ops"})) is None

@@ -90,10 +90,9 @@ class _SlackAction:
         # without a 429: every post, reply and root update counts against its channel.
         if self._interval <= 0:
             return None
-        root = _root(ctx.parent)
-        channel = root.channel if root else str(ctx.params.get("channel", ""))
-        if self._api is not None:
-            channel = self._api.known_channel_id(channel) or channel
+        # Keyed by the step's own channel, as written: the post and every follow-up of it
+        # carry the same words, so a name and the ID Slack answers with never split a pace.
+        channel = str(ctx.params.get("channel", ""))
         return Pace(f"slack:{channel.lstrip('#').lower()}", self._interval)
 
     def _client(self) -> SlackApi:

@@ -57,13 +57,6 @@ class SlackApi:
         self._asked_workspace = False
         self._lock = threading.Lock()
 
-    def known_channel_id(self, channel: str) -> str | None:
-        """The ID of a channel if already known, without asking Slack."""
-        if is_channel_id(channel):
-            return channel
-        with self._lock:
-            return self._channel_ids.get(_name_key(channel))
-
     def channel_id(self, channel: str) -> str | None:
         """The ID of a channel given by ID or name; None when Slack does not know the name."""
         if is_channel_id(channel):

@@ -35,7 +35,9 @@ _ERROR_MAX = 300
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    kind: str  # "failed": a run failed for good; "linked": the incident gained a link
+    # "failed": a run failed for good; "linked": the incident gained a link; "root": the
+    # root post went out, so whatever failed or got linked before it is told now
+    kind: str
     run_id: int
     incident_id: int
     event_id: int
@@ -67,6 +69,7 @@ class NoticePlanner:
                     )
                 ).all()
             )
+        notices = [*notices, *self._missed(notices)]
         now = datetime.now(UTC)
         runs: list[RunRow] = []
         refreshed: set[int] = set()
@@ -76,7 +79,7 @@ class NoticePlanner:
                 continue  # no thread to tell; the run's own record says what happened
             if notice.kind == "failed" and FAILURE_REPLY in names:
                 runs.append(self._failure_reply(notice, root, now))
-            elif notice.kind == "linked" and REFRESH in names:
+            elif notice.kind in ("linked", "root") and REFRESH in names:
                 if notice.incident_id in refreshed:
                     continue
                 refreshed.add(notice.incident_id)
@@ -95,6 +98,23 @@ class NoticePlanner:
                         )
                     )
         return self._insert(runs)
+
+    def _missed(self, notices: Sequence[Notice]) -> list[Notice]:
+        """Failures of incidents whose root post just went out: told late rather than never."""
+        fresh = sorted({n.incident_id for n in notices if n.kind == "root"})
+        if not fresh:
+            return []
+        query = sa.select(_RUNS).where(
+            _RUNS.c.incident_id.in_(fresh),
+            _RUNS.c.state == RunState.FAILED.value,
+            ~_RUNS.c.action.startswith("slack."),
+        )
+        with reader(self._engine).connect() as conn:
+            failed = conn.execute(query.order_by(_RUNS.c.id)).mappings().all()
+        return [
+            Notice("failed", r["id"], r["incident_id"], r["event_id"], r["action"], r["last_error"])
+            for r in failed
+        ]
 
     def _failure_reply(self, notice: Notice, root: RunRow, now: datetime) -> RunRow:
         error = self._redactor.redact_text(notice.error or "no details")[:_ERROR_MAX]

@@ -29,7 +29,7 @@ from responder.domain import RunState
 from responder.intake.datadog import normalise
 from responder.metrics import Metrics
 from responder.pipeline.contexts import AlertContexts
-from responder.pipeline.notices import Notice, new_links
+from responder.pipeline.notices import ROOT_POST, Notice, new_links
 from responder.pipeline.outcomes import (
     Outcome,
     context,
@@ -530,6 +530,11 @@ def _timelines(conn: sa.Connection, incident_ids: set[int]) -> dict[int, list[di
 def _notices(finished: list[tuple[dict[str, Any], Outcome]], linked: set[int]) -> list[Notice]:
     notices: list[Notice] = []
     for run, outcome in finished:
+        if run["action"] == ROOT_POST and outcome.state is RunState.SUCCEEDED:
+            # The thread exists only now: what failed or got linked before it is told now.
+            notices.append(
+                Notice("root", run["id"], run["incident_id"], run["event_id"], ROOT_POST)
+            )
         if run["action"].startswith("slack."):
             continue  # a thread cannot be told that the thread failed
         common = (run["id"], run["incident_id"], run["event_id"], run["action"])
