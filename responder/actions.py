@@ -89,6 +89,12 @@ class ActionContext:
     # "finished_at", "error"}; filled only for actions whose `wants_runs` is True.
     runs: Sequence[Mapping[str, Any]] = ()
 
+    @property
+    def may_have_acted(self) -> bool:
+        """Whether an earlier attempt may have done the work: one with no recorded outcome,
+        or any retry (a timeout can lose the answer to a call the vendor carried out)."""
+        return self.uncertain or self.attempt > 1
+
 
 @dataclass(frozen=True, slots=True)
 class ActionResult:

@@ -82,12 +82,6 @@ def run_marker(ctx: ActionContext) -> str:
     return f"rsp-{digest}"
 
 
-def may_have_sent(ctx: ActionContext) -> bool:
-    # Besides an attempt with no recorded outcome, a retry after a timeout counts too:
-    # Datadog may have done the work and only the answer was lost.
-    return ctx.uncertain or ctx.attempt > 1
-
-
 def ref_from(ctx: ActionContext, key: str) -> Mapping[str, Any] | None:
     """What the run this follow-up continues made: its result first, the incident's refs next."""
     for source in (ctx.parent, ctx.incident.refs.get(key)):

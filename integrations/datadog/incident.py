@@ -19,7 +19,6 @@ from integrations.datadog.base import (
     as_dict,
     event_url,
     iso,
-    may_have_sent,
     monitor_url,
     now_utc,
     parse_time,
@@ -83,7 +82,7 @@ class IncidentAction(DatadogAction):
             "fields": attributes["fields"],
             "customer_impacted": attributes["customer_impacted"],
             "customer_impact_scope": attributes.get("customer_impact_scope"),
-            "search_first": SEARCH_QUERY if may_have_sent(ctx) else None,
+            "search_first": SEARCH_QUERY if ctx.may_have_acted else None,
         }
 
     def execute(self, ctx: ActionContext) -> ActionResult:
@@ -91,7 +90,7 @@ class IncidentAction(DatadogAction):
         api = self._client()
         marker = run_marker(ctx)
         note: str | None = None
-        if may_have_sent(ctx):
+        if ctx.may_have_acted:
             found, note = _earlier_incident(api, marker)
             if found is not None:
                 return self._result(found, adopted=True, impacted=params.customer_impacted)
@@ -167,7 +166,7 @@ class IncidentTimelineAction(DatadogAction):
         incident_id = str(ref["id"])
         title, url = _timeline_entry(ctx, self._links, ref)
         attachment_id: str | None = None
-        if may_have_sent(ctx):
+        if ctx.may_have_acted:
             # Cheap to check, and a doubled line would confuse whoever reads the incident.
             listed = api.list_incident_attachments(incident_id)
             attachment_id = _find_attachment(listed, title, url)

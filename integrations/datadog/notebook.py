@@ -21,7 +21,6 @@ from integrations.datadog.base import (
     as_dict,
     format_duration,
     iso,
-    may_have_sent,
     now_utc,
     parse_time,
     ref_from,
@@ -100,14 +99,14 @@ class NotebookAction(DatadogAction):
             "name": attributes["name"],
             "time": attributes["time"],
             "cells": [nb.cell_summary(cell) for cell in attributes["cells"]],
-            "search_first": run_marker(ctx) if may_have_sent(ctx) else None,
+            "search_first": run_marker(ctx) if ctx.may_have_acted else None,
         }
 
     def execute(self, ctx: ActionContext) -> ActionResult:
         params = step_params(NotebookParams, ctx)
         api = self._client()
         note: str | None = None
-        if may_have_sent(ctx):
+        if ctx.may_have_acted:
             found, note = _earlier_notebook(api, run_marker(ctx))
             if found is not None:
                 return self._result(found, adopted=True)

@@ -16,7 +16,6 @@ from integrations.datadog.base import (
     DatadogAction,
     as_dict,
     iso,
-    may_have_sent,
     now_utc,
     parse_time,
     run_marker,
@@ -88,7 +87,7 @@ class WorkflowAction(DatadogAction):
             "workflow_id": params.workflow_id,
             "payload": _payload(ctx, params),
             "timeout_seconds": params.timeout,
-            "search_first": may_have_sent(ctx),
+            "search_first": ctx.may_have_acted,
         }
 
     def execute(self, ctx: ActionContext) -> ActionResult:
@@ -97,7 +96,7 @@ class WorkflowAction(DatadogAction):
         if ctx.previous is not None and _instance_id(ctx.previous) is not None:
             return self._poll(api, params, ctx.previous)
         note: str | None = None
-        if may_have_sent(ctx):
+        if ctx.may_have_acted:
             found, note = _earlier_instance(api, params.workflow_id, run_marker(ctx))
             if found is not None:
                 started = parse_time(as_dict(found.get("attributes")).get("startTimestamp"))

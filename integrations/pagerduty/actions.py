@@ -208,7 +208,7 @@ class NoteAction:
             )
         incident_id = str(incident["id"])
         note = None
-        if ctx.uncertain or ctx.attempt > 1:
+        if ctx.may_have_acted:
             # The answer to an earlier attempt may have been lost after PagerDuty saved it.
             note = _same_note(api.notes(incident_id), params.content)
         adopted = note is not None

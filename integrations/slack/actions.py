@@ -118,14 +118,14 @@ class PostAction(_SlackAction):
             "blocks": len(blocks),
             "thread_ts": None,
             "metadata": _metadata(ctx),
-            "check_history_first": _may_have_sent(ctx),
+            "check_history_first": ctx.may_have_acted,
         }
 
     def execute(self, ctx: ActionContext) -> ActionResult:
         params = step_params(PostParams, ctx)
         api = self._client()
         note: str | None = None
-        if _may_have_sent(ctx):
+        if ctx.may_have_acted:
             try:
                 channel_id = api.channel_id(params.channel)
             except ActionError as exc:
@@ -219,7 +219,7 @@ class ResolveAction(_SlackAction):
             return ActionResult(response={}, skipped_reason=NO_ROOT)
         api = self._client()
         reply_ts: str | None = None
-        if _may_have_sent(ctx):
+        if ctx.may_have_acted:
             # A broadcast reply is also a channel message, so unlike slack.reply it can be
             # found in history; a miss there (busy channel) costs a duplicate reply only.
             reply_ts, _ = _earlier_message(api, root.channel, ctx.run_id)
@@ -285,12 +285,6 @@ class RefreshAction(_SlackAction):
         if ctx.incident.status == "resolved":
             return _resolved_root(ctx)
         return _root_message(ctx, params)
-
-
-def _may_have_sent(ctx: ActionContext) -> bool:
-    # Besides an attempt with no recorded outcome, a retry after a timeout counts too: Slack
-    # may have posted the message and only the answer was lost.
-    return ctx.uncertain or ctx.attempt > 1
 
 
 def _metadata(ctx: ActionContext) -> dict[str, Any]:
