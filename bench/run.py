@@ -5,6 +5,8 @@
 One run measures, one after another (the machine has 2 cores: never two servers at once):
 
   bare      bench/bare.py: Starlette + uvicorn + orjson, no storage (the ceiling)
+  floor-*   bench/floor.py: the same plus group commit of the raw body, on SQLite and on
+            PostgreSQL (what durability alone costs on this machine)
   sqlite    `responder serve` on a fresh SQLite file, the repo's playbooks, no Slack token
   postgres  `responder serve` on a fresh PostgreSQL database responder_bench_<pid>
 
@@ -571,16 +573,13 @@ def bench_sqlite(plan: Plan, wrk: str | None, logs: Path, worker: bool = True) -
             return measure_target(server, plan, wrk)
 
 
-def bench_postgres(
-    plan: Plan, wrk: str | None, logs: Path, worker: bool = True, procfile: bool = False
-) -> dict[str, Any]:
-    """`procfile`: the production shape, `serve --no-worker` beside a `responder worker`
-    process (CPU% is then the web process's alone)."""
+@contextlib.contextmanager
+def scratch_postgres(label: str) -> Iterator[str]:
+    """A fresh database on the local server for one target, dropped afterwards; its URL."""
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
-    label = "postgres-procfile" if procfile else "postgres" if worker else "postgres-no-worker"
-    name = f"responder_bench_{os.getpid()}"
+    name = f"responder_bench_{label.replace('-', '_')}_{os.getpid()}"
     admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -590,7 +589,21 @@ def bench_postgres(
         admin.dispose()
         raise BenchError(f"PostgreSQL not reachable at {PG_SERVER}: {exc.orig}") from None
     try:
-        url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+        yield make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+    finally:
+        # FORCE: a server we had to SIGKILL may still hold connections for a moment.
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def bench_postgres(
+    plan: Plan, wrk: str | None, logs: Path, worker: bool = True, procfile: bool = False
+) -> dict[str, Any]:
+    """`procfile`: the production shape, `serve --no-worker` beside a `responder worker`
+    process (CPU% is then the web process's alone)."""
+    label = "postgres-procfile" if procfile else "postgres" if worker else "postgres-no-worker"
+    with scratch_postgres(label) as url:
         env = service_env(url)
         log = logs / f"{label}.log"
         run_checked([RESPONDER, "db", "upgrade"], env, log, timeout=120)
@@ -605,11 +618,24 @@ def bench_postgres(
         finally:
             if background is not None:
                 terminate(background, grace=15)
-    finally:
-        # FORCE: a server we had to SIGKILL may still hold connections for a moment.
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+
+
+def bench_floor(plan: Plan, wrk: str | None, logs: Path, database: str) -> dict[str, Any]:
+    """bench/floor.py: group commit of the raw body and nothing else (durability's own cost)."""
+    label = f"floor-{database}"
+
+    def measure(url: str) -> dict[str, Any]:
+        port = free_port()
+        argv = [PYTHON, str(BENCH / "floor.py"), "--port", str(port), "--database", url]
+        server = Server(label, argv, dict(os.environ), port, logs / f"{label}.log", health=None)
+        with running(server):
+            return measure_target(server, plan, wrk)
+
+    if database == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="responder-bench-") as tmp:
+            return measure(f"sqlite:///{tmp}/floor.db")
+    with scratch_postgres(label) as url:
+        return measure(url.replace("postgresql+psycopg://", "postgresql://", 1))
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -804,7 +830,9 @@ def status_text(statuses: dict[str, int], errors: dict[str, int]) -> str:
     return " ".join(parts) or "none"
 
 
-def print_target(name: str, data: dict[str, Any], bare: dict[str, Any] | None) -> None:
+def print_target(
+    name: str, data: dict[str, Any], bare: dict[str, Any] | None, floor: dict[str, Any] | None
+) -> None:
     print(
         f"\n== {name} (load average {data.get('loadavg_1m')}, "
         f"machine busy {fmt(data.get('busy_at_start_pct'))}% at start) =="
@@ -851,6 +879,12 @@ def print_target(name: str, data: dict[str, Any], bare: dict[str, Any] | None) -
         print(
             f"closed loop: {closed['ok202_rps']:.0f} acks/s (202) = "
             f"{100 * closed['ok202_rps'] / bare_rps:.0f}% of bare ({bare_rps:.0f}/s)"
+        )
+    floor_rps = ((floor or {}).get("closed") or {}).get("ok202_rps")
+    if closed and floor_rps and floor is not data:
+        print(
+            f"            = {100 * closed['ok202_rps'] / floor_rps:.0f}% of the durable floor "
+            f"on the same database ({floor_rps:.0f}/s)"
         )
     lines = data.get("intake_batch_metrics") or {}
     if lines:
@@ -929,6 +963,8 @@ def main() -> int:
         "--only",
         choices=(
             "bare",
+            "floor-sqlite",
+            "floor-postgres",
             "sqlite",
             "postgres",
             "postgres-procfile",
@@ -962,7 +998,15 @@ def main() -> int:
     wrk = wrk_path()
     if wrk is None:
         print("wrk not found: apt-get install wrk (closed-loop phases are skipped)")
-    parts = args.only or ["bare", "sqlite", "postgres", "postgres-procfile", "e2e"]
+    parts = args.only or [
+        "bare",
+        "floor-sqlite",
+        "floor-postgres",
+        "sqlite",
+        "postgres",
+        "postgres-procfile",
+        "e2e",
+    ]
     summary: dict[str, Any] = {
         "quick": args.quick,
         "started": stamp,
@@ -977,6 +1021,8 @@ def main() -> int:
     }
     runners: dict[str, Callable[[Plan, str | None, Path], dict[str, Any]]] = {
         "bare": bench_bare,
+        "floor-sqlite": lambda plan, wrk, logs: bench_floor(plan, wrk, logs, "sqlite"),
+        "floor-postgres": lambda plan, wrk, logs: bench_floor(plan, wrk, logs, "postgres"),
         "sqlite": bench_sqlite,
         "postgres": bench_postgres,
         "sqlite-no-worker": lambda plan, wrk, logs: bench_sqlite(plan, wrk, logs, worker=False),
@@ -1019,7 +1065,9 @@ def main() -> int:
 
     bare = summary["targets"].get("bare")
     for name, data in summary["targets"].items():
-        print_target(name, data, bare)
+        database = "postgres" if "postgres" in name else "sqlite" if "sqlite" in name else None
+        floor = summary["targets"].get(f"floor-{database}") if database else None
+        print_target(name, data, bare, floor)
     if summary.get("e2e"):
         print_e2e(summary["e2e"])
     summary["verdicts"] = verdicts(summary)

@@ -90,6 +90,7 @@ def serve(
 
     from responder.logs import configure
     from responder.main import build_service
+    from responder.memory import freeze_startup_heap
     from responder.playbooks.loader import PlaybookError
     from responder.web.app import create_app
 
@@ -110,6 +111,7 @@ def serve(
     # The in-process worker's threads share the GIL with the event loop; a short switch
     # interval keeps an acknowledgement from waiting up to 5 ms behind a busy worker.
     sys.setswitchinterval(0.0005)
+    freeze_startup_heap()
     uvicorn.run(
         create_app(service),
         host=host,
@@ -127,6 +129,7 @@ def worker() -> None:
     """Run only the pipeline and action runner (scale out beside `serve --no-worker`)."""
     from responder.logs import configure
     from responder.main import build_redactor, build_registry, build_worker
+    from responder.memory import freeze_startup_heap
     from responder.metrics import Metrics
     from responder.playbooks.loader import PlaybookError, load_playbooks
 
@@ -144,6 +147,7 @@ def worker() -> None:
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, lambda *_: loop.stop())
     typer.echo(f"worker started: {len(playbooks)} playbooks, {settings.worker_threads} threads")
+    freeze_startup_heap()
     loop.run()
     del slot
 

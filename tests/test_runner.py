@@ -549,3 +549,15 @@ def test_in_a_storm_the_worker_takes_small_batches(rig: Rig) -> None:
     assert rig.worker.storm and rig.worker.arrival_rate >= 1000
     assert len(done) == STORM_BATCH
     assert rig.worker.drain()  # and it catches up
+
+
+def test_under_load_the_worker_rests_in_proportion_to_arrivals(rig: Rig) -> None:
+    from responder.pipeline.worker import BUSY_RATE, STORM_RATE, YIELD_FACTOR
+
+    worker = rig.worker
+    worker.storm, worker.arrival_rate = False, BUSY_RATE / 2
+    assert worker._rest(0.01) == 0.0  # a quiet moment: no rest at all
+    worker.storm, worker.arrival_rate = True, STORM_RATE / 2
+    assert worker._rest(0.01) == 0.01 * YIELD_FACTOR / 2
+    worker.arrival_rate = STORM_RATE * 5
+    assert worker._rest(0.01) == 0.01 * YIELD_FACTOR  # never more than the storm's share

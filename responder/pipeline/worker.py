@@ -19,11 +19,14 @@ from responder.store.tables import ActionRun, AlertEvent
 log = structlog.get_logger(__name__)
 _GAUGE_EVERY = 2.0
 _GATHER_SECONDS = 0.005
-# In a storm the intake comes first: a webhook not acknowledged is one Datadog may give up
-# on, while an event acknowledged is safe on disk and only waits its turn. Above this many
-# arrivals a second, a worker sharing the process with the intake (same GIL, same SQLite
-# write lock) rests after each busy round for YIELD_FACTOR times the round's length, so it
-# keeps about a third of the time and catches up once the storm passes.
+# Under load the intake comes first: a webhook not acknowledged is one Datadog may give up
+# on, while an event acknowledged is safe on disk and only waits its turn. A worker sharing
+# the process with the intake (same GIL, same SQLite write lock) therefore rests after each
+# busy round, in proportion to the arrival rate: from BUSY_RATE arrivals a second it takes
+# small batches and rests, up to YIELD_FACTOR times its round's length at STORM_RATE and
+# above, so it keeps about a third of the time and catches up once the storm passes.
+# (A sharp switch at one rate flapped around it and gave the worst latency just there.)
+BUSY_RATE = 100.0
 STORM_RATE = 1000.0
 STORM_BATCH = 10
 YIELD_FACTOR = 2.0
@@ -68,7 +71,13 @@ class Worker:
             arrivals = self._arrivals
             self.arrival_rate = (arrivals - counted) / (now - since)
             self._rate_from = (now, arrivals)
-        return self.arrival_rate >= STORM_RATE
+        return self.arrival_rate >= BUSY_RATE
+
+    def _rest(self, took: float) -> float:
+        """How long to leave the intake alone after a busy round that took `took` seconds."""
+        if not self.storm:
+            return 0.0
+        return took * YIELD_FACTOR * min(1.0, self.arrival_rate / STORM_RATE)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="worker", daemon=True)
@@ -95,7 +104,7 @@ class Worker:
                 continue
             if busy and self.storm:
                 self._metrics.worker_yields.inc()
-                self._stopping.wait((time.monotonic() - started) * YIELD_FACTOR)
+                self._stopping.wait(self._rest(time.monotonic() - started))
             elif not busy:
                 if self._wake.wait(self._poll):
                     # Let a few more arrivals join: one round for several events costs far
@@ -105,7 +114,7 @@ class Worker:
 
     def step(self) -> bool:
         """One round; True when there may be more to do right away."""
-        # Small batches in a storm: each holds the SQLite write lock, which the intake's
+        # Small batches under load: each holds the SQLite write lock, which the intake's
         # next commit (and every webhook waiting on it) would otherwise queue behind.
         self.storm = self._in_storm()
         batch = self._processor.process_batch(STORM_BATCH if self.storm else None)
