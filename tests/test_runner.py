@@ -561,3 +561,31 @@ def test_under_load_the_worker_rests_in_proportion_to_arrivals(rig: Rig) -> None
     assert worker._rest(0.01) == 0.01 * YIELD_FACTOR / 2
     worker.arrival_rate = STORM_RATE * 5
     assert worker._rest(0.01) == 0.01 * YIELD_FACTOR  # never more than the storm's share
+
+
+def test_a_claim_with_nothing_due_does_not_wait_for_the_write_lock(rig: Rig) -> None:
+    import threading
+
+    from responder.store.db import transaction
+
+    if rig.engine.dialect.name != "sqlite":
+        pytest.skip("the write lock is SQLite's; PostgreSQL claims in one transaction")
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with transaction(rig.engine, urgent=True):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert held.wait(5)
+        # The intake's commits queue on this lock: an idle round must not join the queue.
+        claimer = threading.Thread(target=rig.runner.claim, args=(5,))
+        claimer.start()
+        claimer.join(3)
+        assert not claimer.is_alive()
+    finally:
+        release.set()
+        holder.join()

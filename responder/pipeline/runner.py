@@ -9,6 +9,7 @@ before creating anything again. Outcomes are written back in groups, one transac
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import socket
@@ -223,18 +224,24 @@ class ActionRunner:
         now = datetime.now(UTC)
         if self._engine.dialect.name == "sqlite":
             with reader(self._engine).connect() as conn:
-                expired = conn.execute(_expired(now)).first() is not None
+                expired = conn.execute(_EXPIRED, {"now": now}).first() is not None
             if expired:
                 with transaction(self._engine) as conn:
                     audit.append(conn, self._expire_leases(conn, now), self._redactor)
             with reader(self._engine).connect() as conn:
-                ids = list(conn.execute(_due_query(conn, now, limit)).scalars())
+                due = conn.execute(_due(conn.dialect.name), {"now": now, "limit": limit})
+                ids = list(due.scalars())
+                if not ids:
+                    # Most rounds find nothing due: no write lock for them, which the
+                    # intake's next commit would otherwise wait behind.
+                    return Claim([], 0)
                 prepared = self._prepare(conn, ids, now)
             with transaction(self._engine) as conn:
                 return self._lease(conn, prepared, now)
         with transaction(self._engine) as conn:
             audit.append(conn, self._expire_leases(conn, now), self._redactor)
-            ids = list(conn.execute(_due_query(conn, now, limit)).scalars())
+            due = conn.execute(_due(conn.dialect.name), {"now": now, "limit": limit})
+            ids = list(due.scalars())
             return self._lease(conn, self._prepare(conn, ids, now), now)
 
     def record(self) -> int:
@@ -452,12 +459,19 @@ class ActionRunner:
         )
 
 
-def _expired(now: datetime) -> sa.Select[int]:
-    running = _RUNS.c.state == RunState.RUNNING.value
-    return sa.select(_RUNS.c.id).where(running, _RUNS.c.lease_until < now).limit(1)
+# Built once: the claim runs every round, and a statement built afresh each time costs more
+# to construct and key for SQLAlchemy's cache than the query costs SQLite to answer.
+_NOW = sa.bindparam("now", type_=_RUNS.c.not_before.type)
+_EXPIRED = (
+    sa.select(_RUNS.c.id)
+    .where(_RUNS.c.state == RunState.RUNNING.value, _RUNS.c.lease_until < _NOW)
+    .limit(1)
+)
 
 
-def _due_query(conn: sa.Connection, now: datetime, limit: int) -> sa.Select[int]:
+@functools.cache
+def _due(dialect: str) -> sa.Select[int]:
+    """Pending runs that are due and not queued behind an earlier run of their lane."""
     earlier = _RUNS.alias("earlier")
     blocked = (
         sa.select(earlier.c.id)
@@ -471,11 +485,11 @@ def _due_query(conn: sa.Connection, now: datetime, limit: int) -> sa.Select[int]
     )
     query = (
         sa.select(_RUNS.c.id)
-        .where(_RUNS.c.state == RunState.PENDING.value, _RUNS.c.not_before <= now, ~blocked)
+        .where(_RUNS.c.state == RunState.PENDING.value, _RUNS.c.not_before <= _NOW, ~blocked)
         .order_by(_RUNS.c.not_before, _RUNS.c.id)
-        .limit(limit)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
     )
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         query = query.with_for_update(skip_locked=True, of=_RUNS)
     return query
 
