@@ -28,22 +28,26 @@ async def webhook(request: Request) -> Response:
 app = Starlette(routes=[Route("/webhooks/datadog", webhook, methods=["POST"])])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=18000)
-    args = parser.parse_args()
-    # The same server settings as `responder serve`, so the comparison is like for like.
+def serve(asgi: Starlette, host: str, port: int) -> None:
+    """The same server settings as `responder serve`, so the comparison is like for like."""
     uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
+        asgi,
+        host=host,
+        port=port,
         loop="uvloop",
         http="httptools",
         access_log=False,
         log_level="warning",
         workers=1,
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18000)
+    args = parser.parse_args()
+    serve(app, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import orjson
 import psycopg
-import uvicorn
+from bare import serve  # the same server settings as the ceiling it is compared with
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -112,16 +112,7 @@ def main() -> None:
         write = sqlite_writer(url.removeprefix("sqlite:///"))
     else:
         write = postgres_writer(url)
-    uvicorn.run(
-        make_app(write),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        workers=1,
-    )
+    serve(make_app(write), args.host, args.port)
 
 
 if __name__ == "__main__":

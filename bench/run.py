@@ -955,23 +955,24 @@ def verdicts(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 # ----------------------------------------------------------------------------- main
 
+DEFAULT_PARTS = (
+    "bare",
+    "floor-sqlite",
+    "floor-postgres",
+    "sqlite",
+    "postgres",
+    "postgres-procfile",
+    "e2e",
+)
+DIAGNOSTIC_PARTS = ("sqlite-no-worker", "postgres-no-worker")  # --no-worker-too
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="4 s phases instead of 10 s")
     parser.add_argument(
         "--only",
-        choices=(
-            "bare",
-            "floor-sqlite",
-            "floor-postgres",
-            "sqlite",
-            "postgres",
-            "postgres-procfile",
-            "e2e",
-            "sqlite-no-worker",
-            "postgres-no-worker",
-        ),
+        choices=(*DEFAULT_PARTS, *DIAGNOSTIC_PARTS),
         action="append",
         help="run only these parts (repeatable); the default is all, in order",
     )
@@ -998,15 +999,7 @@ def main() -> int:
     wrk = wrk_path()
     if wrk is None:
         print("wrk not found: apt-get install wrk (closed-loop phases are skipped)")
-    parts = args.only or [
-        "bare",
-        "floor-sqlite",
-        "floor-postgres",
-        "sqlite",
-        "postgres",
-        "postgres-procfile",
-        "e2e",
-    ]
+    parts = args.only or list(DEFAULT_PARTS)
     summary: dict[str, Any] = {
         "quick": args.quick,
         "started": stamp,
@@ -1030,7 +1023,7 @@ def main() -> int:
         "postgres-procfile": lambda plan, wrk, logs: bench_postgres(plan, wrk, logs, procfile=True),
     }
     if args.no_worker_too:
-        parts = [*parts, "sqlite-no-worker", "postgres-no-worker"]
+        parts = [*parts, *DIAGNOSTIC_PARTS]
     print(f"benchmark ({'quick' if args.quick else 'full'}); logs in {logs}")
     for name, runner in runners.items():
         if name not in parts:
