@@ -135,9 +135,9 @@ class Snapshot:
     at: float  # monotonic seconds
 
 
-def snapshot(pid: int) -> Snapshot:
+def snapshot(pids: list[int]) -> Snapshot:
     return Snapshot(
-        cpu_seconds(pid),
+        sum(cpu_seconds(pid) for pid in pids),
         client_cpu_seconds(),
         postgres_cpu_seconds(),
         host_busy_seconds(),
@@ -203,6 +203,9 @@ class Server:
     log: Path
     health: str | None = "/healthz"  # None: a TCP connect is enough (bare)
     proc: subprocess.Popen[bytes] | None = None
+    # Processes that are part of the same service (the Procfile's worker): their CPU is the
+    # server's, not "other" load on the machine.
+    companions: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def base(self) -> str:
@@ -249,7 +252,8 @@ class Server:
 
     def snapshot(self) -> Snapshot:
         assert self.proc is not None
-        return snapshot(self.proc.pid)
+        live = [p.pid for p in self.companions if p.poll() is None]
+        return snapshot([self.proc.pid, *live])
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -601,7 +605,7 @@ def bench_postgres(
     plan: Plan, wrk: str | None, logs: Path, worker: bool = True, procfile: bool = False
 ) -> dict[str, Any]:
     """`procfile`: the production shape, `serve --no-worker` beside a `responder worker`
-    process (CPU% is then the web process's alone)."""
+    process (CPU% is then both processes together)."""
     label = "postgres-procfile" if procfile else "postgres" if worker else "postgres-no-worker"
     with scratch_postgres(label) as url:
         env = service_env(url)
@@ -612,6 +616,7 @@ def bench_postgres(
         background = None
         if procfile:
             background = spawn([RESPONDER, "worker"], env, log)
+            server.companions.append(background)
         try:
             with running(server):
                 return measure_target(server, plan, wrk)
@@ -1081,7 +1086,8 @@ def main() -> int:
         )
     print("\n== targets ==")
     for v in summary["verdicts"]:
-        print(f"{'PASS' if v['pass'] else 'FAIL'}  {v['check']}: {fmt(v['value'])}")
+        verdict = "n/a " if v["value"] is None else "PASS" if v["pass"] else "FAIL"
+        print(f"{verdict}  {v['check']}: {fmt(v['value'])}")
     for name, error in summary["errors"].items():
         print(f"ERROR {name}: {error}")
     line = json.dumps(summary, separators=(",", ":"))
