@@ -94,18 +94,6 @@ def ref_from(ctx: ActionContext, key: str) -> Mapping[str, Any] | None:
     return None
 
 
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    # The service stores UTC everywhere; a naive string can only mean UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def as_dict(value: object) -> dict[str, Any]:
     """A JSON object from an answer, or {} when the answer has something else there."""
     return value if isinstance(value, dict) else {}

@@ -21,7 +21,6 @@ from integrations.datadog.base import (
     iso,
     monitor_url,
     now_utc,
-    parse_time,
     ref_from,
     run_marker,
     text,
@@ -34,6 +33,7 @@ from responder.actions import (
     FollowUp,
     StepParams,
     incident_links,
+    parse_time,
     step_params,
 )
 from responder.domain import Transition

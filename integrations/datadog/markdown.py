@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from integrations.datadog.base import parse_time, text
-from responder.actions import Link
+from integrations.datadog.base import text
+from responder.actions import Link, parse_time
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#|~!])")
 _MENTION_BREAK = "@\u200b"

@@ -22,7 +22,6 @@ from integrations.datadog.base import (
     format_duration,
     iso,
     now_utc,
-    parse_time,
     ref_from,
     run_marker,
     text,
@@ -36,6 +35,7 @@ from responder.actions import (
     FollowUp,
     StepParams,
     incident_links,
+    parse_time,
     step_params,
 )
 from responder.domain import Transition

@@ -17,11 +17,17 @@ from integrations.datadog.base import (
     as_dict,
     iso,
     now_utc,
-    parse_time,
     run_marker,
 )
 from integrations.datadog.client import DatadogApi, Json
-from responder.actions import ActionContext, ActionError, ActionResult, StepParams, step_params
+from responder.actions import (
+    ActionContext,
+    ActionError,
+    ActionResult,
+    StepParams,
+    parse_time,
+    step_params,
+)
 
 REF = "datadog_workflow"
 # The input that carries this run's marker, so a retry can recognise the instance it started.

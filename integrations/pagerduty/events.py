@@ -10,12 +10,11 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from integrations.pagerduty.params import TriggerParams
-from responder.actions import ActionContext, IncidentView, incident_links
+from responder.actions import ActionContext, IncidentView, incident_links, parse_time
 
 Event = dict[str, Any]
 
@@ -211,13 +210,8 @@ def _tags(alert: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _timestamp(value: object) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    moment = parse_time(value)
+    return moment.isoformat() if moment else None
 
 
 def _utc(value: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import field_validator
@@ -20,6 +19,7 @@ from responder.actions import (
     Pace,
     StepParams,
     incident_links,
+    parse_time,
     step_params,
 )
 from responder.domain import Transition
@@ -410,23 +410,12 @@ def _resolved_root(ctx: ActionContext) -> tuple[str, list[bk.Block]]:
 
 
 def _recovered_after(ctx: ActionContext) -> str:
-    opened = _parse_time(ctx.incident.opened_at)
+    opened = parse_time(ctx.incident.opened_at)
     # Datadog's own time for the recovery first; our resolved_at is when we heard of it.
-    ended = _parse_time(ctx.alert.get("date")) or _parse_time(ctx.incident.resolved_at)
+    ended = parse_time(ctx.alert.get("date")) or parse_time(ctx.incident.resolved_at)
     if opened is None or ended is None or ended < opened:
         return "Recovered"
     return f"Recovered after {bk.format_duration((ended - opened).total_seconds())}"
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    # The service stores UTC everywhere; a naive string can only mean UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _text(value: object) -> str | None:
