@@ -15,13 +15,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.server import LocalServer
+from tests.fakes.server import Answer, LocalServer, Request
 
-Answer = tuple[int, dict[str, str], Any]  # status, headers, JSON (or raw text)
 Query = dict[str, str]
 
 USER = {
@@ -155,7 +153,7 @@ class FakeDatadog(LocalServer):
         app_key: str = "dd-app-test",
         workflows: set[str] | None = None,
     ) -> None:
-        super().__init__(_Handler)
+        super().__init__()
         self.api_key, self.app_key = api_key, app_key
         self.workflows = set(workflows or ())
         self._lock = threading.Lock()
@@ -253,6 +251,10 @@ class FakeDatadog(LocalServer):
             return self._new_instance(workflow_id, payload).id
 
     # -- request handling ------------------------------------------------------------------
+
+    def answer(self, request: Request) -> Answer:
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        return self.handle(request.method, request.target, request.body, headers)
 
     def handle(self, method: str, target: str, body: bytes, headers: dict[str, str]) -> Answer:
         url = urlsplit(target)
@@ -1046,42 +1048,3 @@ def _now(z: bool = False) -> str:
     moment = datetime.now(UTC)
     # Workflow instances print Go-style "...Z" times; the other APIs "+00:00".
     return moment.isoformat().replace("+00:00", "Z") if z else moment.isoformat()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    # HTTP/1.0: one connection per request, so that down() refuses the very next call
-    # instead of a pooled keep-alive connection still reaching a handler thread.
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        fake: FakeDatadog = self.server.fake  # type: ignore[attr-defined]
-        headers = {key.lower(): value for key, value in self.headers.items()}
-        status, extra, payload = fake.handle(self.command, self.path, body, headers)
-        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            if "Content-Type" not in extra:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            pass  # the client gave up (a timeout test); Datadog would not care either
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass

@@ -15,12 +15,11 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.server import LocalServer
+from tests.fakes.server import Answer, LocalServer, Request
 
 ROUTING_KEY = "R0UT1NGKEY0000000000000000000001"  # 32 characters, like PagerDuty's
 API_TOKEN = "u+FAKEPDTOKEN_0000000"
@@ -37,7 +36,6 @@ EVENTS_SPEC = SPECS / "pagerduty_events_v2_openapiv3.json"
 REST_SPEC = SPECS / "pagerduty_rest_openapiv3.json"
 
 Headers = dict[str, str]
-Answer = tuple[int, Headers, Any]
 
 EVENTS = "events"  # POST /v2/enqueue
 INCIDENTS = "incidents"  # GET /incidents
@@ -160,7 +158,7 @@ class FakePagerDuty(LocalServer):
         api_token: str = API_TOKEN,
         users: tuple[str, ...] = (USER_EMAIL,),
     ) -> None:
-        super().__init__(_Handler)
+        super().__init__()
         self.routing_keys = set(routing_keys)
         self.api_token = api_token
         self.users = set(users)
@@ -264,6 +262,10 @@ class FakePagerDuty(LocalServer):
                         self._open_incident(alert)
 
     # -- request handling ------------------------------------------------------------------
+
+    def answer(self, request: Request) -> Answer:
+        headers = dict(request.headers.items())
+        return self.handle(request.method, request.target, headers, request.body)
 
     def handle(self, method: str, target: str, headers: Headers, body: bytes) -> Answer:
         url = urlsplit(target)
@@ -675,36 +677,3 @@ def _is_type(value: Any, kind: str) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     types = {"object": dict, "array": list, "string": str, "boolean": bool}
     return isinstance(value, types.get(kind, object))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        fake: FakePagerDuty = self.server.fake  # type: ignore[attr-defined]
-        status, headers, payload = fake.handle(
-            self.command, self.path, dict(self.headers.items()), body
-        )
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            pass  # the client gave up (a timeout test)
-
-    def do_POST(self) -> None:
-        self._answer()
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def do_PUT(self) -> None:
-        self._answer()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
