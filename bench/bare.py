@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 ACK = orjson.dumps({"ok": True})
 
@@ -28,7 +29,7 @@ async def webhook(request: Request) -> Response:
 app = Starlette(routes=[Route("/webhooks/datadog", webhook, methods=["POST"])])
 
 
-def serve(asgi: Starlette, host: str, port: int) -> None:
+def serve(asgi: ASGIApp, host: str, port: int) -> None:
     """The same server settings as `responder serve`, so the comparison is like for like."""
     uvicorn.run(
         asgi,

@@ -5,7 +5,8 @@
 
 Parse the JSON body, put it in a queue, and answer 202 once a writer thread has committed
 it with every other body that arrived meanwhile (group commit) and the commit is on disk.
-No authentication, no normalising, no deduplication, no columns but the body. `run.py`
+No authentication, no normalising, no deduplication, no columns but the body; a plain ASGI
+app, as the service's webhook is, so no framework cost either. `run.py`
 measures it beside the bare endpoint and the service, so the report can tell what
 durability itself costs on this machine from what the service adds on top of it.
 """
@@ -18,20 +19,19 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 import psycopg
 from bare import serve  # the same server settings as the ceiling it is compared with
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 ACK = orjson.dumps({"ok": True})
 MAX_BATCH = 500
+MAX_WAITING = 20_000  # as the service's intake: past this, 503 rather than an endless queue
 
 _Item = tuple[bytes, asyncio.Future[None], asyncio.AbstractEventLoop]
+_Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def sqlite_writer(path: str) -> Callable[[list[bytes]], None]:
@@ -74,31 +74,65 @@ def run_writer(write: Callable[[list[bytes]], None], inbox: queue.Queue[_Item]) 
                 batch.append(inbox.get_nowait())
             except queue.Empty:
                 break
-        write([body for body, _, _ in batch])
+        error: Exception | None = None
+        try:
+            write([body for body, _, _ in batch])
+        except Exception as exc:  # the requests hear of it (503); the writer carries on
+            error = exc
         loop = batch[0][2]
-        loop.call_soon_threadsafe(_settle, [future for _, future, _ in batch])
+        loop.call_soon_threadsafe(_settle, [future for _, future, _ in batch], error)
 
 
-def _settle(futures: list[asyncio.Future[None]]) -> None:
+def _settle(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
     for future in futures:
-        if not future.done():
+        if future.done():
+            continue
+        if error is None:
             future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
-def make_app(write: Callable[[list[bytes]], None]) -> Starlette:
-    inbox: queue.Queue[_Item] = queue.Queue()
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("not committed in time"))
+
+
+def make_app(write: Callable[[list[bytes]], None]) -> _Asgi:
+    inbox: queue.Queue[_Item] = queue.Queue(maxsize=MAX_WAITING)
     threading.Thread(target=run_writer, args=(write, inbox), daemon=True).start()
 
-    async def webhook(request: Request) -> Response:
-        body = await request.body()
-        orjson.loads(body)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        inbox.put((body, future, loop))
-        await future
-        return Response(ACK, 202, media_type="application/json")
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # lifespan: nothing to start or stop
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            orjson.loads(body)
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            inbox.put_nowait((body, future, loop))
+            timer = loop.call_later(10.0, _expire, future)  # cheaper than wait_for's task
+            try:
+                await future
+            finally:
+                timer.cancel()
+            status, answer = 202, ACK
+        except orjson.JSONDecodeError:
+            status, answer = 400, b'{"error":"not JSON"}'
+        except Exception:  # queue full, no commit within 10 s, or the commit failed
+            status, answer = 503, b'{"error":"not stored"}'
+        headers = [(b"content-type", b"application/json")]
+        headers.append((b"content-length", str(len(answer)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
 
-    return Starlette(routes=[Route("/webhooks/datadog", webhook, methods=["POST"])])
+    return app
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ class Metrics:
         )
         self.worker_yields = Counter(
             "responder_worker_yields",
-            "Rounds after which the worker rested to leave the intake the CPU (alert storms)",
+            "Rounds after which the worker rested to leave the intake the CPU (under load)",
             registry=self.registry,
         )
         self.paced = Counter(

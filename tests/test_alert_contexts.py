@@ -35,10 +35,12 @@ def test_the_oldest_entries_go_first_past_the_capacity() -> None:
 def test_a_full_cache_adds_nothing_for_the_garbage_collector_to_walk() -> None:
     # Nested dicts would each be tracked: 20,000 of them made full collections pause the
     # whole process (acknowledgements included) for tens of milliseconds.
-    contexts = AlertContexts(capacity=2_000)
+    # As dicts, 5,000 contexts would add 15,000 tracked objects; the margin is for whatever
+    # else the process does meanwhile.
+    contexts = AlertContexts(capacity=5_000)
     gc.collect()
     before = len(gc.get_objects())
-    for n in range(2_000):
+    for n in range(5_000):
         contexts.put(n, context(n))
     gc.collect()
-    assert len(gc.get_objects()) - before < 100
+    assert len(gc.get_objects()) - before < 1_000

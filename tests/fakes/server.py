@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from http.client import HTTPMessage
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -17,7 +17,7 @@ Answer = tuple[int, dict[str, str], Any]  # status, headers, a JSON value (or te
 class Request:
     method: str
     target: str  # path and query, as sent
-    headers: HTTPMessage  # looked up case-insensitively, as HTTP means them
+    headers: Message[str, str]  # looked up case-insensitively, as HTTP means them
     body: bytes
 
 
