@@ -157,10 +157,13 @@ class FollowUp:
 
 
 class Action(Protocol):
+    """What every vendor's action implements. A class may also subclass it explicitly, to
+    inherit the defaults: no timeline, no follow-up, no pace of our own."""
+
     name: ClassVar[str]  # "vendor.verb"
     params: ClassVar[type[StepParams]]
     # True when `execute` reads `ActionContext.runs` (one more query per attempt).
-    wants_runs: ClassVar[bool]
+    wants_runs: ClassVar[bool] = False
     # How alert text rendered into this action's templates is escaped: "slack", "markdown", "plain".
     markup: ClassVar[str]
 
@@ -179,11 +182,12 @@ class Action(Protocol):
 
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
         """What a later transition of the incident should do about this step, if anything."""
-        ...
+        return None
 
     def pace(self, ctx: ActionContext) -> Pace | None:
-        """The vendor limit this call counts against (a Slack channel, a routing key), if any."""
-        ...
+        """The vendor limit this call counts against (a Slack channel, a routing key), if any.
+        None leaves the vendor's own limit to its 429s, which the runner honours."""
+        return None
 
 
 @dataclass(frozen=True, slots=True)

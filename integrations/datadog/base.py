@@ -10,8 +10,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from integrations.datadog.client import DatadogApi
-from responder.actions import ActionContext, ActionError, FollowUp, Link, Pace, StepParams
-from responder.domain import Transition
+from responder.actions import Action, ActionContext, ActionError, Link, StepParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +37,15 @@ class AppLinks:
         return self._url(f"workflow/{workflow}?instance={quote(instance_id, safe='')}")
 
 
-class DatadogAction:
-    """Base of the Datadog actions: configured when a client exists; alert text as markdown."""
+class DatadogAction(Action):
+    """Base of the Datadog actions: configured when a client exists; alert text as markdown.
+
+    No pace of our own: Datadog limits per organisation and endpoint, not per incident or
+    notebook, and a 429 says when its window resets (X-RateLimit-Reset); the runner waits.
+    """
 
     params: ClassVar[type[StepParams]]
     markup: ClassVar[str] = "markdown"
-    wants_runs: ClassVar[bool] = False
 
     def __init__(self, api: DatadogApi | None, links: AppLinks) -> None:
         self._api = api
@@ -52,14 +54,6 @@ class DatadogAction:
     @property
     def configured(self) -> bool:
         return self._api is not None
-
-    def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
-        return None
-
-    def pace(self, ctx: ActionContext) -> Pace | None:
-        # Datadog limits per organisation and endpoint, not per incident or notebook; a 429
-        # says when its window resets (X-RateLimit-Reset) and the runner waits for that.
-        return None
 
     def _client(self) -> DatadogApi:
         if self._api is None:

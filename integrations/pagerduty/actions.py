@@ -25,6 +25,7 @@ from integrations.pagerduty.routing import (
     recorded_reference,
 )
 from responder.actions import (
+    Action,
     ActionContext,
     ActionError,
     ActionResult,
@@ -44,12 +45,11 @@ NOTE_INTERVAL = 0.2
 NO_ALERT = "no PagerDuty alert was triggered for this incident"
 
 
-class _EventAction:
+class _EventAction(Action):
     """One Events API v2 event per run: routing, the request as audited, the call."""
 
     params: ClassVar[type[StepParams]]
     markup: ClassVar[str] = "plain"
-    wants_runs: ClassVar[bool] = False
 
     def __init__(self, events: EventsApi, routing: RoutingKeys) -> None:
         self._events = events
@@ -75,9 +75,6 @@ class _EventAction:
         if routing.note:
             response["note"] = routing.note
         return ActionResult(response=response, refs=self._refs(response))
-
-    def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
-        return None
 
     def pace(self, ctx: ActionContext) -> Pace | None:
         try:
@@ -154,13 +151,12 @@ class ResolveAction(_UpdateAction):
     event_action: ClassVar[str] = "resolve"
 
 
-class NoteAction:
+class NoteAction(Action):
     """A note on the PagerDuty incident that the incident's trigger opened."""
 
     name: ClassVar[str] = "pagerduty.note"
     params: ClassVar[type[StepParams]] = NoteParams
     markup: ClassVar[str] = "plain"
-    wants_runs: ClassVar[bool] = False
 
     def __init__(self, api: IncidentsApi | None, from_email: str | None) -> None:
         self._api = api
@@ -169,9 +165,6 @@ class NoteAction:
     @property
     def configured(self) -> bool:
         return self._api is not None
-
-    def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
-        return None
 
     def pace(self, ctx: ActionContext) -> Pace | None:
         return Pace("pagerduty:rest", NOTE_INTERVAL)

@@ -12,6 +12,7 @@ from pydantic import field_validator
 from integrations.slack import blocks as bk
 from integrations.slack.client import SlackApi
 from responder.actions import (
+    Action,
     ActionContext,
     ActionError,
     ActionResult,
@@ -69,10 +70,9 @@ class _Root:
     ts: str
 
 
-class _SlackAction:
+class _SlackAction(Action):
     params: ClassVar[type[StepParams]]
     markup: ClassVar[str] = "slack"
-    wants_runs: ClassVar[bool] = False
 
     def __init__(self, api: SlackApi | None, channel_interval: float = CHANNEL_INTERVAL) -> None:
         self._api = api
@@ -81,9 +81,6 @@ class _SlackAction:
     @property
     def configured(self) -> bool:
         return self._api is not None
-
-    def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
-        return None
 
     def pace(self, ctx: ActionContext) -> Pace | None:
         # Slack allows about one message a second per channel and may drop a burst above it
