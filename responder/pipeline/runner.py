@@ -229,8 +229,7 @@ class ActionRunner:
                 with transaction(self._engine) as conn:
                     audit.append(conn, self._expire_leases(conn, now), self._redactor)
             with reader(self._engine).connect() as conn:
-                due = conn.execute(_due(conn.dialect.name), {"now": now, "limit": limit})
-                ids = list(due.scalars())
+                ids = _due_ids(conn, now, limit)
                 if not ids:
                     # Most rounds find nothing due: no write lock for them, which the
                     # intake's next commit would otherwise wait behind.
@@ -240,8 +239,7 @@ class ActionRunner:
                 return self._lease(conn, prepared, now)
         with transaction(self._engine) as conn:
             audit.append(conn, self._expire_leases(conn, now), self._redactor)
-            due = conn.execute(_due(conn.dialect.name), {"now": now, "limit": limit})
-            ids = list(due.scalars())
+            ids = _due_ids(conn, now, limit)
             return self._lease(conn, self._prepare(conn, ids, now), now)
 
     def record(self) -> int:
@@ -492,6 +490,10 @@ def _due(dialect: str) -> sa.Select[int]:
     if dialect == "postgresql":
         query = query.with_for_update(skip_locked=True, of=_RUNS)
     return query
+
+
+def _due_ids(conn: sa.Connection, now: datetime, limit: int) -> list[int]:
+    return list(conn.execute(_due(conn.dialect.name), {"now": now, "limit": limit}).scalars())
 
 
 def _by_id(conn: sa.Connection, table: sa.Table, ids: set[int]) -> dict[int, dict[str, Any]]:
