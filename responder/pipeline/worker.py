@@ -75,7 +75,7 @@ class Worker:
 
     def _rest(self, took: float) -> float:
         """How long to leave the intake alone after a busy round that took `took` seconds."""
-        if not self.storm:
+        if self.arrival_rate < BUSY_RATE:
             return 0.0
         return took * YIELD_FACTOR * min(1.0, self.arrival_rate / STORM_RATE)
 
