@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 
 class Transition(enum.StrEnum):
@@ -116,6 +118,29 @@ class Alert:
             "event_type": self.event_type,
             "template": self.template,
         }
+
+
+_ALERT_FIELDS = tuple(f.name for f in fields(Alert) if f.name != "tag_map")
+
+
+def alert_to_json(alert: Alert) -> bytes:
+    """The normalised alert as stored beside its raw payload: intake normalises once, and the
+    worker and runner read this back instead of parsing the payload again."""
+    data = {name: getattr(alert, name) for name in _ALERT_FIELDS}
+    return orjson.dumps(data)  # the date becomes RFC 3339 text, tuples lists
+
+
+def alert_from_json(encoded: bytes | str) -> Alert:
+    data = orjson.loads(encoded)
+    tags = tuple(data["tags"])
+    data.update(
+        transition=Transition(data["transition"]),
+        date=datetime.fromisoformat(data["date"]),
+        tags=tags,
+        tag_map=tag_map(tags),
+        notes=tuple(data["notes"]),
+    )
+    return Alert(**data)
 
 
 def tag_map(tags: tuple[str, ...] | list[str]) -> dict[str, str]:
