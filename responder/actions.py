@@ -191,6 +191,22 @@ class Action(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Conversation:
+    """The actions that keep an incident's conversation with people (a chat thread): the
+    composition root names them, so the core can tell the thread about other runs without
+    knowing which vendor holds it."""
+
+    root: str  # opens the conversation; its first success is where the thread is
+    reply: str  # tells the thread something (params: channel, notice)
+    refresh: str  # rewrites the root message with the incident's links
+
+    @property
+    def vendor(self) -> str:
+        """Runs of this vendor are the conversation itself: it is never told about them."""
+        return self.root.split(".", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
 class Link:
     title: str
     url: str

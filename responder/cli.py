@@ -92,7 +92,6 @@ def serve(
     from responder.main import build_service
     from responder.memory import freeze_startup_heap
     from responder.playbooks.loader import PlaybookError
-    from responder.web.app import create_app
 
     settings = _settings()
     if not settings.webhook_tokens and not insecure:
@@ -113,7 +112,7 @@ def serve(
     sys.setswitchinterval(0.0005)
     freeze_startup_heap()
     uvicorn.run(
-        create_app(service),
+        service.app,
         host=host,
         port=port,
         loop="uvloop",

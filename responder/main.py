@@ -1,5 +1,5 @@
 """Composition root: settings -> engine -> actions -> pipeline -> app. The only module that
-imports integrations."""
+imports integrations, and the one place that decides which stages run, in which order."""
 
 from __future__ import annotations
 
@@ -9,16 +9,25 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from pydantic import SecretStr
+from starlette.types import ASGIApp
 
 from integrations.datadog import datadog_actions, default_app_url
 from integrations.pagerduty import pagerduty_actions
-from integrations.slack import slack_actions
+from integrations.slack import CONVERSATION, slack_actions
 from responder.actions import Registry
 from responder.metrics import Metrics
+from responder.pipeline.claim import Claimer
 from responder.pipeline.contexts import AlertContexts
-from responder.pipeline.notices import NoticePlanner
+from responder.pipeline.correlate import CorrelateStage
+from responder.pipeline.lifecycle import LifecycleStage
+from responder.pipeline.match import MatchStage
+from responder.pipeline.notices import NoticePlanner, NoticeRules
+from responder.pipeline.plan import PlanStage
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.runner import ActionRunner
+from responder.pipeline.stages import Stage
+from responder.pipeline.takeover import TakeOverStage
+from responder.pipeline.wakeup import Wakeup
 from responder.pipeline.worker import Worker
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.schema import Playbook
@@ -26,6 +35,8 @@ from responder.redact import Redactor
 from responder.settings import Settings, env_secret
 from responder.store.db import create_engine
 from responder.store.intake import IntakeWriter
+from responder.web.app import AppParts, create_app
+from responder.web.webhook import WebhookConfig
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -97,6 +108,21 @@ def build_redactor(settings: Settings, playbooks: Sequence[Playbook] = ()) -> Re
     return Redactor([*secrets, *settings.webhook_tokens, *playbook_secrets(playbooks)])
 
 
+def build_stages(
+    registry: Registry, max_age: timedelta, claimer: Claimer | None = None
+) -> list[Stage]:
+    """The event pipeline, in order. A new stage is a module and a line here."""
+    stages: list[Stage] = [
+        CorrelateStage(),
+        LifecycleStage(),
+        MatchStage(),
+        PlanStage(registry, max_age),
+    ]
+    if claimer is not None:
+        stages.append(TakeOverStage(claimer))  # last: nothing after it may fail
+    return stages
+
+
 @dataclass
 class Service:
     """Everything one process runs; `start`/`stop` bracket the web app's lifespan."""
@@ -129,6 +155,26 @@ class Service:
         if self.worker is not None and self.worker_thread:
             self.worker.stop()
 
+    @property
+    def app(self) -> ASGIApp:
+        """The web app serving this service (webhook, API, health); its lifespan starts it."""
+        settings = self.settings
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        webhook = WebhookConfig(
+            tuple(settings.webhook_tokens), self.insecure, settings.max_body_bytes
+        )
+        parts = AppParts(
+            webhook,
+            self.writer,
+            self.metrics,
+            self.engine,
+            token,
+            self.insecure,
+            self.start,
+            self.stop,
+        )
+        return create_app(parts)
+
 
 def build_worker(
     settings: Settings,
@@ -138,29 +184,29 @@ def build_worker(
     metrics: Metrics,
     playbooks: list[Playbook],
 ) -> Worker:
-    contexts = AlertContexts()
+    max_age = timedelta(seconds=settings.run_max_age_seconds)
+    recent = AlertContexts()
+    wakeup = Wakeup()
     runner = ActionRunner(
         engine,
         registry,
         redactor,
         metrics,
+        wakeup,
         threads=settings.worker_threads,
         lease=timedelta(seconds=settings.lease_seconds),
-        contexts=contexts,
+        recent=recent,
+        rules=NoticeRules(CONVERSATION),
     )
     processor = EventProcessor(
         engine,
-        registry,
+        build_stages(registry, max_age, runner.claimer),
         lambda: playbooks,
         redactor,
-        max_age=timedelta(seconds=settings.run_max_age_seconds),
-        contexts=contexts,
-        runner=runner,
+        recent=recent,
     )
-    notices = NoticePlanner(
-        engine, registry, redactor, max_age=timedelta(seconds=settings.run_max_age_seconds)
-    )
-    return Worker(engine, processor, runner, metrics, settings.poll_seconds, notices)
+    notices = NoticePlanner(engine, registry, redactor, max_age, CONVERSATION)
+    return Worker(engine, processor, runner, metrics, wakeup, settings.poll_seconds, notices)
 
 
 def build_service(

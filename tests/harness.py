@@ -14,7 +14,6 @@ from starlette.testclient import TestClient
 from responder.main import Service, build_service
 from responder.settings import Settings
 from responder.store.migrate import upgrade
-from responder.web.app import create_app
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "hook-secret-token-1"
@@ -42,7 +41,7 @@ def running(
     service = build_service(settings)
     service.worker_thread = worker_thread
     upgrade(service.engine)
-    with TestClient(create_app(service)) as client:
+    with TestClient(service.app) as client:
         yield service, client
     if service.worker is not None:
         service.worker.stop()
@@ -79,6 +78,7 @@ def intake_row(fingerprint: str, source_id: str) -> dict[str, Any]:
         "cycle_key": None,
         "template": "responder",
         "payload": "{}",
+        "alert": None,
         "received_at": datetime.now(UTC),
         "state": "received",
         "deliveries": 1,

@@ -12,7 +12,6 @@ from starlette.testclient import TestClient
 
 from responder.main import Service, build_service
 from responder.store.migrate import schema_state
-from responder.web.app import create_app
 from tests.harness import drain, post, running, sample, settings_for
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"  # nothing listens on port 1
@@ -86,7 +85,7 @@ def test_readyz_when_the_database_cannot_be_reached() -> None:
     service = build_service(settings_for(UNREACHABLE))
     service.worker_thread = False
     try:
-        with TestClient(create_app(service)) as client:
+        with TestClient(service.app) as client:
             response = client.get("/readyz")
             assert response.status_code == 503
             assert response.json()["status"] == "unavailable"

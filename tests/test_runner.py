@@ -23,10 +23,12 @@ from responder.actions import (
     StepParams,
 )
 from responder.domain import Transition
+from responder.main import build_stages
 from responder.metrics import Metrics
 from responder.pipeline.backoff import CAP_SECONDS, retry_delay
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.runner import ActionRunner
+from responder.pipeline.wakeup import Wakeup
 from responder.pipeline.worker import Worker
 from responder.playbooks.loader import load_playbooks
 from responder.redact import Redactor
@@ -163,9 +165,12 @@ def rig(engine: sa.Engine, tmp_path: Path, samples_dir: Path) -> Iterator[Rig]:
     )
     playbooks = load_playbooks(tmp_path, registry.params_models())
     redactor = Redactor(["sup3r-secret-value"])
-    processor = EventProcessor(engine, registry, lambda: playbooks, redactor, timedelta(hours=1))
-    runner = ActionRunner(engine, registry, redactor, Metrics(), threads=4)
-    worker = Worker(engine, processor, runner, Metrics(), poll_seconds=0.05)
+    processor = EventProcessor(
+        engine, build_stages(registry, timedelta(hours=1)), lambda: playbooks, redactor
+    )
+    wakeup = Wakeup()
+    runner = ActionRunner(engine, registry, redactor, Metrics(), wakeup, threads=4)
+    worker = Worker(engine, processor, runner, Metrics(), wakeup, poll_seconds=0.05)
     yield Rig(engine, worker, runner, processor, script, samples_dir)
     runner.shutdown()
 
@@ -311,9 +316,12 @@ def test_unconfigured_actions_are_skipped_with_the_request(
     script = Script()
     registry = Registry([ScriptedAction("test.call", script, configured=False)])
     playbooks = load_playbooks(tmp_path, registry.params_models())
-    processor = EventProcessor(engine, registry, lambda: playbooks, Redactor([]), timedelta(1))
-    runner = ActionRunner(engine, registry, Redactor([]), Metrics(), threads=2)
-    worker = Worker(engine, processor, runner, Metrics(), poll_seconds=0.05)
+    processor = EventProcessor(
+        engine, build_stages(registry, timedelta(1)), lambda: playbooks, Redactor([])
+    )
+    wakeup = Wakeup()
+    runner = ActionRunner(engine, registry, Redactor([]), Metrics(), wakeup, threads=2)
+    worker = Worker(engine, processor, runner, Metrics(), wakeup, poll_seconds=0.05)
     rig = Rig(engine, worker, runner, processor, script, samples_dir)
     rig.store("api-latency.warn")
     assert worker.drain()
@@ -462,10 +470,11 @@ def test_a_polled_run_keeps_its_answer_between_calls_and_sees_the_timeline(
     registry = Registry([ScriptedAction("test.call", script), job])
     playbooks = load_playbooks(tmp_path, registry.params_models())
     processor = EventProcessor(
-        engine, registry, lambda: playbooks, Redactor([]), timedelta(hours=1)
+        engine, build_stages(registry, timedelta(hours=1)), lambda: playbooks, Redactor([])
     )
-    runner = ActionRunner(engine, registry, Redactor([]), Metrics(), threads=2)
-    worker = Worker(engine, processor, runner, Metrics(), poll_seconds=0.05)
+    wakeup = Wakeup()
+    runner = ActionRunner(engine, registry, Redactor([]), Metrics(), wakeup, threads=2)
+    worker = Worker(engine, processor, runner, Metrics(), wakeup, poll_seconds=0.05)
     rig = Rig(engine, worker, runner, processor, script, samples_dir)
     try:
         rig.store("checkout-error-rate.triggered")
@@ -504,11 +513,12 @@ def test_calls_sharing_a_pace_go_one_per_interval_in_order(
     registry = Registry([ScriptedAction("test.call", script, paced=Pace("chan", 0.3))])
     playbooks = load_playbooks(tmp_path, registry.params_models())
     processor = EventProcessor(
-        engine, registry, lambda: playbooks, Redactor([]), timedelta(hours=1)
+        engine, build_stages(registry, timedelta(hours=1)), lambda: playbooks, Redactor([])
     )
     metrics = Metrics()
-    runner = ActionRunner(engine, registry, Redactor([]), metrics, threads=4)
-    worker = Worker(engine, processor, runner, metrics, poll_seconds=0.02)
+    wakeup = Wakeup()
+    runner = ActionRunner(engine, registry, Redactor([]), metrics, wakeup, threads=4)
+    worker = Worker(engine, processor, runner, metrics, wakeup, poll_seconds=0.02)
     rig = Rig(engine, worker, runner, processor, script, samples_dir)
     try:
         for name in (

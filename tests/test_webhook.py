@@ -15,7 +15,6 @@ from starlette.testclient import TestClient
 
 from responder.main import Service, build_service
 from responder.store.tables import AlertEvent
-from responder.web.app import create_app
 from tests.harness import TOKEN, post, running, sample, settings_for
 
 
@@ -265,7 +264,7 @@ def test_unreachable_postgres_answers_503(samples_dir: Path) -> None:
     settings = settings_for("postgresql+psycopg://postgres@127.0.0.1:9/none")
     service = build_service(settings)
     service.worker_thread = False
-    with TestClient(create_app(service)) as client:
+    with TestClient(service.app) as client:
         response = post(client, _base(samples_dir))
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"

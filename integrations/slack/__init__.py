@@ -12,7 +12,7 @@ from integrations.slack.actions import (
     ThreadParams,
 )
 from integrations.slack.client import SlackApi, build_web_client
-from responder.actions import Action
+from responder.actions import Action, Conversation
 
 __all__ = [
     "PostAction",
@@ -23,6 +23,12 @@ __all__ = [
     "ThreadParams",
     "slack_actions",
 ]
+
+# The incident's Slack thread is its conversation: the root post opens it, replies tell it
+# what other runs did, and a refresh adds their links to the root message.
+CONVERSATION = Conversation(
+    root=PostAction.name, reply=ReplyAction.name, refresh=RefreshAction.name
+)
 
 
 def slack_actions(

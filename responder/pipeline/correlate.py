@@ -1,7 +1,9 @@
 """Correlate stage: which incident an alert belongs to (monitor + scope + alert cycle).
 
-A batch of events is correlated against incidents loaded in one query and kept in memory,
-so that a trigger and its recovery arriving in the same batch meet the same incident.
+A batch of events is correlated against incidents loaded in one query and kept in memory
+(`IncidentIndex`), so that a trigger and its recovery arriving in the same batch meet the
+same incident. An alert whose cycle already ended, or a recovery for nothing open, is
+dropped here: it stops the chain and is recorded as ignored.
 """
 
 from __future__ import annotations
@@ -11,16 +13,16 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from responder.domain import Alert, IncidentStatus
-from responder.pipeline.lifecycle import IncidentRow
-from responder.store.tables import Incident
-
-_INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
+from responder.domain import Alert
+from responder.pipeline.stages import Batch, EventItem
+from responder.records import IncidentRecord
+from responder.store import incidents
+from responder.store.audit import AuditRecord
 
 
 @dataclass(frozen=True, slots=True)
 class Correlation:
-    incident: IncidentRow | None  # None: nothing open for this alert yet
+    incident: IncidentRecord | None  # None: nothing open for this alert yet
     group_key: str
     key: str  # the key a new incident would get
     late: bool = False  # the alert's cycle already ended: it must not reopen anything
@@ -36,14 +38,15 @@ def cycle_key(alert: Alert) -> str | None:
     return f"{group_key(alert)}|{alert.cycle_key}"[:400] if alert.cycle_key else None
 
 
-class IncidentCache:
+class IncidentIndex:
     """The incidents a batch touches, by key and by open group."""
 
     def __init__(self) -> None:
-        self.by_key: dict[str, IncidentRow] = {}
-        self.open_by_group: dict[str, IncidentRow] = {}
+        self.by_key: dict[str, IncidentRecord] = {}
+        self.open_by_group: dict[str, IncidentRecord] = {}
 
-    def load(self, conn: sa.Connection, alerts: Iterable[Alert]) -> None:
+    @classmethod
+    def load(cls, conn: sa.Connection, alerts: Iterable[Alert]) -> IncidentIndex:
         keys, groups = set(), set()
         for alert in alerts:
             key = cycle_key(alert)
@@ -51,33 +54,26 @@ class IncidentCache:
                 keys.add(key)
             else:
                 groups.add(group_key(alert))
-        rows: list[IncidentRow] = []
-        for chunk in _chunks(sorted(keys)):
-            rows += _rows(conn, _INCIDENTS.c.key.in_(chunk))
-        for chunk in _chunks(sorted(groups)):
-            rows += _rows(
-                conn,
-                sa.and_(
-                    _INCIDENTS.c.group_key.in_(chunk),
-                    _INCIDENTS.c.status != IncidentStatus.RESOLVED.value,
-                ),
-            )
-        for row in sorted(rows, key=lambda r: r["id"]):
-            self.remember(row)
+        index = cls()
+        for incident in incidents.for_alerts(conn, keys=keys, open_groups=groups):
+            index.remember(incident)
+        return index
 
-    def remember(self, row: IncidentRow) -> None:
-        self.by_key[row["key"]] = row
-        if row["status"] != IncidentStatus.RESOLVED:
-            self.open_by_group[row["group_key"]] = row
-        elif self.open_by_group.get(row["group_key"], {}).get("id") == row["id"]:
-            del self.open_by_group[row["group_key"]]
+    def remember(self, incident: IncidentRecord) -> None:
+        self.by_key[incident.key] = incident
+        if incident.is_open:
+            self.open_by_group[incident.group_key] = incident
+        else:
+            known = self.open_by_group.get(incident.group_key)
+            if known is not None and known.id == incident.id:
+                del self.open_by_group[incident.group_key]
 
     def correlate(self, alert: Alert, event_id: int) -> Correlation:
         group = group_key(alert)
         key = cycle_key(alert)
         if key is not None:
             found = self.by_key.get(key)
-            if found is not None and found["status"] == IncidentStatus.RESOLVED:
+            if found is not None and not found.is_open:
                 # Datadog starts a new cycle key after a recovery, so this is a late or
                 # out-of-order delivery of the old cycle.
                 return Correlation(found, group, key, late=True)
@@ -85,10 +81,25 @@ class IncidentCache:
         return Correlation(self.open_by_group.get(group), group, f"{group}|event:{event_id}"[:400])
 
 
-def _rows(conn: sa.Connection, where: sa.ColumnElement[bool]) -> list[IncidentRow]:
-    return [dict(row) for row in conn.execute(sa.select(_INCIDENTS).where(where)).mappings()]
-
-
-def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+class CorrelateStage:
+    def __call__(self, item: EventItem, batch: Batch) -> bool:
+        found = batch.incidents.correlate(item.alert, item.event.id)
+        item.correlation = found
+        if not (found.late or (found.incident is None and item.alert.transition.is_recovery)):
+            return True
+        reason = (
+            "late delivery for a cycle that already recovered"
+            if found.late
+            else "recovery for an incident we never saw open"
+        )
+        incident_id = found.incident.id if found.incident else None
+        item.records.append(
+            AuditRecord("event.ignored", {"reason": reason}, item.event.id, incident_id)
+        )
+        item.outcome = {
+            "ignored": reason,
+            "playbooks": [],
+            "actions": [],
+            "incident_id": incident_id,
+        }
+        return False

@@ -1,7 +1,7 @@
 """What one attempt of a run amounts to: the context an action sees, and the outcome to record.
 
-Pure functions over rows, shared by the runner's claim, its take-over of fresh runs and its
-recording of finished calls: no database and no outside calls here.
+Pure functions over records, shared by the runner's claim, its take-over of fresh runs and
+its recording of finished calls: no database and no outside calls here.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from responder.actions import Action, ActionContext, ActionError, ActionResult, IncidentView
-from responder.domain import IncidentStatus, RunState, Transition
+from responder.domain import Alert, IncidentStatus, RunState, Transition
 from responder.pipeline.backoff import retry_delay
+from responder.records import IncidentRecord, RunRecord
 
 # Where a run that asked to be polled keeps its last answer between attempts (run.result).
 POLLING = "polling"
@@ -30,73 +31,68 @@ class Outcome:
 
 
 def context(
-    run: Mapping[str, Any],
-    incident: Mapping[str, Any],
-    alert: dict[str, Any],
-    parent: Mapping[str, Any] | None,
+    run: RunRecord,
+    incident: IncidentRecord,
+    alert: Alert,
+    parent: RunRecord | None,
     runs: Sequence[Mapping[str, Any]] = (),
 ) -> ActionContext:
     return ActionContext(
-        run_id=str(run["id"]),
-        action=run["action"],
-        params=dict(run["params"] or {}),
+        run_id=str(run.id),
+        action=run.action,
+        params=dict(run.params),
         incident=IncidentView(
-            id=str(incident["id"]),
-            key=incident["key"],
-            status=incident["status"],
-            title=incident["title"],
-            monitor_id=incident["monitor_id"],
-            scope=incident["scope"],
-            priority=incident["priority"],
-            opened_at=incident["opened_at"].isoformat(),
-            resolved_at=incident["resolved_at"].isoformat() if incident["resolved_at"] else None,
-            refs=dict(incident["refs"] or {}),
+            id=str(incident.id),
+            key=incident.key,
+            status=incident.status,
+            title=incident.title,
+            monitor_id=incident.monitor_id,
+            scope=incident.scope,
+            priority=incident.priority,
+            opened_at=incident.opened_at.isoformat(),
+            resolved_at=incident.resolved_at.isoformat() if incident.resolved_at else None,
+            refs=dict(incident.refs),
         ),
-        alert=alert,
-        transition=Transition(run["transition"]),
-        idempotency_key=run["idempotency_key"],
-        attempt=run["attempts"],
-        uncertain=run["uncertain"],
-        parent=(parent["result"] or {}) if parent is not None else None,
+        alert=alert.as_context(),
+        transition=Transition(run.transition),
+        idempotency_key=run.idempotency_key,
+        attempt=run.attempts,
+        uncertain=run.uncertain,
+        parent=dict(parent.result or {}) if parent is not None else None,
         previous=polled(run),
         runs=runs,
     )
 
 
-def polled(run: Mapping[str, Any]) -> dict[str, Any] | None:
+def polled(run: RunRecord) -> dict[str, Any] | None:
     """The answer this run's last poll left behind, if it is being polled."""
-    result = run.get("result")
+    result = run.result
     if isinstance(result, Mapping) and isinstance(result.get(POLLING), Mapping):
         return dict(result[POLLING])
     return None
 
 
-def run_summary(run: Mapping[str, Any]) -> dict[str, Any]:
+def run_summary(run: RunRecord) -> dict[str, Any]:
     """One line of an incident's timeline, as `ActionContext.runs` shows it."""
-    finished = run.get("finished_at")
     return {
-        "action": run["action"],
-        "playbook": run["playbook"],
-        "state": run["state"],
-        "transition": run["transition"],
-        "finished_at": finished.isoformat() if isinstance(finished, datetime) else None,
-        "error": run.get("last_error"),
+        "action": run.action,
+        "playbook": run.playbook,
+        "state": run.state,
+        "transition": run.transition,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "error": run.last_error,
     }
 
 
 def settle_early(
-    run: Mapping[str, Any],
-    incident: Mapping[str, Any],
-    action: Action,
-    ctx: ActionContext,
-    now: datetime,
+    run: RunRecord, incident: IncidentRecord, action: Action, ctx: ActionContext, now: datetime
 ) -> Outcome | None:
     """Outcomes that need no outside call: a resolved incident, an expired run, no credentials."""
-    if run["condition"] == "incident.open" and incident["status"] == IncidentStatus.RESOLVED:
+    if run.condition == "incident.open" and incident.status == IncidentStatus.RESOLVED:
         reason = "incident resolved before this delayed step was due"
         return Outcome(RunState.SKIPPED, {"reason": reason}, kind="run.skipped")
-    if now > run["expires_at"]:
-        error = f"gave up after {run['attempts'] - 1} attempts: older than its maximum age"
+    if now > run.expires_at:
+        error = f"gave up after {run.attempts - 1} attempts: older than its maximum age"
         return Outcome(RunState.FAILED, error=error, kind="run.failed")
     if not action.configured:
         result = {"reason": "integration not configured", "request": dict(action.describe(ctx))}
@@ -122,7 +118,7 @@ def from_result(result: ActionResult, now: datetime) -> Outcome:
     return Outcome(RunState.SUCCEEDED, dict(result.response), refs=dict(result.refs))
 
 
-def from_error(run: Mapping[str, Any], err: ActionError, error: str, now: datetime) -> Outcome:
+def from_error(run: RunRecord, err: ActionError, error: str, now: datetime) -> Outcome:
     """A failed attempt: `error` is the message, already redacted."""
     response: dict[str, Any] = {"error": error, "response": err.response}
     previous = polled(run)
@@ -130,9 +126,9 @@ def from_error(run: Mapping[str, Any], err: ActionError, error: str, now: dateti
         response[POLLING] = previous  # a failed poll must not forget what it was polling
     if not err.retryable:
         return Outcome(RunState.FAILED, response, error, kind="run.failed")
-    delay = retry_delay(run["attempts"], err.retry_after)
+    delay = retry_delay(run.attempts, err.retry_after)
     when = now + timedelta(seconds=delay)
-    if when > run["expires_at"]:
+    if when > run.expires_at:
         error = f"{error} (no retry: next attempt would pass the run's maximum age)"
         return Outcome(RunState.FAILED, response, error, kind="run.failed")
     response["retry_in_seconds"] = int(delay * 1000) / 1000

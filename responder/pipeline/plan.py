@@ -1,4 +1,4 @@
-"""Plan stage: turn matched playbooks and earlier runs into new action runs.
+"""Plan stage: turn new playbooks and the incident's earlier runs into new action runs.
 
 A playbook's steps run once per incident (their idempotency key is incident + playbook +
 step), so a re-notification can never page twice. Later transitions reach earlier steps
@@ -8,35 +8,18 @@ delayed steps that have not run yet: nothing of this needs writing in the playbo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from responder.actions import Registry
-from responder.domain import Alert, RunState, Transition
+from responder.domain import RunState, Transition
+from responder.pipeline import lifecycle
+from responder.pipeline.stages import Batch, EventItem
 from responder.playbooks.render import RenderError, render_params
-from responder.playbooks.schema import Playbook
-
-RunRow = dict[str, Any]  # the columns of one action_run row
-
-
-@dataclass(slots=True)
-class Plan:
-    runs: list[RunRow] = field(default_factory=list)
-    cancelled: list[RunRow] = field(default_factory=list)  # earlier runs, now cancelled
-    render_errors: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class PlanInput:
-    event_id: int
-    alert: Alert
-    incident_id: int
-    playbooks: Sequence[Playbook]  # matched, in order, not yet run for this incident
-    earlier: Sequence[RunRow]  # the incident's primary runs from earlier events
-    now: datetime
-    max_age: timedelta
+from responder.records import RunRecord
+from responder.store.audit import AuditRecord
 
 
 def lane(incident_id: int, action: str) -> str:
@@ -45,121 +28,152 @@ def lane(incident_id: int, action: str) -> str:
     return f"{incident_id}:{action.split('.', 1)[0]}"
 
 
-def plan(registry: Registry, item: PlanInput, context: Mapping[str, Any]) -> Plan:
-    out = Plan()
-    for playbook in item.playbooks:
-        for step in playbook.actions:
-            action = registry.get(step.action)
-            run = _run(item, step.action, item.now + (step.after or timedelta(0)))
-            run.update(
-                playbook=playbook.name,
-                playbook_hash=playbook.content_hash,
-                step=step.index,
-                condition=step.condition,
-                idempotency_key=f"p:{item.incident_id}:{playbook.name}:{step.index}"[:128],
-            )
-            try:
-                run["params"] = render_params(step.params, context, action.markup)
-            except RenderError as exc:
-                run.update(
-                    params=dict(step.params),
-                    state=RunState.FAILED.value,
-                    last_error=f"template error: {exc}",
-                    finished_at=item.now,
-                )
-                out.render_errors.append(f"{playbook.name} step {step.index + 1}: {exc}")
-            out.runs.append(run)
-    _follow_ups(registry, item, out)
-    return out
-
-
-def _follow_ups(registry: Registry, item: PlanInput, out: Plan) -> None:
-    transition = item.alert.transition
-    for earlier in item.earlier:
-        if earlier["state"] in (RunState.FAILED, RunState.CANCELLED):
-            continue
-        if (
-            transition is Transition.RECOVERED
-            and earlier["state"] == RunState.PENDING
-            and earlier["scheduled_at"] > item.now
-        ):
-            out.cancelled.append(earlier)
-            continue
-        follow = registry.get(earlier["action"]).follow_up(transition, earlier["params"] or {})
-        if follow is None:
-            continue
-        run = _run(item, follow.action, item.now)
-        run.update(
-            playbook=earlier["playbook"],
-            playbook_hash=earlier["playbook_hash"],
-            step=earlier["step"],
-            parent_id=earlier["id"],
-            params=dict(follow.params),
-            idempotency_key=f"f:{earlier['id']}:{item.event_id}",
-        )
-        out.runs.append(run)
-
-
-def follow_on(
-    parent: RunRow,
-    action: str,
-    params: Mapping[str, Any],
+def new_run(
     *,
-    event_id: int,
-    idempotency_key: str,
-    now: datetime,
-    max_age: timedelta,
-) -> RunRow:
-    """A run that continues `parent` because of what another run did (not a new event)."""
-    run = _row(parent["incident_id"], event_id, parent["transition"], action, now, max_age, now)
-    run.update(
-        playbook=parent["playbook"],
-        playbook_hash=parent["playbook_hash"],
-        step=parent["step"],
-        parent_id=parent["id"],
-        params=dict(params),
-        idempotency_key=idempotency_key[:128],
-    )
-    return run
-
-
-def _run(item: PlanInput, action: str, due: datetime) -> RunRow:
-    transition = item.alert.transition.value
-    return _row(item.incident_id, item.event_id, transition, action, due, item.max_age, item.now)
-
-
-def _row(
+    run_id: int,
     incident_id: int,
     event_id: int,
     transition: str,
     action: str,
     due: datetime,
-    max_age: timedelta,
     now: datetime,
-) -> RunRow:
-    return {
-        "incident_id": incident_id,
-        "event_id": event_id,
-        "parent_id": None,
-        "playbook": "",
-        "playbook_hash": "",
-        "step": 0,
-        "action": action,
-        "params": {},
-        "condition": None,
-        "transition": transition,
-        "lane": lane(incident_id, action),
-        "state": RunState.PENDING.value,
-        "idempotency_key": "",
-        "attempts": 0,
-        "uncertain": False,
-        "scheduled_at": due,
-        "not_before": due,
-        "expires_at": due + max_age,
-        "lease_until": None,
-        "lease_owner": None,
-        "last_error": None,
-        "result": None,
-        "created_at": now,
-        "finished_at": None,
-    }
+    max_age: timedelta,
+    playbook: str,
+    playbook_hash: str,
+    step: int,
+    idempotency_key: str,
+    params: Mapping[str, Any],
+    parent_id: int | None = None,
+    condition: str | None = None,
+) -> RunRecord:
+    return RunRecord(
+        id=run_id,
+        incident_id=incident_id,
+        event_id=event_id,
+        parent_id=parent_id,
+        playbook=playbook,
+        playbook_hash=playbook_hash,
+        step=step,
+        action=action,
+        params=dict(params),
+        condition=condition,
+        transition=transition,
+        lane=lane(incident_id, action),
+        state=RunState.PENDING.value,
+        idempotency_key=idempotency_key[:128],
+        attempts=0,
+        uncertain=False,
+        scheduled_at=due,
+        not_before=due,
+        expires_at=due + max_age,
+        lease_until=None,
+        lease_owner=None,
+        last_error=None,
+        result=None,
+        created_at=now,
+        finished_at=None,
+    )
+
+
+def run_records(runs: list[RunRecord], kind: str) -> list[AuditRecord]:
+    return [
+        AuditRecord(
+            kind if run.state != RunState.FAILED else "run.failed",
+            {
+                "action": run.action,
+                "playbook": run.playbook,
+                "step": run.step,
+                "params": run.params,
+                "not_before": run.not_before,
+                "parent_id": run.parent_id,
+                "error": run.last_error,
+            },
+            run.event_id,
+            run.incident_id,
+            run.id,
+        )
+        for run in runs
+    ]
+
+
+class PlanStage:
+    def __init__(self, registry: Registry, max_age: timedelta) -> None:
+        self._registry = registry
+        self._max_age = max_age
+
+    def __call__(self, item: EventItem, batch: Batch) -> bool:
+        incident = item.incident
+        assert incident is not None, "lifecycle runs first"
+        context = {"alert": item.alert.as_context(), "incident": lifecycle.context(incident)}
+        errors: list[str] = []
+        for playbook in item.fresh:
+            for step in playbook.actions:
+                run = new_run(
+                    run_id=batch.ids.take("action_run"),
+                    incident_id=incident.id,
+                    event_id=item.event.id,
+                    transition=item.alert.transition.value,
+                    action=step.action,
+                    due=batch.now + (step.after or timedelta(0)),
+                    now=batch.now,
+                    max_age=self._max_age,
+                    playbook=playbook.name,
+                    playbook_hash=playbook.content_hash,
+                    step=step.index,
+                    condition=step.condition,
+                    idempotency_key=f"p:{incident.id}:{playbook.name}:{step.index}",
+                    params={},
+                )
+                markup = self._registry.get(step.action).markup
+                try:
+                    run = replace(run, params=render_params(step.params, context, markup))
+                except RenderError as exc:
+                    run = replace(
+                        run,
+                        params=dict(step.params),
+                        state=RunState.FAILED.value,
+                        last_error=f"template error: {exc}",
+                        finished_at=batch.now,
+                    )
+                    errors.append(f"{playbook.name} step {step.index + 1}: {exc}")
+                item.runs.append(run)
+        if not item.opened:
+            self._follow_ups(item, batch, batch.earlier.get(incident.id, []))
+        item.records.extend(run_records(item.runs, "run.planned"))
+        item.records.extend(run_records(item.cancelled, "run.cancelled"))
+        item.errors.extend(errors)
+        return True
+
+    def _follow_ups(self, item: EventItem, batch: Batch, earlier: list[RunRecord]) -> None:
+        transition = item.alert.transition
+        for run in earlier:
+            if run.state in (RunState.FAILED, RunState.CANCELLED):
+                continue
+            if (
+                transition is Transition.RECOVERED
+                and run.state == RunState.PENDING
+                and run.scheduled_at > batch.now
+            ):
+                item.cancelled.append(run)
+                continue
+            follow = self._registry.get(run.action).follow_up(transition, run.params)
+            if follow is None:
+                continue
+            item.runs.append(
+                new_run(
+                    run_id=batch.ids.take("action_run"),
+                    incident_id=run.incident_id,
+                    event_id=item.event.id,
+                    transition=transition.value,
+                    action=follow.action,
+                    due=batch.now,
+                    now=batch.now,
+                    max_age=self._max_age,
+                    playbook=run.playbook,
+                    playbook_hash=run.playbook_hash,
+                    step=run.step,
+                    parent_id=run.id,
+                    params=follow.params,
+                    idempotency_key=f"f:{run.id}:{item.event.id}",
+                )
+            )

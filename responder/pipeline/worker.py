@@ -8,13 +8,14 @@ import time
 import sqlalchemy as sa
 import structlog
 
-from responder.domain import EventState, RunState
+from responder.domain import RunState
 from responder.metrics import Metrics
 from responder.pipeline.notices import NoticePlanner
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.runner import ActionRunner
+from responder.pipeline.wakeup import Wakeup
+from responder.store import events, runs
 from responder.store.db import reader
-from responder.store.tables import ActionRun, AlertEvent
 
 log = structlog.get_logger(__name__)
 _GAUGE_EVERY = 2.0
@@ -40,6 +41,7 @@ class Worker:
         processor: EventProcessor,
         runner: ActionRunner,
         metrics: Metrics,
+        wakeup: Wakeup,
         poll_seconds: float,
         notices: NoticePlanner | None = None,
     ) -> None:
@@ -49,26 +51,23 @@ class Worker:
         self._runner = runner
         self._metrics = metrics
         self._poll = poll_seconds
-        self._wake = threading.Event()
+        self._wake = wakeup
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._gauges_at = 0.0
-        self._arrivals = 0  # events stored by this process's intake, in all
         self._rate_from = (time.monotonic(), 0)
         self.arrival_rate = 0.0
         self.storm = False
-        runner.on_finished = self.wake
 
     def wake(self, arrived: int = 0) -> None:
-        """Something to do: `arrived` new events stored by the intake, or a finished call."""
-        self._arrivals += arrived  # one writer thread calls with arrivals: no lost updates
-        self._wake.set()
+        """Something to do: `arrived` new events stored by the intake."""
+        self._wake.arrived(arrived)
 
     def _in_storm(self) -> bool:
         now = time.monotonic()
         since, counted = self._rate_from
         if now - since >= _RATE_WINDOW:
-            arrivals = self._arrivals
+            arrivals = self._wake.arrivals
             self.arrival_rate = (arrivals - counted) / (now - since)
             self._rate_from = (now, arrivals)
         return self.arrival_rate >= BUSY_RATE
@@ -85,7 +84,7 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
+        self._wake.finished()
         if self._thread is not None:
             self._thread.join(timeout=15)
         self._runner.shutdown()
@@ -122,10 +121,11 @@ class Worker:
             self._metrics.events_processed.labels("processed").inc(batch.processed)
         if batch.failed:
             self._metrics.events_processed.labels("failed").inc(batch.failed)
-        started = self._runner.dispatch()
-        told = self._notices.plan(self._runner.take_notices()) if self._notices else 0
+        self._runner.start(batch.taken)  # committed by now: their calls may begin
+        dispatched = self._runner.dispatch()
+        told = self._notices.plan(dispatched.notices) if self._notices else 0
         self._update_gauges()
-        return bool(batch.processed or batch.failed or started or told)
+        return bool(batch.processed or batch.failed or dispatched.progress or told)
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Run until nothing is due and nothing is in flight (tests and one-shot use)."""
@@ -138,17 +138,9 @@ class Worker:
 
     def _pending_now(self) -> bool:
         with reader(self._engine).connect() as conn:
-            events = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(AlertEvent)
-                .where(AlertEvent.state == EventState.RECEIVED)  # type: ignore[arg-type]
-            ).scalar_one()
-            runs = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(ActionRun)
-                .where(ActionRun.state.in_([RunState.RUNNING]))  # type: ignore[attr-defined]
-            ).scalar_one()
-        return bool(events or runs)
+            waiting = events.count_waiting(conn)
+            running = runs.count_by_state(conn, states=[RunState.RUNNING.value])
+        return bool(waiting or running)
 
     def _update_gauges(self) -> None:
         now = time.monotonic()
@@ -156,20 +148,9 @@ class Worker:
             return
         self._gauges_at = now
         with reader(self._engine).connect() as conn:
-            events = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(AlertEvent)
-                .where(AlertEvent.state == EventState.RECEIVED)  # type: ignore[arg-type]
-            ).scalar_one()
-            table = ActionRun.__table__  # type: ignore[attr-defined]
-            runs: dict[str, int] = {
-                state: count
-                for state, count in conn.execute(
-                    sa.select(table.c.state, sa.func.count())
-                    .where(table.c.state.in_([RunState.PENDING, RunState.RUNNING]))
-                    .group_by(table.c.state)
-                )
-            }
-        self._metrics.queue_depth.labels("events").set(events)
-        self._metrics.queue_depth.labels("runs_pending").set(runs.get(RunState.PENDING, 0))
-        self._metrics.queue_depth.labels("runs_running").set(runs.get(RunState.RUNNING, 0))
+            waiting = events.count_waiting(conn)
+            states = [RunState.PENDING.value, RunState.RUNNING.value]
+            counts = runs.count_by_state(conn, states=states)
+        self._metrics.queue_depth.labels("events").set(waiting)
+        self._metrics.queue_depth.labels("runs_pending").set(counts.get(RunState.PENDING, 0))
+        self._metrics.queue_depth.labels("runs_running").set(counts.get(RunState.RUNNING, 0))

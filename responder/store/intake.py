@@ -163,6 +163,7 @@ COLUMNS = (
     "cycle_key",
     "template",
     "payload",
+    "alert",
     "received_at",
     "state",
     "deliveries",

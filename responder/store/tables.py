@@ -59,6 +59,8 @@ class AlertEvent(SQLModel, table=True):
     cycle_key: str | None = Field(default=None, max_length=128)
     template: str = Field(max_length=16)
     payload: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    # The alert as intake normalised it (`alert_to_json`); NULL for rows from before 0002.
+    alert: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
     received_at: datetime = _ts()
     state: str = Field(default="received", max_length=16)
     deliveries: int = Field(default=1)

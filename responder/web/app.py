@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from responder.metrics import Metrics
+from responder.store.intake import IntakeWriter
 from responder.web.api import HistoryApi
 from responder.web.health import MetricsEndpoint, Readiness, healthz
 from responder.web.webhook import DatadogWebhook, WebhookConfig
 
 WEBHOOK_PATH = "/webhooks/datadog"
 
-if TYPE_CHECKING:
-    from responder.main import Service
+
+@dataclass(frozen=True, slots=True)
+class AppParts:
+    """What the web layer serves, handed over by the composition root."""
+
+    webhook: WebhookConfig
+    writer: IntakeWriter
+    metrics: Metrics
+    engine: sa.Engine
+    api_token: str | None
+    insecure: bool
+    start: Callable[[], None]  # the lifespan's start (intake writer, in-process worker)
+    stop: Callable[[], None]
 
 
 class _Entry:
@@ -38,23 +52,17 @@ class _Entry:
         await self.app(scope, receive, send)
 
 
-def create_app(service: Service) -> ASGIApp:
-    settings = service.settings
-    webhook = DatadogWebhook(
-        WebhookConfig(tuple(settings.webhook_tokens), service.insecure, settings.max_body_bytes),
-        service.writer,
-        service.metrics,
-    )
-    api_token = settings.api_token.get_secret_value() if settings.api_token else None
-    api = HistoryApi(service.engine, api_token, service.insecure)
+def create_app(parts: AppParts) -> ASGIApp:
+    webhook = DatadogWebhook(parts.webhook, parts.writer, parts.metrics)
+    api = HistoryApi(parts.engine, parts.api_token, parts.insecure)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        service.start()
+        parts.start()
         try:
             yield
         finally:
-            service.stop()
+            parts.stop()
 
     routes = [
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
@@ -63,7 +71,7 @@ def create_app(service: Service) -> ASGIApp:
         Route("/api/audit", api.guard(api.audit), methods=["GET"]),
         Route("/api/stats", api.guard(api.stats), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", Readiness(service.engine).handle, methods=["GET"]),
-        Route("/metrics", MetricsEndpoint(service.metrics).handle, methods=["GET"]),
+        Route("/readyz", Readiness(parts.engine).handle, methods=["GET"]),
+        Route("/metrics", MetricsEndpoint(parts.metrics).handle, methods=["GET"]),
     ]
     return _Entry(webhook, Starlette(routes=routes, lifespan=lifespan))

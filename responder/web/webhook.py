@@ -19,6 +19,7 @@ import structlog
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from responder.domain import alert_to_json
 from responder.intake.auth import presented_token, token_matches
 from responder.intake.datadog import PayloadError, normalise
 from responder.metrics import Metrics
@@ -120,6 +121,7 @@ class DatadogWebhook:
             "cycle_key": alert.cycle_key[:128] if alert.cycle_key else None,
             "template": alert.template,
             "payload": payload,
+            "alert": alert_to_json(alert).decode(),
             "received_at": received_at,
             "state": "received",
             "deliveries": 1,

@@ -1,14 +1,8 @@
-"""New action_run and incident rows: their ids before they are written, their audit records."""
+"""Ids for new incident and action_run rows, handed out before the rows are written."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
-
-from responder.domain import RunState
-from responder.pipeline.plan import RunRow
-from responder.store.audit import AuditRecord
 
 
 class RowIds:
@@ -43,24 +37,3 @@ class RowIds:
             )
             free.reverse()
         return free.pop()
-
-
-def run_records(runs: Sequence[RunRow], kind: str) -> list[AuditRecord]:
-    return [
-        AuditRecord(
-            kind if run["state"] != RunState.FAILED else "run.failed",
-            {
-                "action": run["action"],
-                "playbook": run["playbook"],
-                "step": run["step"],
-                "params": run["params"],
-                "not_before": run["not_before"],
-                "parent_id": run["parent_id"],
-                "error": run["last_error"],
-            },
-            run["event_id"],
-            run["incident_id"],
-            run["id"],
-        )
-        for run in runs
-    ]

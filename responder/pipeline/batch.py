@@ -1,0 +1,111 @@
+"""One batch of processed events, gathered for its single write: the incidents opened and
+changed, the runs planned and cancelled, each event's result and the audit records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from responder.domain import EventState, RunState
+from responder.pipeline.claim import Taken
+from responder.pipeline.stages import Batch, EventItem
+from responder.records import IncidentRecord, RunRecord
+from responder.redact import Redactor
+from responder.store import audit, events, incidents, runs
+from responder.store.audit import AuditRecord, PreparedRecord
+from responder.store.db import Bulk, run_bulk
+from responder.store.events import EventResult
+
+CANCELLED_REASON = "cancelled: the incident recovered before this delayed step ran"
+
+
+class BatchWrite:
+    def __init__(self, engine: sa.Engine, redactor: Redactor, now: datetime) -> None:
+        self._engine = engine
+        self._redactor = redactor
+        self.now = now
+        self.opened: dict[int, IncidentRecord] = {}
+        self.changed: dict[int, IncidentRecord] = {}  # existing incidents to write back
+        self.runs: list[RunRecord] = []
+        self.cancelled: list[int] = []
+        self.results: list[EventResult] = []
+        self.records: list[AuditRecord] = []
+        self.taken: list[Taken] = []
+        self.failed = 0
+        self._bulks: list[Bulk] = []
+        self._prepared: list[PreparedRecord] = []
+
+    def keep(self, item: EventItem, batch: Batch) -> None:
+        """Fold a computed event in, where later events of the batch can see it."""
+        incident = item.incident
+        if incident is not None:
+            if item.opened or incident.id in self.opened:
+                self.opened[incident.id] = incident
+            else:
+                self.changed[incident.id] = incident
+            batch.incidents.remember(incident)
+            primary = batch.earlier.setdefault(incident.id, [])
+            primary.extend(run for run in item.runs if run.is_primary)
+            for run in item.cancelled:
+                # Later events of this batch must not cancel or follow it up again.
+                primary[primary.index(run)] = _cancelled(run, self.now)
+        self.cancelled.extend(run.id for run in item.cancelled)
+        self.runs.extend(item.runs)
+        self.records.extend(item.records)
+        self.taken.extend(item.taken)
+        incident_id = incident.id if incident else None
+        outcome = item.outcome if item.outcome is not None else _outcome(item)
+        if incident_id is None:
+            incident_id = outcome.get("incident_id")
+        self.results.append(
+            EventResult(
+                id=item.event.id,
+                state=EventState.PROCESSED.value,
+                incident_id=incident_id,
+                outcome=outcome,
+                processed_at=self.now,
+                attempts=item.event.attempts + 1,
+            )
+        )
+
+    def fail(self, result: EventResult, data: Mapping[str, Any]) -> None:
+        self.failed += 1
+        self.records.append(AuditRecord("event.failed", data, result.id))
+        self.results.append(result)
+
+    def prepare(self) -> None:
+        """Everything the write will send, in the driver's terms, before any lock is taken."""
+        if self.opened:
+            self._bulks.append(incidents.insert(self._engine, list(self.opened.values())))
+        if self.changed:
+            ordered = [self.changed[i] for i in sorted(self.changed)]
+            self._bulks.append(incidents.update(self._engine, ordered))
+        if self.runs:
+            self._bulks.append(runs.insert(self._engine, self.runs))
+        self._bulks.append(events.record_results(self._engine, self.results))
+        self._prepared = audit.prepare(self.records, self._redactor)
+
+    def apply(self, conn: sa.Connection) -> None:
+        """The whole batch in a handful of bulk statements."""
+        for bulk in self._bulks:
+            run_bulk(conn, bulk)
+        runs.cancel_pending(conn, ids=self.cancelled, now=self.now, reason=CANCELLED_REASON)
+        audit.append_prepared(conn, self._prepared)
+
+
+def _outcome(item: EventItem) -> dict[str, Any]:
+    outcome: dict[str, Any] = {
+        "playbooks": [p.name for p in item.matched],
+        "actions": [{"id": r.id, "action": r.action, "state": r.state} for r in item.runs],
+    }
+    if item.errors:
+        outcome["errors"] = item.errors
+    return outcome
+
+
+def _cancelled(run: RunRecord, now: datetime) -> RunRecord:
+    return replace(run, state=RunState.CANCELLED.value, finished_at=now)

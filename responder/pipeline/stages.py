@@ -1,0 +1,67 @@
+"""The event pipeline as a chain of stages, each its own module with one signature.
+
+A stage looks at one event (`EventItem`) within its batch (`Batch`), adds what it decided
+(an incident change, runs, audit records) and returns whether the event goes on. A stage
+that drops an event (a late delivery, say) stops the chain for it; what it recorded is
+kept. Adding a stage (ordering, flap control, silences) is a module and a line in the
+list `main` builds. Stages compute only: the processor writes a whole batch at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from responder.domain import Alert
+from responder.records import IncidentRecord, RunRecord
+from responder.store.audit import AuditRecord
+from responder.store.events import StoredEvent
+from responder.store.ids import RowIds
+
+if TYPE_CHECKING:
+    from responder.pipeline.claim import Taken
+    from responder.pipeline.correlate import Correlation, IncidentIndex
+    from responder.playbooks.schema import Playbook
+
+
+@dataclass(slots=True)
+class Batch:
+    """What the events of one batch share: the incidents they touch and their runs so far."""
+
+    now: datetime
+    ids: RowIds
+    incidents: IncidentIndex
+    earlier: dict[int, list[RunRecord]]  # each incident's primary runs, oldest first
+    playbooks: Sequence[Playbook]
+
+
+@dataclass(slots=True)
+class EventItem:
+    """One event on its way through the chain; each stage fills in its part."""
+
+    event: StoredEvent
+    alert: Alert
+    records: list[AuditRecord] = field(default_factory=list)
+    correlation: Correlation | None = None
+    incident: IncidentRecord | None = None
+    opened: bool = False  # the incident is new with this event
+    matched: list[Playbook] = field(default_factory=list)
+    fresh: list[Playbook] = field(default_factory=list)  # matched, not run for it before
+    runs: list[RunRecord] = field(default_factory=list)
+    cancelled: list[RunRecord] = field(default_factory=list)
+    taken: list[Taken] = field(default_factory=list)  # runs claimed as they were planned
+    errors: list[str] = field(default_factory=list)  # templates that failed to render
+    outcome: dict[str, Any] | None = None  # set by a stage that drops the event
+
+
+class Stage(Protocol):
+    def __call__(self, item: EventItem, batch: Batch) -> bool:
+        """Decide for one event; False drops it (the stages after this one skip it)."""
+        ...
+
+
+def run_chain(stages: Sequence[Stage], item: EventItem, batch: Batch) -> bool:
+    """Take one event through the stages; False when a stage dropped it."""
+    return all(stage(item, batch) for stage in stages)

@@ -1,0 +1,114 @@
+"""The typed records that travel through the pipeline: an incident and an action run.
+
+The store turns rows into these and back (`from_row` / `row`); everything between reads them
+by name. Frozen: a stage that changes an incident or a run makes a new record
+(`dataclasses.replace`), so what an earlier stage saw never changes under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Self
+
+from responder.domain import IncidentStatus, RunState
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRecord:
+    """One problem: a monitor + scope + alert cycle, from first trigger to recovery."""
+
+    id: int
+    key: str
+    group_key: str  # monitor + scope, without the cycle
+    cycle_key: str | None
+    monitor_id: str | None
+    monitor_name: str
+    title: str
+    scope: str
+    priority: str | None
+    service: str | None
+    team: str | None
+    env: str | None
+    status: str  # an IncidentStatus value
+    last_transition: str
+    tags: tuple[str, ...]
+    refs: Mapping[str, Any]  # vendor references, written by the runner only
+    event_count: int
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != IncidentStatus.RESOLVED
+
+    def row(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in _INCIDENT_FIELDS}
+        data["tags"] = list(self.tags)
+        data["refs"] = dict(self.refs)
+        return data
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Self:
+        data = {name: row[name] for name in _INCIDENT_FIELDS}
+        data["tags"] = tuple(row["tags"] or ())
+        data["refs"] = dict(row["refs"] or {})
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One planned outside call (an `action_run` row) and what has happened to it so far."""
+
+    id: int
+    incident_id: int
+    event_id: int
+    parent_id: int | None  # the primary run a follow-up continues
+    playbook: str
+    playbook_hash: str
+    step: int
+    action: str
+    params: Mapping[str, Any]
+    condition: str | None  # `if:` of a delayed step
+    transition: str
+    lane: str  # runs of one lane execute in order of id
+    state: str  # a RunState value
+    idempotency_key: str
+    attempts: int
+    uncertain: bool  # an attempt started and never recorded its outcome
+    scheduled_at: datetime
+    not_before: datetime
+    expires_at: datetime
+    lease_until: datetime | None
+    lease_owner: str | None
+    last_error: str | None
+    result: Mapping[str, Any] | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def is_primary(self) -> bool:
+        return self.parent_id is None
+
+    @property
+    def is_final(self) -> bool:
+        return RunState(self.state).is_final
+
+    def row(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in _RUN_FIELDS}
+        data["params"] = dict(self.params)
+        data["result"] = dict(self.result) if self.result is not None else None
+        return data
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Self:
+        data = {name: row[name] for name in _RUN_FIELDS}
+        data["params"] = dict(row["params"] or {})
+        return cls(**data)
+
+
+_INCIDENT_FIELDS = tuple(f.name for f in fields(IncidentRecord))
+_RUN_FIELDS = tuple(f.name for f in fields(RunRecord))

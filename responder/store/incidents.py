@@ -1,0 +1,108 @@
+"""The incident table: loading what a batch of events touches, writing the pipeline's
+changes, and merging the references vendors leave behind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from responder.domain import IncidentStatus
+from responder.records import IncidentRecord
+from responder.store.db import Bulk, bulk_insert, bulk_update
+from responder.store.tables import Incident
+
+_INCIDENTS: sa.Table = Incident.__table__  # type: ignore[attr-defined]
+# Pipeline-owned columns; `refs` belongs to the runner and is never written with these.
+_PIPELINE_COLUMNS = (
+    "status",
+    "last_transition",
+    "priority",
+    "event_count",
+    "updated_at",
+    "resolved_at",
+)
+_SET_REFS = (
+    sa.update(_INCIDENTS)
+    .where(_INCIDENTS.c.id == sa.bindparam("b_id"))
+    .values(refs=sa.bindparam("refs"))
+)
+
+
+def for_alerts(
+    conn: sa.Connection, *, keys: Iterable[str], open_groups: Iterable[str]
+) -> list[IncidentRecord]:
+    """Incidents with these cycle keys, and the open ones of these groups, oldest first."""
+    rows: list[IncidentRecord] = []
+    for chunk in _chunks(sorted(set(keys))):
+        rows += _select(conn, _INCIDENTS.c.key.in_(chunk))
+    for chunk in _chunks(sorted(set(open_groups))):
+        rows += _select(
+            conn,
+            sa.and_(
+                _INCIDENTS.c.group_key.in_(chunk),
+                _INCIDENTS.c.status != IncidentStatus.RESOLVED.value,
+            ),
+        )
+    return sorted(rows, key=lambda incident: incident.id)
+
+
+def by_ids(conn: sa.Connection, *, ids: Iterable[int]) -> dict[int, IncidentRecord]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return {row.id: row for row in _select(conn, _INCIDENTS.c.id.in_(wanted))}
+
+
+def refs_of(conn: sa.Connection, *, ids: Sequence[int]) -> dict[int, Mapping[str, Any]]:
+    query = sa.select(_INCIDENTS.c.id, _INCIDENTS.c.refs).where(_INCIDENTS.c.id.in_(ids))
+    return {incident_id: refs or {} for incident_id, refs in conn.execute(query)}
+
+
+def insert(engine: sa.Engine, incidents: Sequence[IncidentRecord]) -> Bulk:
+    return bulk_insert(engine, _INCIDENTS, [incident.row() for incident in incidents])
+
+
+def update(engine: sa.Engine, incidents: Sequence[IncidentRecord]) -> Bulk:
+    """The pipeline's changes to existing incidents (never their refs)."""
+    rows = [{"id": i.id, **{c: getattr(i, c) for c in _PIPELINE_COLUMNS}} for i in incidents]
+    return bulk_update(engine, _INCIDENTS, _PIPELINE_COLUMNS, {"id": "id"}, rows)
+
+
+def merge_refs(
+    conn: sa.Connection, *, added: Mapping[int, Mapping[str, Any]]
+) -> dict[int, tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """Merge new vendor references into incidents; returns (before, after) per incident.
+
+    What is known stays (the first root post remains the thread); new fields of the same
+    vendor's reference join it (a PagerDuty incident's URL arriving after its dedup key).
+    """
+    if not added:
+        return {}
+    query = sa.select(_INCIDENTS.c.id, _INCIDENTS.c.refs).where(_INCIDENTS.c.id.in_(sorted(added)))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # two workers finishing at once must not lose a ref
+    changes: dict[int, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+    for incident_id, current in conn.execute(query):
+        before = dict(current or {})
+        known = dict(before)
+        for name, value in added[incident_id].items():
+            earlier = known.get(name)
+            if isinstance(earlier, dict) and isinstance(value, dict):
+                known[name] = {**value, **earlier}
+            else:
+                known.setdefault(name, value)
+        changes[incident_id] = (before, known)
+    conn.execute(_SET_REFS, [{"b_id": i, "refs": after} for i, (_, after) in changes.items()])
+    return changes
+
+
+def _select(conn: sa.Connection, where: sa.ColumnElement[bool]) -> list[IncidentRecord]:
+    rows = conn.execute(sa.select(_INCIDENTS).where(where)).mappings()
+    return [IncidentRecord.from_row(row) for row in rows]
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
