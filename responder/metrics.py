@@ -6,8 +6,23 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
+    events: Counter
+    intake_batch: Histogram
+    events_processed: Counter
+    runs: Counter
+    retries: Counter
+    worker_yields: Counter
+    paced: Counter
+    run_latency: Histogram
+    run_delay: Histogram
+    queue_depth: Gauge
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._intake()
+        self._runs()
+
+    def _intake(self) -> None:
         self.events = Counter(
             "responder_webhook_events",
             "Webhook deliveries by outcome (accepted, duplicate, rejected_*, unavailable)",
@@ -26,6 +41,19 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.worker_yields = Counter(
+            "responder_worker_yields",
+            "Rounds after which the worker rested to leave the intake the CPU (under load)",
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "responder_queue_depth",
+            "Work waiting: events not yet processed, action runs pending or running",
+            ["queue"],
+            registry=self.registry,
+        )
+
+    def _runs(self) -> None:
         self.runs = Counter(
             "responder_action_runs",
             "Action runs that reached a state, by action",
@@ -36,11 +64,6 @@ class Metrics:
             "responder_action_retries",
             "Attempts rescheduled after a retryable failure, by action",
             ["action"],
-            registry=self.registry,
-        )
-        self.worker_yields = Counter(
-            "responder_worker_yields",
-            "Rounds after which the worker rested to leave the intake the CPU (under load)",
             registry=self.registry,
         )
         self.paced = Counter(
@@ -61,11 +84,5 @@ class Metrics:
             "From a run becoming due to its final outcome, by action",
             ["action"],
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600, 3600),
-            registry=self.registry,
-        )
-        self.queue_depth = Gauge(
-            "responder_queue_depth",
-            "Work waiting: events not yet processed, action runs pending or running",
-            ["queue"],
             registry=self.registry,
         )
