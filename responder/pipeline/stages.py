@@ -18,7 +18,6 @@ from responder.domain import Alert
 from responder.records import IncidentRecord, RunRecord
 from responder.store.audit import AuditRecord
 from responder.store.events import StoredEvent
-from responder.store.ids import RowIds
 
 if TYPE_CHECKING:
     from responder.pipeline.claim import Taken
@@ -26,12 +25,18 @@ if TYPE_CHECKING:
     from responder.playbooks.schema import Playbook
 
 
+class IdSource(Protocol):
+    """Ids for new rows, taken before they are written (`store.ids.RowIds`)."""
+
+    def take(self, table: str) -> int: ...
+
+
 @dataclass(slots=True)
 class Batch:
     """What the events of one batch share: the incidents they touch and their runs so far."""
 
     now: datetime
-    ids: RowIds
+    ids: IdSource
     incidents: IncidentIndex
     earlier: dict[int, list[RunRecord]]  # each incident's primary runs, oldest first
     playbooks: Sequence[Playbook]
