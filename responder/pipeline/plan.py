@@ -105,24 +105,16 @@ class PlanStage:
         incident = item.incident
         assert incident is not None, "lifecycle runs first"
         context = {"alert": item.alert.as_context(), "incident": lifecycle.context(incident)}
-        errors: list[str] = []
         for playbook in item.fresh:
             for step in playbook.actions:
-                run = new_run(
-                    run_id=batch.ids.take("action_run"),
-                    incident_id=incident.id,
-                    event_id=item.event.id,
-                    transition=item.alert.transition.value,
-                    action=step.action,
+                run = self._run(
+                    item,
+                    batch,
+                    step.action,
                     due=batch.now + (step.after or timedelta(0)),
-                    now=batch.now,
-                    max_age=self._max_age,
-                    playbook=playbook.name,
-                    playbook_hash=playbook.content_hash,
-                    step=step.index,
+                    playbook=(playbook.name, playbook.content_hash, step.index),
+                    key=f"p:{incident.id}:{playbook.name}:{step.index}",
                     condition=step.condition,
-                    idempotency_key=f"p:{incident.id}:{playbook.name}:{step.index}",
-                    params={},
                 )
                 markup = self._registry.get(step.action).markup
                 try:
@@ -135,13 +127,12 @@ class PlanStage:
                         last_error=f"template error: {exc}",
                         finished_at=batch.now,
                     )
-                    errors.append(f"{playbook.name} step {step.index + 1}: {exc}")
+                    item.errors.append(f"{playbook.name} step {step.index + 1}: {exc}")
                 item.runs.append(run)
         if not item.opened:
             self._follow_ups(item, batch, batch.earlier.get(incident.id, []))
         item.records.extend(run_records(item.runs, "run.planned"))
         item.records.extend(run_records(item.cancelled, "run.cancelled"))
-        item.errors.extend(errors)
         return True
 
     def _follow_ups(self, item: EventItem, batch: Batch, earlier: list[RunRecord]) -> None:
@@ -159,21 +150,45 @@ class PlanStage:
             follow = self._registry.get(run.action).follow_up(transition, run.params)
             if follow is None:
                 continue
-            item.runs.append(
-                new_run(
-                    run_id=batch.ids.take("action_run"),
-                    incident_id=run.incident_id,
-                    event_id=item.event.id,
-                    transition=transition.value,
-                    action=follow.action,
-                    due=batch.now,
-                    now=batch.now,
-                    max_age=self._max_age,
-                    playbook=run.playbook,
-                    playbook_hash=run.playbook_hash,
-                    step=run.step,
-                    parent_id=run.id,
-                    params=follow.params,
-                    idempotency_key=f"f:{run.id}:{item.event.id}",
-                )
+            follow_up = self._run(
+                item,
+                batch,
+                follow.action,
+                due=batch.now,
+                playbook=(run.playbook, run.playbook_hash, run.step),
+                key=f"f:{run.id}:{item.event.id}",
+                parent_id=run.id,
             )
+            item.runs.append(replace(follow_up, params=dict(follow.params)))
+
+    def _run(
+        self,
+        item: EventItem,
+        batch: Batch,
+        action: str,
+        *,
+        due: datetime,
+        playbook: tuple[str, str, int],  # name, content hash, step index
+        key: str,
+        parent_id: int | None = None,
+        condition: str | None = None,
+    ) -> RunRecord:
+        assert item.incident is not None
+        name, content_hash, step = playbook
+        return new_run(
+            run_id=batch.ids.take("action_run"),
+            incident_id=item.incident.id,
+            event_id=item.event.id,
+            transition=item.alert.transition.value,
+            action=action,
+            due=due,
+            now=batch.now,
+            max_age=self._max_age,
+            playbook=name,
+            playbook_hash=content_hash,
+            step=step,
+            idempotency_key=key,
+            params={},
+            parent_id=parent_id,
+            condition=condition,
+        )

@@ -17,16 +17,17 @@ from responder.store.tables import AlertEvent
 _EVENTS: sa.Table = AlertEvent.__table__  # type: ignore[attr-defined]
 _RESULT_COLUMNS = ("state", "incident_id", "outcome", "processed_at", "attempts")
 _SEQUENCER_LOCK = 0x7265737053455131  # arbitrary, fixed: "respSEQ1"
+# The columns of a StoredEvent, in its order.
+_STORED = sa.select(
+    _EVENTS.c.id,
+    _EVENTS.c.alert,
+    _EVENTS.c.payload,
+    _EVENTS.c.received_at,
+    _EVENTS.c.deliveries,
+    _EVENTS.c.attempts,
+)
 _WAITING = (
-    sa.select(
-        _EVENTS.c.id,
-        _EVENTS.c.alert,
-        _EVENTS.c.payload,
-        _EVENTS.c.received_at,
-        _EVENTS.c.deliveries,
-        _EVENTS.c.attempts,
-    )
-    .where(_EVENTS.c.state == EventState.RECEIVED.value)
+    _STORED.where(_EVENTS.c.state == EventState.RECEIVED.value)
     .order_by(_EVENTS.c.id)
     .limit(sa.bindparam("limit", type_=sa.Integer()))
 )
@@ -92,15 +93,8 @@ def alerts_of(conn: sa.Connection, *, ids: Iterable[int]) -> dict[int, StoredEve
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    query = sa.select(
-        _EVENTS.c.id,
-        _EVENTS.c.alert,
-        _EVENTS.c.payload,
-        _EVENTS.c.received_at,
-        _EVENTS.c.deliveries,
-        _EVENTS.c.attempts,
-    ).where(_EVENTS.c.id.in_(wanted))
-    return {row[0]: StoredEvent(*row) for row in conn.execute(query)}
+    rows = conn.execute(_STORED.where(_EVENTS.c.id.in_(wanted)))
+    return {row[0]: StoredEvent(*row) for row in rows}
 
 
 def count_waiting(conn: sa.Connection) -> int:
