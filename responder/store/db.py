@@ -187,6 +187,12 @@ def placeholder(conn: sa.Connection) -> str:
     return "?" if conn.dialect.name == "sqlite" else "%s"
 
 
+def ping(engine: sa.Engine) -> None:
+    """Raise unless the database answers a trivial query."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
 def reader(engine: sa.Engine) -> sa.Engine:
     """The same engine for read-only work: on SQLite it does not take the write lock."""
     return engine.execution_options(read_only=True)

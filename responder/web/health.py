@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from responder.metrics import Metrics
-from responder.store.db import reader
+from responder.store.db import ping, reader
 from responder.store.migrate import is_current
 from responder.web.webhook import json_response
 
@@ -35,8 +35,7 @@ class Readiness:
         return json_response({"status": "ready"}, 200)
 
     def _check(self) -> bool:
-        with self._engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        ping(self._engine)
         return is_current(self._engine)
 
 
