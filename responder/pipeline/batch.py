@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from responder.domain import EventState, RunState
-from responder.pipeline.claim import Taken
+from responder.pipeline.jobs import Taken
 from responder.pipeline.stages import Batch, EventItem
 from responder.records import IncidentRecord, RunRecord
 from responder.redact import Redactor

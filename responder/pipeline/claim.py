@@ -19,38 +19,15 @@ from responder.actions import Action, ActionContext, Registry
 from responder.domain import Alert, RunState
 from responder.metrics import Metrics
 from responder.pipeline.alerts import AlertSource
-from responder.pipeline.outcomes import Outcome, context, run_summary, settle_early
+from responder.pipeline.jobs import Claim, Job, Taken
+from responder.pipeline.outcomes import Finished, context, run_summary, settle_early
 from responder.pipeline.pacing import Pacer
-from responder.pipeline.record import Finished, outcome_rows
+from responder.pipeline.record import outcome_rows
 from responder.records import IncidentRecord, RunRecord
 from responder.redact import Redactor
 from responder.store import audit, incidents, runs
 from responder.store.audit import AuditRecord, PreparedRecord
 from responder.store.db import Bulk, reader, run_bulk, transaction
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A claimed run, ready to call: its record as claimed and the context the action sees."""
-
-    run: RunRecord
-    ctx: ActionContext
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    jobs: list[Job]  # leased, to be called
-    settled: list[Finished]  # claimed and finished at once
-
-
-@dataclass(frozen=True, slots=True)
-class Taken:
-    """A fresh run claimed as it was planned: inserted as `run`, then called or counted."""
-
-    run: RunRecord
-    record: AuditRecord
-    job: Job | None  # to call once its row is committed
-    settled: Outcome | None  # or settled at once, to count once committed
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 from responder.actions import ActionError, Registry
 from responder.domain import RunState
 from responder.metrics import Metrics
-from responder.pipeline.claim import Job
-from responder.pipeline.outcomes import Outcome, from_error, from_result
-from responder.pipeline.record import Finished
+from responder.pipeline.jobs import Job
+from responder.pipeline.outcomes import Finished, Outcome, from_error, from_result
 from responder.pipeline.wakeup import Wakeup
 from responder.redact import Redactor
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from responder.actions import Conversation, Registry, incident_links
 from responder.domain import RunState
 from responder.pipeline.outcomes import Outcome
-from responder.pipeline.plan import new_run, run_records
+from responder.pipeline.planned import new_run, run_records
 from responder.records import RunRecord
 from responder.redact import Redactor
 from responder.store import audit, incidents, runs

@@ -30,6 +30,9 @@ class Outcome:
     kind: str = "run.succeeded"
 
 
+Finished = tuple[RunRecord, Outcome]  # a run and what its attempt amounted to
+
+
 def context(
     run: RunRecord,
     incident: IncidentRecord,

@@ -21,9 +21,9 @@ import structlog
 from responder.domain import EventState
 from responder.pipeline.alerts import stored_alert
 from responder.pipeline.batch import BatchWrite
-from responder.pipeline.claim import Taken
 from responder.pipeline.contexts import AlertContexts
-from responder.pipeline.correlate import IncidentIndex
+from responder.pipeline.incidents import IncidentIndex
+from responder.pipeline.jobs import Taken
 from responder.pipeline.stages import Batch, EventItem, Stage, run_chain
 from responder.playbooks.schema import Playbook
 from responder.redact import Redactor

@@ -14,7 +14,7 @@ import structlog
 from responder.domain import RunState
 from responder.metrics import Metrics
 from responder.pipeline.notices import Notice, NoticeRules
-from responder.pipeline.outcomes import Outcome
+from responder.pipeline.outcomes import Finished, Outcome
 from responder.records import RunRecord
 from responder.redact import Redactor
 from responder.store import audit, incidents, runs
@@ -22,8 +22,6 @@ from responder.store.audit import AuditRecord
 from responder.store.db import run_bulk, transaction
 
 log = structlog.get_logger(__name__)
-
-Finished = tuple[RunRecord, Outcome]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from responder.actions import Registry
 from responder.metrics import Metrics
 from responder.pipeline.alerts import AlertSource
-from responder.pipeline.claim import Claim, Claimer, Taken
+from responder.pipeline.claim import Claimer
 from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.execute import Executor
+from responder.pipeline.jobs import Claim, Taken
 from responder.pipeline.notices import Notice, NoticeRules
 from responder.pipeline.record import Recorder, count
 from responder.pipeline.wakeup import Wakeup

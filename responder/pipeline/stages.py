@@ -20,8 +20,8 @@ from responder.store.audit import AuditRecord
 from responder.store.events import StoredEvent
 
 if TYPE_CHECKING:
-    from responder.pipeline.claim import Taken
-    from responder.pipeline.correlate import Correlation, IncidentIndex
+    from responder.pipeline.incidents import Correlation, IncidentIndex
+    from responder.pipeline.jobs import Taken
     from responder.playbooks.schema import Playbook
 
 
