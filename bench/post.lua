@@ -4,7 +4,7 @@
 --
 -- Unique ids matter: a repeated id is a duplicate delivery, which the service answers 200
 -- without storing anything, and that would flatter its throughput. Ids are all digits, like
--- Datadog's event ids and like shared/bench/load.py.
+-- Datadog's event ids and like bench/load.py.
 -- done() prints one "WRK_JSON {...}" line so run.py need not parse wrk's human output.
 
 local threads = {}

@@ -10,7 +10,7 @@ One run measures, one after another (the machine has 2 cores: never two servers 
   sqlite    `responder serve` on a fresh SQLite file, the repo's playbooks, no Slack token
   postgres  `responder serve` on a fresh PostgreSQL database responder_bench_<pid>
 
-each with open-loop load (shared/bench/load.py) at 500, 1000 and 2000 webhooks/s and then
+each with open-loop load (bench/load.py) at 500, 1000 and 2000 webhooks/s and then
 closed-loop saturation with wrk; then end to end: the service on SQLite posting to the Slack
 fake (bench/slack_sink.py) at 200 webhooks/s, timing webhook sent -> Slack message received.
 The last line is `BENCH_SUMMARY {json}`. Logs and the summary land in bench/results/.
@@ -41,9 +41,8 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "bench"
-LOAD_PY = SHARED / "load.py"
-PAYLOAD = SHARED / "payloads" / "datadog_webhook.json"
+LOAD_PY = BENCH / "load.py"
+PAYLOAD = BENCH / "webhook.json"  # one Datadog delivery; {{ID}} and {{TS}} vary per request
 RESULTS = BENCH / "results"
 PYTHON = sys.executable
 RESPONDER = str(Path(PYTHON).with_name("responder"))
@@ -398,7 +397,7 @@ def settle(server: Server, limit: float) -> dict[str, Any]:
 
 
 def open_loop(server: Server, rate: int, duration: float, warmup: float) -> dict[str, Any]:
-    """shared/bench/load.py at a fixed arrival rate; its BENCH_JSON plus server CPU."""
+    """bench/load.py at a fixed arrival rate; its BENCH_JSON plus server CPU."""
     argv = [
         PYTHON,
         str(LOAD_PY),
@@ -410,9 +409,8 @@ def open_loop(server: Server, rate: int, duration: float, warmup: float) -> dict
         str(duration + warmup),  # load.py's warmup is the first part of its duration
         "--warmup",
         str(warmup),
-        "--header",
-        f"X-Responder-Token:{TOKEN}",
-        "--quiet",
+        "--token",
+        TOKEN,
     ]
     before_metrics = scrape(server)
     cpu0 = server.snapshot()
@@ -992,9 +990,6 @@ def main() -> int:
         help="start each target at once instead of waiting (bounded) for a quiet machine",
     )
     args = parser.parse_args()
-    if not LOAD_PY.exists():
-        print(f"missing {LOAD_PY}", file=sys.stderr)
-        return 2
     plan = Plan(args.quick)
     if args.no_idle_wait:
         plan.idle_wait = 0.0

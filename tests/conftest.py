@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from responder.store import db, migrate
+from tests.samples import SAMPLES
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -80,5 +81,5 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
-    """The Datadog webhook samples in the `shared` folder beside the repository."""
-    return Path(__file__).resolve().parents[2] / "shared" / "datadog" / "samples"
+    """The Datadog webhook samples in the repository (tests/samples/datadog)."""
+    return SAMPLES

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from responder.actions import ActionContext, IncidentView
 from responder.domain import Transition
 from responder.intake.datadog import normalise
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "datadog" / "samples"
+from tests.samples import SAMPLES
 
 
 def alert_context(sample: str, **overrides: Any) -> dict[str, Any]:

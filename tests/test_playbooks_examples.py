@@ -15,9 +15,9 @@ from responder.intake.datadog import normalise
 from responder.main import build_registry
 from responder.playbooks import Playbook, load_playbooks, render_params, select
 from responder.settings import Settings
+from tests.samples import SAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "datadog" / "samples"
 
 
 # The service's own actions, as `responder serve` builds them (no credentials needed).
@@ -38,6 +38,12 @@ EXPECTED: dict[str, list[str]] = {
     "fraud-detection-down.recovered.json": [],
     "checkout-error-rate.triggered.json": ["checkout-error-rate"],
     "checkout-error-rate.recovered.json": [],
+    "payment-failure-rate.re-triggered.json": ["payment-failure-rate"],
+    "fraud-detection-down.warn.json": ["fraud-detection-down"],
+    "fraud-detection-down.re-warn.json": ["fraud-detection-down"],
+    "checkout-error-rate.no-data.json": ["checkout-error-rate"],
+    "checkout-error-rate.re-no-data.json": ["checkout-error-rate"],
+    "default-template.payment-failure-rate.recovered.json": [],
 }
 
 

@@ -1,8 +1,9 @@
 """A local fake of the Datadog API: incidents (v2), notebooks (v1), workflow instances (v2).
 
-Runs a ThreadingHTTPServer on 127.0.0.1 and checks requests against what the OpenAPI specs in
-shared/vendor-specs require (required fields, types, enums, lengths); answers have the shapes
-of the SDK repository's recorded cassettes. Tests inspect the state and inject faults.
+Runs a ThreadingHTTPServer on 127.0.0.1 and checks requests against what Datadog's published
+OpenAPI specs require (required fields, types, enums, lengths), written out below as the
+fake's own rules; answers have the shapes of the SDK repository's recorded cassettes. Tests
+inspect the state and inject faults.
 """
 
 from __future__ import annotations
