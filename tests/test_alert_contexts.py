@@ -3,12 +3,43 @@
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
+from datetime import UTC, datetime
 
+from responder.domain import Alert, Transition, tag_map
 from responder.pipeline.contexts import AlertContexts
 
+_TAGS = ("env:prod", "team:payments")
+_BASE = Alert(
+    source_id="0",
+    monitor_id="148275309",
+    monitor_name="High Payment Failure Rate",
+    title="[Triggered] High Payment Failure Rate",
+    transition=Transition.TRIGGERED,
+    alert_type="error",
+    priority="P1",
+    status_text=None,
+    query=None,
+    metric=None,
+    scope="",
+    cycle_key="7716548234000001111",
+    aggreg_key=None,
+    hostname=None,
+    tags=_TAGS,
+    tag_map=tag_map(_TAGS),
+    message=None,
+    link=None,
+    snapshot=None,
+    date=datetime(2026, 11, 18, 12, 0, tzinfo=UTC),
+    org_id=None,
+    org_name=None,
+    event_type=None,
+    template="responder",
+)
 
-def context(n: int) -> dict[str, object]:
-    return {"id": str(n), "tags": {"env": "prod", "team": "payments"}, "tag_list": ["env:prod"]}
+
+def context(n: int) -> Alert:
+    return replace(_BASE, source_id=str(n), tag_map=tag_map(_TAGS))
 
 
 def test_a_context_comes_back_as_it_was_put() -> None:
@@ -21,7 +52,7 @@ def test_each_take_is_a_copy_a_template_cannot_change_for_the_next_run() -> None
     contexts = AlertContexts()
     contexts.put(1, context(1))
     first = contexts.take([1])[1]
-    first["tags"]["env"] = "staging"  # type: ignore[index]
+    first.tag_map["env"] = "staging"
     assert contexts.take([1])[1] == context(1)
 
 
@@ -33,10 +64,10 @@ def test_the_oldest_entries_go_first_past_the_capacity() -> None:
 
 
 def test_a_full_cache_adds_nothing_for_the_garbage_collector_to_walk() -> None:
-    # Nested dicts would each be tracked: 20,000 of them made full collections pause the
-    # whole process (acknowledgements included) for tens of milliseconds.
-    # As dicts, 5,000 contexts would add 15,000 tracked objects; the margin is for whatever
-    # else the process does meanwhile.
+    # Alerts with their tag dicts would each be tracked: 20,000 of them made full
+    # collections pause the whole process (acknowledgements included) for tens of
+    # milliseconds. As objects, 5,000 alerts would add over 15,000 tracked objects; the
+    # margin is for whatever else the process does meanwhile.
     contexts = AlertContexts(capacity=5_000)
     gc.collect()
     before = len(gc.get_objects())

@@ -52,14 +52,12 @@ class Script:
 
 
 class ScriptedAction:
+    name: ClassVar[str] = "test.call"
     params: ClassVar[type[StepParams]] = CallParams
     markup: ClassVar[str] = "plain"
     wants_runs: ClassVar[bool] = False
 
-    def __init__(
-        self, name: str, script: Script, configured: bool = True, paced: Pace | None = None
-    ) -> None:
-        self.name = name  # type: ignore[misc]
+    def __init__(self, script: Script, configured: bool = True, paced: Pace | None = None) -> None:
         self.paced = paced
         self.script = script
         self._configured = configured
@@ -86,6 +84,14 @@ class ScriptedAction:
         if self.name == "test.call" and transition.is_recovery:
             return FollowUp("test.undo", {"target": params["target"]})
         return None
+
+
+def scripted(
+    name: str, script: Script, configured: bool = True, paced: Pace | None = None
+) -> ScriptedAction:
+    """A scripted action under `name` (a class of its own: an action's name is its class's)."""
+    kind: type[ScriptedAction] = type(f"Scripted[{name}]", (ScriptedAction,), {"name": name})
+    return kind(script, configured, paced)
 
 
 @dataclass
@@ -158,9 +164,9 @@ def rig(engine: sa.Engine, tmp_path: Path, samples_dir: Path) -> Iterator[Rig]:
     script = Script()
     registry = Registry(
         [
-            ScriptedAction("test.call", script),
-            ScriptedAction("test.undo", script),
-            ScriptedAction("test.later", script),
+            scripted("test.call", script),
+            scripted("test.undo", script),
+            scripted("test.later", script),
         ]
     )
     playbooks = load_playbooks(tmp_path, registry.params_models())
@@ -314,7 +320,7 @@ def test_unconfigured_actions_are_skipped_with_the_request(
 ) -> None:
     (tmp_path / "p.yaml").write_text("name: p\nactions:\n  - test.call: {target: x}\n")
     script = Script()
-    registry = Registry([ScriptedAction("test.call", script, configured=False)])
+    registry = Registry([scripted("test.call", script, configured=False)])
     playbooks = load_playbooks(tmp_path, registry.params_models())
     processor = EventProcessor(
         engine, build_stages(registry, timedelta(1)), lambda: playbooks, Redactor([])
@@ -420,7 +426,8 @@ def test_intake_writer_groups_rows_and_answers_each(engine: sa.Engine) -> None:
     assert len({r.event_id for r in results}) == 150
     assert sum(sizes) == 200 and len(sizes) < 200  # several rows per commit
     with engine.connect() as conn:
-        stored = dict(conn.execute(sa.text("SELECT id, fingerprint FROM alert_event")).all())
+        rows = conn.execute(sa.text("SELECT id, fingerprint FROM alert_event")).all()
+        stored: dict[int, str] = {row[0]: row[1] for row in rows}
     for i, result in enumerate(results):  # every answer names the row of its own delivery
         assert stored[result.event_id] == f"dd:group-{i % 150}"
 
@@ -467,7 +474,7 @@ def test_a_polled_run_keeps_its_answer_between_calls_and_sees_the_timeline(
     )
     script = Script()
     job = PollingAction()
-    registry = Registry([ScriptedAction("test.call", script), job])
+    registry = Registry([scripted("test.call", script), job])
     playbooks = load_playbooks(tmp_path, registry.params_models())
     processor = EventProcessor(
         engine, build_stages(registry, timedelta(hours=1)), lambda: playbooks, Redactor([])
@@ -498,6 +505,7 @@ def test_a_polled_run_keeps_its_answer_between_calls_and_sees_the_timeline(
         assert "run.retry" not in kinds
         with Session(engine) as session:
             incident = session.exec(select(Incident)).one()
+        assert incident.refs is not None
         assert incident.refs["job"] == {"id": "j-1"}
     finally:
         runner.shutdown()
@@ -510,7 +518,7 @@ def test_calls_sharing_a_pace_go_one_per_interval_in_order(
         "name: paced\nactions:\n  - test.call: {target: '{{ alert.tags.service }}'}\n"
     )
     script = Script()
-    registry = Registry([ScriptedAction("test.call", script, paced=Pace("chan", 0.3))])
+    registry = Registry([scripted("test.call", script, paced=Pace("chan", 0.3))])
     playbooks = load_playbooks(tmp_path, registry.params_models())
     processor = EventProcessor(
         engine, build_stages(registry, timedelta(hours=1)), lambda: playbooks, Redactor([])
