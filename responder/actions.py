@@ -67,6 +67,22 @@ def parse_time(value: object) -> datetime | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
+_DURATION_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def format_duration(seconds: float) -> str:
+    """750 -> "12m 30s", 90_061 -> "1d 1h 1m", 90_005 -> "1d 1h": the three units from the
+    largest one present, zeros left out. Seconds next to days would be noise (and a "1d 5s"
+    reads like a typo); whoever needs the exact figure gets the seconds themselves."""
+    left = max(int(seconds), 0)
+    counts: list[tuple[int, str]] = []
+    for unit, size in _DURATION_UNITS:
+        count, left = divmod(left, size)
+        if count or counts:
+            counts.append((count, unit))
+    return " ".join(f"{count}{unit}" for count, unit in counts[:3] if count) or "0s"
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentView:
     """What an action may know about the incident it works for, read fresh before each attempt."""

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from responder.actions import parse_time, retry_seconds
+from responder.actions import format_duration, parse_time, retry_seconds
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,27 @@ def test_an_offset_time_keeps_its_instant() -> None:
 )
 def test_retry_after_in_seconds(value: object, expected: float | None) -> None:
     assert retry_seconds(value) == expected
+
+
+def test_format_duration() -> None:
+    assert format_duration(750) == "12m 30s"
+    assert format_duration(45) == "45s"
+    assert format_duration(3600) == "1h"
+    assert format_duration(90061) == "1d 1h 1m"
+    assert format_duration(-5) == "0s"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (0, "0s"),
+        (59.9, "59s"),  # whole seconds, never rounded up past what happened
+        (3605, "1h 5s"),  # under a day the seconds still fall within three units
+        (90_005, "1d 1h"),  # seconds are not among the three units from days
+        (86_405, "1d"),  # not "1d 5s"
+        (86_400 + 60, "1d 1m"),
+        (3 * 86_400 + 7_200 + 300 + 9, "3d 2h 5m"),
+    ],
+)
+def test_a_duration_shows_three_units_from_the_largest(seconds: float, expected: str) -> None:
+    assert format_duration(seconds) == expected

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from integrations.slack import PostParams, slack_actions
-from integrations.slack.blocks import clip, escape, format_duration
+from integrations.slack.blocks import clip, escape
 from responder.actions import (
     Action,
     ActionError,
@@ -564,14 +564,6 @@ def test_clip_never_splits_an_entity_or_a_link() -> None:
     assert clip(escape("a&b"), 4) == "a…"
     assert clip("x <https://example.com|link> tail", 10) == "x …"
     assert len(clip(escape("<" * 1000), 150)) <= 150
-
-
-def test_format_duration() -> None:
-    assert format_duration(750) == "12m 30s"
-    assert format_duration(45) == "45s"
-    assert format_duration(3600) == "1h"
-    assert format_duration(90061) == "1d 1h 1m"
-    assert format_duration(-5) == "0s"
 
 
 # -- notices and links ---------------------------------------------------------------------

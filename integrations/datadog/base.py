@@ -133,17 +133,6 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def format_duration(seconds: float) -> str:
-    """750 -> "12m 30s"; the largest three units, for people reading a timeline."""
-    left = max(int(seconds), 0)
-    parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, left = divmod(left, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return " ".join(parts[:3]) or "0s"
-
-
 def alert_links(ctx: ActionContext, links: AppLinks) -> list[Link]:
     """The monitor, the notification's event and its graph snapshot, where known."""
     found = [

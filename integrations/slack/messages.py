@@ -10,7 +10,7 @@ from typing import Any
 
 from integrations.slack import blocks as bk
 from integrations.slack.params import PostParams
-from responder.actions import ActionContext, incident_links, parse_time
+from responder.actions import ActionContext, format_duration, incident_links, parse_time
 
 Message = tuple[str, list[bk.Block]]
 
@@ -70,7 +70,7 @@ def _recovered_after(ctx: ActionContext) -> str:
     ended = parse_time(ctx.alert.get("date")) or parse_time(ctx.incident.resolved_at)
     if opened is None or ended is None or ended < opened:
         return "Recovered"
-    return f"Recovered after {bk.format_duration((ended - opened).total_seconds())}"
+    return f"Recovered after {format_duration((ended - opened).total_seconds())}"
 
 
 def _text(value: object) -> str | None:
