@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from responder.domain import Transition
+from responder.domain import Alert, Transition
 
 
 class StepParams(BaseModel):
@@ -67,6 +67,19 @@ def parse_time(value: object) -> datetime | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
+def iso_utc(moment: datetime) -> str:
+    """One spelling of an instant for vendors and audits, whatever zone it was read in."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def text_or_none(value: object) -> str | None:
+    """Text from an untyped place (a ref, a run summary, a param), stripped; None when blank."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
 _DURATION_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 
@@ -94,8 +107,8 @@ class IncidentView:
     monitor_id: str | None
     scope: str
     priority: str | None
-    opened_at: str
-    resolved_at: str | None
+    opened_at: datetime  # aware
+    resolved_at: datetime | None  # when we marked it resolved, not when Datadog saw it recover
     refs: Mapping[str, Any]
 
 
@@ -105,7 +118,7 @@ class ActionContext:
     action: str
     params: Mapping[str, Any]  # rendered, validated by the action's `params` model
     incident: IncidentView
-    alert: Mapping[str, Any]  # `Alert.as_context()` of the event that planned this run
+    alert: Alert  # of the event that planned this run
     transition: Transition
     idempotency_key: str
     attempt: int  # 1 for the first try
@@ -123,6 +136,38 @@ class ActionContext:
         """Whether an earlier attempt may have done the work: one with no recorded outcome,
         or any retry (a timeout can lose the answer to a call the vendor carried out)."""
         return self.uncertain or self.attempt > 1
+
+    # The alert's facts first, the incident's for what this alert leaves out: a payload from
+    # Datadog's default template has no priority and no scope, and maybe no monitor id.
+
+    @property
+    def priority(self) -> str | None:
+        return self.alert.priority or self.incident.priority
+
+    @property
+    def monitor_id(self) -> str | None:
+        return self.alert.monitor_id or self.incident.monitor_id
+
+    @property
+    def scope(self) -> str:
+        return self.alert.scope or self.incident.scope
+
+    @property
+    def recovered_at(self) -> datetime | None:
+        """When the problem ended, if it has: a recovery's own time (Datadog's, which our
+        resolved_at trails by the delivery), else when the incident was marked resolved.
+        Any other alert's date is when it fired, which says nothing about the recovery."""
+        if self.alert.transition.is_recovery:
+            return self.alert.date
+        return self.incident.resolved_at
+
+    @property
+    def time_to_recover(self) -> timedelta | None:
+        """From opening to recovery; None before a recovery, or if clocks put it first."""
+        recovered = self.recovered_at
+        if recovered is None or recovered < self.incident.opened_at:
+            return None
+        return recovered - self.incident.opened_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,9 @@ Each is (fallback text, blocks); `blocks` turns the card into Block Kit and esca
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from integrations.slack import blocks as bk
 from integrations.slack.params import PostParams
-from responder.actions import ActionContext, format_duration, incident_links, parse_time
+from responder.actions import ActionContext, format_duration, incident_links
 
 Message = tuple[str, list[bk.Block]]
 
@@ -43,21 +40,19 @@ def resolved_root(ctx: ActionContext) -> Message:
 
 def _card(ctx: ActionContext) -> bk.IncidentCard:
     alert, incident = ctx.alert, ctx.incident
-    raw_tags = alert.get("tags")
-    tags: Mapping[str, Any] = raw_tags if isinstance(raw_tags, Mapping) else {}
     return bk.IncidentCard(
-        title=_text(alert.get("title")) or incident.title,
-        monitor=_text(alert.get("monitor")) or incident.title,
-        monitor_id=_text(alert.get("monitor_id")) or incident.monitor_id,
-        priority=_text(alert.get("priority")) or incident.priority,
-        scope=_text(alert.get("scope")) or incident.scope,
-        service=_text(tags.get("service")),
-        env=_text(tags.get("env")),
-        transition=_text(alert.get("transition")) or ctx.transition.value,
-        status=_text(alert.get("status")),
-        message=_text(alert.get("message")),
-        event_link=_text(alert.get("link")),
-        snapshot=_text(alert.get("snapshot")),
+        title=alert.title or incident.title,
+        monitor=alert.monitor_name or incident.title,
+        monitor_id=ctx.monitor_id,
+        priority=ctx.priority,
+        scope=ctx.scope,
+        service=alert.tag("service"),
+        env=alert.tag("env"),
+        transition=alert.transition.value,
+        status=alert.status_text,
+        message=alert.message,
+        event_link=alert.link,
+        snapshot=alert.snapshot,
         links=tuple(
             (link.title, link.url) for link in incident_links(incident.refs, exclude="slack")
         ),
@@ -65,16 +60,7 @@ def _card(ctx: ActionContext) -> bk.IncidentCard:
 
 
 def _recovered_after(ctx: ActionContext) -> str:
-    opened = parse_time(ctx.incident.opened_at)
-    # Datadog's own time for the recovery first; our resolved_at is when we heard of it.
-    ended = parse_time(ctx.alert.get("date")) or parse_time(ctx.incident.resolved_at)
-    if opened is None or ended is None or ended < opened:
+    took = ctx.time_to_recover
+    if took is None:
         return "Recovered"
-    return f"Recovered after {format_duration((ended - opened).total_seconds())}"
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
+    return f"Recovered after {format_duration(took.total_seconds())}"

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from responder.actions import Action, ActionContext, ActionError, ActionResult, IncidentView
-from responder.domain import IncidentStatus, RunState, Transition
+from responder.domain import Alert, IncidentStatus, RunState, Transition
 from responder.pipeline.backoff import retry_delay
 
 # Where a run that asked to be polled keeps its last answer between attempts (run.result).
@@ -32,7 +32,7 @@ class Outcome:
 def context(
     run: Mapping[str, Any],
     incident: Mapping[str, Any],
-    alert: dict[str, Any],
+    alert: Alert,
     parent: Mapping[str, Any] | None,
     runs: Sequence[Mapping[str, Any]] = (),
 ) -> ActionContext:
@@ -48,8 +48,8 @@ def context(
             monitor_id=incident["monitor_id"],
             scope=incident["scope"],
             priority=incident["priority"],
-            opened_at=incident["opened_at"].isoformat(),
-            resolved_at=incident["resolved_at"].isoformat() if incident["resolved_at"] else None,
+            opened_at=incident["opened_at"],
+            resolved_at=incident["resolved_at"],
             refs=dict(incident["refs"] or {}),
         ),
         alert=alert,

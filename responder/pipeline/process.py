@@ -281,7 +281,7 @@ class EventProcessor:
         records.append(_change_record(change, alert, row.id, incident))
         incident_ctx = lifecycle.context(incident)
         alert_ctx = alert.as_context()
-        self._contexts.put(row.id, alert_ctx)  # the runner will want it for these runs
+        self._contexts.put(row.id, alert)  # the runner will want it for these runs
         matched = select_playbooks(playbooks, alert, incident_ctx)
         already = {run["playbook"] for run in earlier}
         fresh = [p for p in matched if p.name not in already]
@@ -297,7 +297,7 @@ class EventProcessor:
         records.extend(run_records(result.cancelled, "run.cancelled"))
         if self._runner is not None and found.incident is None:
             # Last, since nothing after it may fail: a run taken over will be started.
-            records.extend(self._take_over(work, incident, alert_ctx, result.runs))
+            records.extend(self._take_over(work, incident, alert, result.runs))
         outcome: dict[str, Any] = {
             "playbooks": [p.name for p in matched],
             "actions": [
@@ -314,7 +314,7 @@ class EventProcessor:
         self,
         work: _Work,
         incident: lifecycle.IncidentRow,
-        alert_ctx: dict[str, Any],
+        alert: Alert,
         runs: list[RunRow],
     ) -> list[AuditRecord]:
         """Hand a new incident's first due run of each lane straight to the runner."""
@@ -326,7 +326,7 @@ class EventProcessor:
             if due and run["lane"] not in lanes:
                 lanes.add(run["lane"])
                 try:
-                    records.extend(self._runner.take_over(run, incident, alert_ctx, work.now))
+                    records.extend(self._runner.take_over(run, incident, alert, work.now))
                 except Exception:  # it stays pending: the runner's own claim will try it
                     log.exception("run.take_over_failed", run_id=run["id"])
         return records

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 import structlog
 
 from responder.actions import Action, ActionContext, ActionError, Registry
-from responder.domain import RunState
+from responder.domain import Alert, RunState
 from responder.intake.datadog import normalise
 from responder.metrics import Metrics
 from responder.pipeline.contexts import AlertContexts
@@ -144,7 +144,7 @@ class ActionRunner:
         self,
         run: dict[str, Any],
         incident: dict[str, Any],
-        alert: dict[str, Any],
+        alert: Alert,
         now: datetime,
     ) -> list[AuditRecord]:
         """Claim a run as it is planned, so that it needs no claim round of its own.
@@ -367,7 +367,7 @@ class ActionRunner:
             self._metrics.paced.labels(ctx.action).inc()
         return wait
 
-    def _alerts(self, conn: sa.Connection, event_ids: set[int]) -> dict[int, dict[str, Any]]:
+    def _alerts(self, conn: sa.Connection, event_ids: set[int]) -> dict[int, Alert]:
         alerts = self._contexts.take(event_ids)
         missing = sorted(event_ids - alerts.keys())
         if missing:
@@ -375,7 +375,7 @@ class ActionRunner:
             for event_id, payload, received_at in conn.execute(
                 query.where(_EVENTS.c.id.in_(missing))
             ):
-                alert = normalise(orjson.loads(payload), received_at).as_context()
+                alert = normalise(orjson.loads(payload), received_at)
                 alerts[event_id] = alert
                 self._contexts.put(event_id, alert)
         return alerts
