@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from responder.domain import Transition
+from responder.domain import Alert, Transition
 
 
 class StepParams(BaseModel):
@@ -67,6 +67,35 @@ def parse_time(value: object) -> datetime | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
+def iso_utc(moment: datetime) -> str:
+    """One spelling of an instant for vendors and audits, whatever zone it was read in."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def text_or_none(value: object) -> str | None:
+    """Text from an untyped place (a ref, a run summary, a param), stripped; None when blank."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+_DURATION_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def format_duration(seconds: float) -> str:
+    """750 -> "12m 30s", 90_061 -> "1d 1h 1m", 90_005 -> "1d 1h": the three units from the
+    largest one present, zeros left out. Seconds next to days would be noise (and a "1d 5s"
+    reads like a typo); whoever needs the exact figure gets the seconds themselves."""
+    left = max(int(seconds), 0)
+    counts: list[tuple[int, str]] = []
+    for unit, size in _DURATION_UNITS:
+        count, left = divmod(left, size)
+        if count or counts:
+            counts.append((count, unit))
+    return " ".join(f"{count}{unit}" for count, unit in counts[:3] if count) or "0s"
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentView:
     """What an action may know about the incident it works for, read fresh before each attempt."""
@@ -78,8 +107,8 @@ class IncidentView:
     monitor_id: str | None
     scope: str
     priority: str | None
-    opened_at: str
-    resolved_at: str | None
+    opened_at: datetime  # aware
+    resolved_at: datetime | None  # when we marked it resolved, not when Datadog saw it recover
     refs: Mapping[str, Any]
 
 
@@ -89,7 +118,7 @@ class ActionContext:
     action: str
     params: Mapping[str, Any]  # rendered, validated by the action's `params` model
     incident: IncidentView
-    alert: Mapping[str, Any]  # `Alert.as_context()` of the event that planned this run
+    alert: Alert  # of the event that planned this run
     transition: Transition
     idempotency_key: str
     attempt: int  # 1 for the first try
@@ -107,6 +136,38 @@ class ActionContext:
         """Whether an earlier attempt may have done the work: one with no recorded outcome,
         or any retry (a timeout can lose the answer to a call the vendor carried out)."""
         return self.uncertain or self.attempt > 1
+
+    # The alert's facts first, the incident's for what this alert leaves out: a payload from
+    # Datadog's default template has no priority and no scope, and maybe no monitor id.
+
+    @property
+    def priority(self) -> str | None:
+        return self.alert.priority or self.incident.priority
+
+    @property
+    def monitor_id(self) -> str | None:
+        return self.alert.monitor_id or self.incident.monitor_id
+
+    @property
+    def scope(self) -> str:
+        return self.alert.scope or self.incident.scope
+
+    @property
+    def recovered_at(self) -> datetime | None:
+        """When the problem ended, if it has: a recovery's own time (Datadog's, which our
+        resolved_at trails by the delivery), else when the incident was marked resolved.
+        Any other alert's date is when it fired, which says nothing about the recovery."""
+        if self.alert.transition.is_recovery:
+            return self.alert.date
+        return self.incident.resolved_at
+
+    @property
+    def time_to_recover(self) -> timedelta | None:
+        """From opening to recovery; None before a recovery, or if clocks put it first."""
+        recovered = self.recovered_at
+        if recovered is None or recovered < self.incident.opened_at:
+            return None
+        return recovered - self.incident.opened_at
 
 
 @dataclass(frozen=True, slots=True)

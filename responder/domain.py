@@ -92,6 +92,10 @@ class Alert:
     template: str  # "responder" (our template), "flat" or "default" (Datadog's untouched one)
     notes: tuple[str, ...] = field(default_factory=tuple)  # what was missing or guessed
 
+    def tag(self, key: str) -> str | None:
+        """The value of tag `key`; None when absent or bare (a `monitor` tag has no value)."""
+        return self.tag_map.get(key) or None
+
     def as_context(self) -> dict[str, Any]:
         """What playbook expressions and templates see as `alert`."""
         return {

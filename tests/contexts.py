@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from responder.actions import ActionContext, IncidentView
-from responder.domain import Transition
+from responder.domain import Alert
 from responder.intake.datadog import normalise
 from tests.samples import SAMPLES
 
 
-def alert_context(sample: str, **overrides: Any) -> dict[str, Any]:
-    """`Alert.as_context()` of one of the Datadog samples, through the real normaliser."""
+def sample_alert(sample: str, **overrides: Any) -> Alert:
+    """One of the Datadog samples through the real normaliser; override any field."""
     raw = json.loads((SAMPLES / f"{sample}.json").read_text(encoding="utf-8"))
-    context = normalise(raw, datetime(2026, 11, 18, 12, 0, tzinfo=UTC)).as_context()
-    return {**context, **overrides}
+    alert = normalise(raw, datetime(2026, 11, 18, 12, 0, tzinfo=UTC))
+    return replace(alert, **overrides)
 
 
-TRIGGERED = alert_context("payment-failure-rate.triggered")
-RECOVERED = alert_context("payment-failure-rate.recovered")
-RENOTIFY = alert_context("fraud-detection-down.renotify")
+TRIGGERED = sample_alert("payment-failure-rate.triggered")
+RECOVERED = sample_alert("payment-failure-rate.recovered")
+RENOTIFY = sample_alert("fraud-detection-down.renotify")
 
 
 def incident_view(**overrides: Any) -> IncidentView:
@@ -35,7 +36,7 @@ def incident_view(**overrides: Any) -> IncidentView:
         "monitor_id": "148275309",
         "scope": "",
         "priority": "P1",
-        "opened_at": TRIGGERED["date"],
+        "opened_at": TRIGGERED.date,
         "resolved_at": None,
         "refs": {},
     }
@@ -46,7 +47,7 @@ def action_context(
     action: str,
     params: Mapping[str, Any] | None = None,
     *,
-    alert: Mapping[str, Any] = TRIGGERED,
+    alert: Alert = TRIGGERED,
     run_id: str = "7",
     attempt: int = 1,
     uncertain: bool = False,
@@ -61,7 +62,7 @@ def action_context(
         params=params or {},
         incident=view or incident_view(),
         alert=alert,
-        transition=Transition(alert["transition"]),
+        transition=alert.transition,
         idempotency_key=f"p:42:payments:{action}:{run_id}",
         attempt=attempt,
         uncertain=uncertain,

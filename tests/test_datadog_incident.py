@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 from integrations.datadog import IncidentParams
 from responder.actions import Action, ActionResult, FollowUp
 from responder.domain import Transition
-from tests.contexts import RECOVERED, RENOTIFY, TRIGGERED, alert_context
+from tests.contexts import RECOVERED, RENOTIFY, TRIGGERED, sample_alert
 from tests.contexts import action_context as ctx
 from tests.contexts import incident_view as incident
 from tests.fakes.datadog import FakeDatadog
@@ -115,17 +116,17 @@ def test_incident_params_shape_the_request(fake: FakeDatadog, dd: dict[str, Acti
 def test_severity_defaults_from_the_priority(
     fake: FakeDatadog, dd: dict[str, Action], priority: str | None, severity: str
 ) -> None:
-    declare(dd, alert={**TRIGGERED, "priority": priority}, view=incident(priority=priority))
+    declare(dd, alert=replace(TRIGGERED, priority=priority), view=incident(priority=priority))
     assert fake.incidents()[0].attributes["severity"] == severity
 
 
 def test_alert_text_is_escaped_for_markdown(fake: FakeDatadog, dd: dict[str, Action]) -> None:
-    hostile = {
-        **TRIGGERED,
-        "monitor": "[pay](https://evil.example) @channel",
-        "status": "**x** > 5 <script>",
-        "message": "```\n[phish](https://evil.example)\n@oncall-payments",
-    }
+    hostile = replace(
+        TRIGGERED,
+        monitor_name="[pay](https://evil.example) @channel",
+        status_text="**x** > 5 <script>",
+        message="```\n[phish](https://evil.example)\n@oncall-payments",
+    )
     declare(dd, alert=hostile)
     text = fake.incidents()[0].initial_cells[0]["content"]["content"]
     assert "[pay](https://evil" not in text and "@channel" not in text
@@ -230,14 +231,14 @@ def test_timeline_adds_a_link_to_the_notification(fake: FakeDatadog, dd: dict[st
     (attachment,) = stored.attachments
     attributes = attachment["attributes"]
     assert attributes["attachment_type"] == "link"
-    assert attributes["attachment"]["documentUrl"] == RENOTIFY["link"]
+    assert attributes["attachment"]["documentUrl"] == RENOTIFY.link
     title = attributes["attachment"]["title"]
     assert title.startswith("Renotify at ") and "sum:fraud.check{env:prod}" in title
     assert result.response == {
         "incident_id": stored.id,
         "attachment_id": attachment["id"],
         "title": title,
-        "url": RENOTIFY["link"],
+        "url": RENOTIFY.link,
         "adopted": False,
     }
     assert result.refs == {}
@@ -289,7 +290,7 @@ def test_resolve_sets_the_state_and_is_idempotent(fake: FakeDatadog, dd: dict[st
         "url": parent["url"],
         "state": "resolved",
         "resolved": resolved_at,
-        "recovered_at": RECOVERED["date"],
+        "recovered_at": RECOVERED.date.isoformat(),
     }
     again = run(dd, "datadog.incident_resolve", alert=RECOVERED, parent=parent, attempt=2)
     assert again.response["resolved"] == resolved_at
@@ -303,7 +304,7 @@ def test_resolve_ends_the_customer_impact(fake: FakeDatadog, dd: dict[str, Actio
     parent = declare(dd, params).response
     run(dd, "datadog.incident_resolve", alert=RECOVERED, parent=parent)
     (stored,) = fake.incidents()
-    assert stored.patches[0]["attributes"]["customer_impact_end"] == RECOVERED["date"]
+    assert stored.patches[0]["attributes"]["customer_impact_end"] == RECOVERED.date.isoformat()
 
 
 def test_resolving_a_deleted_incident_is_permanent(
@@ -320,11 +321,11 @@ def test_resolve_describe(dd: dict[str, Action]) -> None:
     described = dd["datadog.incident_resolve"].describe(
         ctx(
             "datadog.incident_resolve",
-            alert=alert_context("payment-failure-rate.recovered"),
+            alert=sample_alert("payment-failure-rate.recovered"),
             parent=parent,
         )
     )
     assert described["method"] == "UpdateIncident"
     assert described["incident_id"] == "abc"
     assert described["attributes"]["fields"]["state"]["value"] == "resolved"
-    assert described["attributes"]["customer_impact_end"] == RECOVERED["date"]
+    assert described["attributes"]["customer_impact_end"] == RECOVERED.date.isoformat()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 from integrations.datadog import NotebookParams
 from responder.actions import Action, ActionResult, FollowUp
 from responder.domain import Transition
-from tests.contexts import RECOVERED, TRIGGERED, alert_context
+from tests.contexts import RECOVERED, TRIGGERED, sample_alert
 from tests.contexts import action_context as ctx
 from tests.contexts import incident_view as incident
 from tests.fakes.datadog import FakeDatadog
@@ -138,7 +139,7 @@ def test_notebook_time_starts_before_the_trigger_and_stays_live(
 ) -> None:
     create(dd, {"window_before": "2h"})
     (notebook,) = fake.notebooks()
-    opened = datetime.fromisoformat(TRIGGERED["date"])
+    opened = TRIGGERED.date
     assert datetime.fromisoformat(notebook.time["start"]) == opened - timedelta(hours=2)
     assert datetime.fromisoformat(notebook.time["end"]) >= opened
     assert notebook.time["live"] is True
@@ -155,7 +156,7 @@ def test_a_long_title_is_cut_to_datadogs_limit(fake: FakeDatadog, dd: dict[str, 
 def test_a_monitor_query_that_cannot_be_graphed_is_shown_as_text(
     fake: FakeDatadog, dd: dict[str, Action]
 ) -> None:
-    composite = {**TRIGGERED, "query": "148275309 && 148275310"}
+    composite = replace(TRIGGERED, query="148275309 && 148275310")
     create(dd, alert=composite)
     kinds = [d["type"] for d in definitions(fake)]
     assert kinds == ["markdown", "markdown"]
@@ -167,7 +168,7 @@ def test_a_monitor_query_that_cannot_be_graphed_is_shown_as_text(
 
 def test_a_log_monitor_gets_a_log_stream(fake: FakeDatadog, dd: dict[str, Action]) -> None:
     query = 'logs("service:payment status:error").index("*").rollup("count").last("5m") > 100'
-    create(dd, alert={**TRIGGERED, "query": query})
+    create(dd, alert=replace(TRIGGERED, query=query))
     graph = definitions(fake)[1]
     assert (graph["type"], graph["query"]) == ("log_stream", "service:payment status:error")
 
@@ -314,6 +315,7 @@ def test_a_failed_update_is_retried_without_doubling(
 
 def test_recovery_time_falls_back_to_resolved_at(fake: FakeDatadog, dd: dict[str, Action]) -> None:
     parent = create(dd).response
-    view = incident(resolved_at=alert_context("payment-failure-rate.recovered")["date"])
-    run(dd, "datadog.notebook_resolve", alert={**RECOVERED, "date": None}, parent=parent, view=view)
+    view = incident(resolved_at=sample_alert("payment-failure-rate.recovered").date)
+    # Not a recovery, so its date is when it fired: the incident's resolved_at is the end.
+    run(dd, "datadog.notebook_resolve", alert=TRIGGERED, parent=parent, view=view)
     assert "after 23m" in fake.notebooks()[0].markdown()[-1]

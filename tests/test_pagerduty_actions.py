@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -25,7 +27,7 @@ from responder.actions import (
     FollowUp,
 )
 from responder.domain import Transition
-from tests.contexts import RECOVERED, TRIGGERED, alert_context
+from tests.contexts import RECOVERED, TRIGGERED, sample_alert
 from tests.contexts import action_context as ctx
 from tests.contexts import incident_view as incident
 from tests.fakes.pagerduty import (
@@ -140,12 +142,12 @@ def test_trigger_sends_the_incident_event(fake: FakePagerDuty, pd: dict[str, Act
     assert "scope" not in details  # empty scope says nothing
     assert body["links"] == [
         {"href": "https://app.datadoghq.com/monitors/148275309", "text": "Datadog monitor"},
-        {"href": TRIGGERED["link"], "text": "Datadog event"},
+        {"href": TRIGGERED.link, "text": "Datadog event"},
     ]
     assert body["images"] == [
         {
-            "src": TRIGGERED["snapshot"],
-            "href": TRIGGERED["snapshot"],
+            "src": TRIGGERED.snapshot,
+            "href": TRIGGERED.snapshot,
             "alt": "Datadog graph snapshot",
         }
     ]
@@ -182,7 +184,7 @@ def test_the_event_matches_the_published_schema(pd: dict[str, Action]) -> None:
 def test_severity_follows_the_alert_priority(
     pd: dict[str, Action], priority: str | None, severity: str
 ) -> None:
-    alert = alert_context("payment-failure-rate.triggered", priority=priority)
+    alert = replace(TRIGGERED, priority=priority)
     view = incident(priority=priority)
     described = pd["pagerduty.trigger"].describe(
         ctx("pagerduty.trigger", {}, alert=alert, view=view)
@@ -216,9 +218,7 @@ def test_step_params_override_the_defaults(fake: FakePagerDuty, pd: dict[str, Ac
 
 def test_source_prefers_the_host_then_the_scope(pd: dict[str, Action]) -> None:
     def source(**alert: Any) -> Any:
-        context = ctx(
-            "pagerduty.trigger", {}, alert=alert_context("api-latency.triggered", **alert)
-        )
+        context = ctx("pagerduty.trigger", {}, alert=sample_alert("api-latency.triggered", **alert))
         return pd["pagerduty.trigger"].describe(context)["payload"]["source"]
 
     assert source(hostname="web-1", scope="host:web-1,env:prod") == "web-1"
@@ -226,8 +226,8 @@ def test_source_prefers_the_host_then_the_scope(pd: dict[str, Action]) -> None:
 
 
 def test_long_alert_text_is_clipped_to_fit(fake: FakePagerDuty, pd: dict[str, Action]) -> None:
-    huge = alert_context(
-        "payment-failure-rate.triggered",
+    huge = replace(
+        TRIGGERED,
         title="T" * 5000,
         message="m" * 50_000,
         hostname="h" * 3000,
@@ -266,7 +266,7 @@ def test_links_include_what_other_vendors_made(fake: FakePagerDuty, pd: dict[str
 def test_no_link_or_image_without_a_datadog_link(
     fake: FakePagerDuty, pd: dict[str, Action]
 ) -> None:
-    trigger(pd, alert=alert_context("payment-failure-rate.triggered", link=None, snapshot=None))
+    trigger(pd, alert=replace(TRIGGERED, link=None, snapshot=None))
     body = fake.events()[0].body
     assert "links" not in body and "images" not in body and "client_url" not in body
 
@@ -278,15 +278,16 @@ def test_dedup_key_is_stable_and_distinct_per_incident() -> None:
     key = dedup_key(incident())
     assert key == dedup_key(incident(status="resolved", refs={"slack": {}}))
     assert key.startswith("responder:148275309:")
-    # The same instant, spelled as another database hands it back.
-    assert key == dedup_key(incident(opened_at="2026-11-22T22:00:00"))
+    # The same instant, read in another zone.
+    one_hour_east = timezone(timedelta(hours=1))
+    assert key == dedup_key(incident(opened_at=datetime(2026, 11, 22, 23, tzinfo=one_hour_east)))
     assert key != dedup_key(incident(key="148275309||7716548234000002222"))  # next cycle
     # No cycle key: the incident key holds our event id, and the opening time differs too.
     assert dedup_key(incident(key="148275309||event:1")) != dedup_key(
         incident(key="148275309||event:2")
     )
     assert dedup_key(incident(key="k")) != dedup_key(
-        incident(key="k", opened_at="2026-11-23T10:00:00+00:00")
+        incident(key="k", opened_at=datetime(2026, 11, 23, 10, tzinfo=UTC))
     )
     long = dedup_key(incident(key="x" * 400, monitor_id=None))
     assert len(long) <= 255 and long.startswith("responder:")

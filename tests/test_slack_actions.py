@@ -7,13 +7,15 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from integrations.slack import PostParams, slack_actions
-from integrations.slack.blocks import clip, escape, format_duration
+from integrations.slack.blocks import clip, escape
 from responder.actions import (
     Action,
     ActionError,
@@ -21,7 +23,7 @@ from responder.actions import (
     FollowUp,
 )
 from responder.domain import Transition
-from tests.contexts import RECOVERED, alert_context
+from tests.contexts import RECOVERED, TRIGGERED, sample_alert
 from tests.contexts import action_context as ctx
 from tests.contexts import incident_view as incident
 from tests.fakes.slack import FakeSlack
@@ -101,12 +103,12 @@ def test_post_puts_mention_and_extra_line_first(fake: FakeSlack, slack: dict[str
 
 
 def test_post_escapes_alert_text(fake: FakeSlack, slack: dict[str, Action]) -> None:
-    hostile = alert_context(
-        "payment-failure-rate.triggered",
+    hostile = replace(
+        TRIGGERED,
         title="<!channel> pay & <@U0BOSS> down",
-        monitor="<!everyone>",
+        monitor_name="<!everyone>",
         message="see <https://evil.example|here> <!subteam^S1>",
-        status="x > 5 & y < 3",
+        status_text="x > 5 & y < 3",
     )
     post(slack, alert=hostile)
     (message,) = fake.root_messages(PAY)
@@ -119,10 +121,10 @@ def test_post_escapes_alert_text(fake: FakeSlack, slack: dict[str, Action]) -> N
 
 
 def test_post_trims_to_block_kit_limits(fake: FakeSlack, slack: dict[str, Action]) -> None:
-    huge = alert_context(
-        "payment-failure-rate.triggered",
+    huge = replace(
+        TRIGGERED,
         title="T&" * 400,
-        status="s" * 5000,
+        status_text="s" * 5000,
         message="m<" * 4000,
         scope=",".join(f"host:h{i}" for i in range(600)),
     )
@@ -140,7 +142,7 @@ def test_post_trims_to_block_kit_limits(fake: FakeSlack, slack: dict[str, Action
 def test_post_with_a_missing_message_skips_that_block(
     fake: FakeSlack, slack: dict[str, Action]
 ) -> None:
-    post(slack, alert=alert_context("payment-failure-rate.triggered", message=None, snapshot=None))
+    post(slack, alert=replace(TRIGGERED, message=None, snapshot=None))
     (message,) = fake.root_messages(PAY)
     blocks = message.blocks or []
     assert [b["type"] for b in blocks] == ["header", "section", "context"]
@@ -268,16 +270,16 @@ def test_reply_and_resolve_have_no_follow_ups(slack: dict[str, Action]) -> None:
 @pytest.mark.parametrize(
     ("transition", "start"),
     [
-        ("Renotify", "Renotify: still failing: ( sum:payment"),
-        ("Re-Triggered", "Re-Triggered: ( sum:payment"),
-        ("Triggered", "Escalated to Triggered: ( sum:payment"),
+        (Transition.RENOTIFY, "Renotify: still failing: ( sum:payment"),
+        (Transition.RE_TRIGGERED, "Re-Triggered: ( sum:payment"),
+        (Transition.TRIGGERED, "Escalated to Triggered: ( sum:payment"),
     ],
 )
 def test_reply_lands_in_the_thread(
-    fake: FakeSlack, slack: dict[str, Action], transition: str, start: str
+    fake: FakeSlack, slack: dict[str, Action], transition: Transition, start: str
 ) -> None:
     root = post(slack)
-    alert = alert_context("payment-failure-rate.triggered", transition=transition)
+    alert = replace(TRIGGERED, transition=transition)
     params = {"channel": "#payments-alerts"}
     context = ctx("slack.reply", params, alert=alert, run_id="run-2", parent=root.response)
     result = slack["slack.reply"].execute(context)
@@ -292,7 +294,7 @@ def test_reply_lands_in_the_thread(
 
 def test_reply_accepts_the_parent_refs_shape(fake: FakeSlack, slack: dict[str, Action]) -> None:
     root = post(slack)
-    alert = alert_context("fraud-detection-down.renotify")
+    alert = sample_alert("fraud-detection-down.renotify")
     slack["slack.reply"].execute(
         ctx("slack.reply", {"channel": PAY}, alert=alert, parent=dict(root.refs))
     )
@@ -357,8 +359,12 @@ def test_resolve_duration_falls_back_to_resolved_at(
     fake: FakeSlack, slack: dict[str, Action]
 ) -> None:
     root = post(slack)
-    alert = {**RECOVERED, "date": "not a date"}
-    view = incident(resolved_at="2026-11-22T10:12:30+00:00", opened_at="2026-11-22T10:00:00")
+    # Not a recovery, so its date is when it fired: the incident's resolved_at is the end.
+    alert = TRIGGERED
+    view = incident(
+        resolved_at=datetime(2026, 11, 22, 10, 12, 30, tzinfo=UTC),
+        opened_at=datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
+    )
     slack["slack.resolve"].execute(
         ctx("slack.resolve", {"channel": PAY}, alert=alert, parent=root.response, view=view)
     )
@@ -566,14 +572,6 @@ def test_clip_never_splits_an_entity_or_a_link() -> None:
     assert len(clip(escape("<" * 1000), 150)) <= 150
 
 
-def test_format_duration() -> None:
-    assert format_duration(750) == "12m 30s"
-    assert format_duration(45) == "45s"
-    assert format_duration(3600) == "1h"
-    assert format_duration(90061) == "1d 1h 1m"
-    assert format_duration(-5) == "0s"
-
-
 # -- notices and links ---------------------------------------------------------------------
 
 
@@ -615,7 +613,7 @@ def test_links_from_other_runs_show_in_the_root_and_refresh_rewrites_it(
     assert len(fake.root_messages(PAY)) == 1  # rewritten, not posted again
 
     # Once the incident resolved, a late refresh keeps the resolved look.
-    resolved = incident(refs=refs, status="resolved", resolved_at=RECOVERED["date"])
+    resolved = incident(refs=refs, status="resolved", resolved_at=RECOVERED.date)
     refresh.execute(
         ctx("slack.refresh", params, run_id="run-4", parent=root, view=resolved, alert=RECOVERED)
     )

@@ -93,55 +93,29 @@ def as_dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def text(value: object) -> str | None:
-    if value is None:
-        return None
-    out = str(value).strip()
-    return out or None
-
-
-def alert_tags(ctx: ActionContext) -> Mapping[str, Any]:
-    tags = ctx.alert.get("tags")
-    return tags if isinstance(tags, Mapping) else {}
-
-
 def alert_title(ctx: ActionContext) -> str:
     """The monitor's name (no "[Triggered]" prefix), as people know the problem."""
-    return (
-        text(ctx.alert.get("monitor"))
-        or text(ctx.incident.title)
-        or text(ctx.alert.get("title"))
-        or "Datadog alert"
-    )
+    return ctx.alert.monitor_name or ctx.incident.title or ctx.alert.title or "Datadog alert"
 
 
 def monitor_url(ctx: ActionContext, links: AppLinks) -> str | None:
-    monitor_id = text(ctx.alert.get("monitor_id")) or text(ctx.incident.monitor_id)
+    monitor_id = ctx.monitor_id
     return links.monitor(monitor_id) if monitor_id else None
 
 
 def event_url(ctx: ActionContext) -> str | None:
-    link = text(ctx.alert.get("link"))
+    link = ctx.alert.link
     return link if link and link.startswith(("https://", "http://")) else None
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
 
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def format_duration(seconds: float) -> str:
-    """750 -> "12m 30s"; the largest three units, for people reading a timeline."""
-    left = max(int(seconds), 0)
-    parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, left = divmod(left, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return " ".join(parts[:3]) or "0s"
+def ended_at(ctx: ActionContext) -> datetime:
+    """When the problem ended, for a field that must hold a time: now when no recovery is
+    known yet (a step that runs on another transition, its incident still open)."""
+    return ctx.recovered_at or now_utc()
 
 
 def alert_links(ctx: ActionContext, links: AppLinks) -> list[Link]:
@@ -149,6 +123,6 @@ def alert_links(ctx: ActionContext, links: AppLinks) -> list[Link]:
     found = [
         ("Monitor", monitor_url(ctx, links)),
         ("Event", event_url(ctx)),
-        ("Graph snapshot", text(ctx.alert.get("snapshot"))),
+        ("Graph snapshot", ctx.alert.snapshot),
     ]
     return [Link(title, url) for title, url in found if url]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -14,16 +14,13 @@ from integrations.datadog.base import (
     DatadogAction,
     NoParams,
     alert_links,
-    alert_tags,
     alert_title,
     as_dict,
+    ended_at,
     event_url,
-    iso,
     monitor_url,
-    now_utc,
     ref_from,
     run_marker,
-    text,
 )
 from integrations.datadog.client import DatadogApi, Json
 from responder.actions import (
@@ -33,8 +30,9 @@ from responder.actions import (
     FollowUp,
     StepParams,
     incident_links,
-    parse_time,
+    iso_utc,
     step_params,
+    text_or_none,
 )
 from responder.domain import Transition
 
@@ -237,7 +235,7 @@ class IncidentResolveAction(DatadogAction):
                 "url": ref.get("url"),
                 "state": _field(attributes, "state") or attributes.get("state"),
                 "resolved": attributes.get("resolved"),
-                "recovered_at": iso(_recovered_at(ctx)),
+                "recovered_at": iso_utc(ended_at(ctx)),
             }
         )
 
@@ -252,8 +250,7 @@ def _create_body(ctx: ActionContext, params: IncidentParams, links: AppLinks) ->
     teams = _unique([params.commander_team or "", *params.teams])
     if teams:
         fields["teams"] = {"type": "autocomplete", "value": teams}
-    service = text(alert_tags(ctx).get("service"))
-    services = _unique(params.services or [service or ""])
+    services = _unique(params.services or [ctx.alert.tag("service") or ""])
     if services:
         fields["services"] = {"type": "autocomplete", "value": services}
     attributes: dict[str, Any] = {
@@ -270,7 +267,7 @@ def _create_body(ctx: ActionContext, params: IncidentParams, links: AppLinks) ->
 
 
 def _severity(ctx: ActionContext) -> Severity:
-    priority = (text(ctx.alert.get("priority")) or text(ctx.incident.priority) or "").upper()
+    priority = (ctx.priority or "").upper()
     mapping: dict[str, Severity] = {
         "P1": "SEV-1",
         "P2": "SEV-2",
@@ -283,24 +280,22 @@ def _severity(ctx: ActionContext) -> Severity:
 
 def _summary(ctx: ActionContext, links: AppLinks, marker: str) -> str:
     """The incident's first timeline cell: what fired, and where to look."""
-    alert, tags = ctx.alert, alert_tags(ctx)
+    alert = ctx.alert
     lines = [f"**{md.escape(alert_title(ctx))}** ({md.escape(ctx.transition.value)})"]
-    status = text(alert.get("status"))
-    if status:
-        lines.append(md.escape(status))
+    if alert.status_text:
+        lines.append(md.escape(alert.status_text))
     facts = [
-        ("Priority", text(alert.get("priority")) or ctx.incident.priority),
-        ("Scope", text(alert.get("scope")) or ctx.incident.scope or "(all)"),
-        ("Service", text(tags.get("service"))),
-        ("Env", text(tags.get("env"))),
+        ("Priority", ctx.priority),
+        ("Scope", ctx.scope or "(all)"),
+        ("Service", alert.tag("service")),
+        ("Env", alert.tag("env")),
     ]
     lines.append(" · ".join(f"{name}: {md.escape(value)}" for name, value in facts if value))
     line = md.link_line([*alert_links(ctx, links), *incident_links(ctx.incident.refs, exclude=REF)])
     if line:
         lines.append(line)
-    message = text(alert.get("message"))
-    if message:
-        lines.append(md.fenced(message))
+    if alert.message:
+        lines.append(md.fenced(alert.message))
     lines.append(f"_Declared by responder for incident {md.escape(ctx.incident.id)} ({marker})._")
     return "\n\n".join(lines)
 
@@ -333,12 +328,12 @@ def _timeline_entry(
     ctx: ActionContext, links: AppLinks, ref: Mapping[str, Any] | None
 ) -> tuple[str, str]:
     """(title, documentUrl) of the link attachment for this transition."""
-    moment = parse_time(ctx.alert.get("date")) or now_utc()
-    what = text(ctx.alert.get("status")) or alert_title(ctx)
+    moment = ctx.alert.date.astimezone(UTC)
+    what = ctx.alert.status_text or alert_title(ctx)
     title = " ".join(f"{ctx.transition.value} at {moment:%H:%M} UTC: {what}".split())
     if len(title) > _TITLE_MAX:
         title = title[: _TITLE_MAX - 1] + "…"
-    fallback = text(ref.get("url")) if ref else None
+    fallback = text_or_none(ref.get("url")) if ref else None
     return title, event_url(ctx) or monitor_url(ctx, links) or fallback or links.app_url
 
 
@@ -361,13 +356,8 @@ def _resolve_attributes(ctx: ActionContext, ref: Mapping[str, Any] | None) -> di
     attributes: dict[str, Any] = {"fields": {"state": {"type": "dropdown", "value": "resolved"}}}
     if ref is not None and ref.get("customer_impacted") is True:
         # Datadog computes the customer impact duration from start and end.
-        attributes["customer_impact_end"] = iso(_recovered_at(ctx))
+        attributes["customer_impact_end"] = iso_utc(ended_at(ctx))
     return attributes
-
-
-def _recovered_at(ctx: ActionContext) -> datetime:
-    # Datadog's own time for the recovery first; our resolved_at is when we heard of it.
-    return parse_time(ctx.alert.get("date")) or parse_time(ctx.incident.resolved_at) or now_utc()
 
 
 def _field(attributes: Mapping[str, Any], name: str) -> Any:

@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from integrations.datadog.base import text
-from responder.actions import Link, parse_time
+from responder.actions import Link, parse_time, text_or_none
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#|~!])")
 _MENTION_BREAK = "@\u200b"
@@ -63,13 +62,13 @@ def runs_list(runs: Sequence[Mapping[str, Any]], limit: int = 50) -> str:
         action = str(run.get("action") or "?").replace("`", "")[:80]
         state = escape(run.get("state") or "?", 40)
         line = f"- {stamp} · `{action}` {state}"
-        playbook = text(run.get("playbook"))
+        playbook = text_or_none(run.get("playbook"))
         if playbook:
             line += f" ({escape(playbook, 80)})"
-        transition = text(run.get("transition"))
+        transition = text_or_none(run.get("transition"))
         if transition:
             line += f" on {escape(transition, 40)}"
-        error = text(run.get("error"))
+        error = text_or_none(run.get("error"))
         if error:
             line += f": {escape(error, 200)}"
         lines.append(line)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -16,15 +16,12 @@ from integrations.datadog.base import (
     DatadogAction,
     NoParams,
     alert_links,
-    alert_tags,
     alert_title,
     as_dict,
-    format_duration,
-    iso,
+    ended_at,
     now_utc,
     ref_from,
     run_marker,
-    text,
 )
 from integrations.datadog.client import DatadogApi, Json
 from integrations.datadog.monitor_query import graph_query
@@ -34,9 +31,11 @@ from responder.actions import (
     ActionResult,
     FollowUp,
     StepParams,
+    format_duration,
     incident_links,
-    parse_time,
+    iso_utc,
     step_params,
+    text_or_none,
 )
 from responder.domain import Transition
 
@@ -197,10 +196,10 @@ class NotebookResolveAction(DatadogAction):
 
 def _create_body(ctx: ActionContext, params: NotebookParams, links: AppLinks) -> Json:
     marker = run_marker(ctx)
-    opened = _opened_at(ctx)
+    opened = ctx.incident.opened_at
     start = opened - timedelta(minutes=params.window_before)
     cells = [nb.markdown_cell(_summary(ctx, links))]
-    graph = graph_query(text(ctx.alert.get("query")))
+    graph = graph_query(ctx.alert.query)
     if graph is not None:
         title = "Monitor query" if graph.kind == "metric" else "Monitor log search"
         if graph.kind == "metric":
@@ -209,13 +208,13 @@ def _create_body(ctx: ActionContext, params: NotebookParams, links: AppLinks) ->
             cells.append(nb.log_stream_cell(title, graph.query))
     for signal in params.related:
         cells.append(nb.signal_cell(signal.kind, signal.title, signal.query))
-    cells.append(nb.markdown_cell(_timeline_text(ctx.runs, opened)))
+    cells.append(nb.markdown_cell(_timeline_text(ctx.runs, _utc(opened))))
     attributes = {
         "name": _name(params.title or f"RCA: {alert_title(ctx)}", marker),
         "status": "published",
         "metadata": {"type": "investigation"},
         # From before the trigger to now, and kept live so that the recovery shows up too.
-        "time": {"start": iso(start), "end": iso(max(now_utc(), opened)), "live": True},
+        "time": {"start": iso_utc(start), "end": iso_utc(max(now_utc(), opened)), "live": True},
         "cells": cells,
     }
     return {"data": {"type": "notebooks", "attributes": attributes}}
@@ -231,29 +230,26 @@ def _name(title: str, marker: str) -> str:
 
 
 def _summary(ctx: ActionContext, links: AppLinks) -> str:
-    alert, tags = ctx.alert, alert_tags(ctx)
+    alert = ctx.alert
     lines = [f"## {md.escape(alert_title(ctx), 200)}"]
-    status = text(alert.get("status"))
-    if status:
-        lines.append(md.escape(status))
+    if alert.status_text:
+        lines.append(md.escape(alert.status_text))
     facts = [
         ("Transition", ctx.transition.value),
-        ("Priority", text(alert.get("priority")) or ctx.incident.priority),
-        ("Scope", text(alert.get("scope")) or ctx.incident.scope or "(all)"),
-        ("Service", text(tags.get("service"))),
-        ("Env", text(tags.get("env"))),
-        ("Opened", f"{_opened_at(ctx):%Y-%m-%d %H:%M} UTC"),
+        ("Priority", ctx.priority),
+        ("Scope", ctx.scope or "(all)"),
+        ("Service", alert.tag("service")),
+        ("Env", alert.tag("env")),
+        ("Opened", f"{_utc(ctx.incident.opened_at):%Y-%m-%d %H:%M} UTC"),
     ]
     lines.append(" · ".join(f"**{name}**: {md.escape(value)}" for name, value in facts if value))
     line = md.link_line([*alert_links(ctx, links), *incident_links(ctx.incident.refs, exclude=REF)])
     if line:
         lines.append(line)
-    query = text(alert.get("query"))
-    if query and graph_query(query) is None:
-        lines.append("The monitor's query cannot be graphed here:\n\n" + md.fenced(query))
-    message = text(alert.get("message"))
-    if message:
-        lines.append(md.fenced(message))
+    if alert.query and graph_query(alert.query) is None:
+        lines.append("The monitor's query cannot be graphed here:\n\n" + md.fenced(alert.query))
+    if alert.message:
+        lines.append(md.fenced(alert.message))
     return "\n\n".join(lines)
 
 
@@ -265,8 +261,8 @@ def _timeline_text(runs: Sequence[Mapping[str, Any]], opened: datetime) -> str:
 
 
 def _resolution_text(ctx: ActionContext) -> str:
-    opened = _opened_at(ctx)
-    recovered = _recovered_at(ctx)
+    opened = _utc(ctx.incident.opened_at)
+    recovered = _utc(ended_at(ctx))
     seconds = _seconds_to_resolve(ctx)
     took = f" after {format_duration(seconds)}" if seconds is not None else ""
     acked = _acknowledged_by(ctx)
@@ -283,24 +279,20 @@ def _resolution_text(ctx: ActionContext) -> str:
 
 
 def _seconds_to_resolve(ctx: ActionContext) -> int | None:
-    seconds = (_recovered_at(ctx) - _opened_at(ctx)).total_seconds()
-    return int(seconds) if seconds >= 0 else None
+    took = ctx.time_to_recover
+    return int(took.total_seconds()) if took is not None else None
 
 
-def _opened_at(ctx: ActionContext) -> datetime:
-    return parse_time(ctx.incident.opened_at) or parse_time(ctx.alert.get("date")) or now_utc()
-
-
-def _recovered_at(ctx: ActionContext) -> datetime:
-    # Datadog's own time for the recovery first; our resolved_at is when we heard of it.
-    return parse_time(ctx.alert.get("date")) or parse_time(ctx.incident.resolved_at) or now_utc()
+def _utc(moment: datetime) -> datetime:
+    # What people read is labelled UTC, whatever zone the time was read in.
+    return moment.astimezone(UTC)
 
 
 def _acknowledged_by(ctx: ActionContext) -> str | None:
     """Whoever acknowledged, if any vendor's ref recorded it (e.g. a PagerDuty acknowledger)."""
-    for source in (ctx.alert, *ctx.incident.refs.values()):
+    for source in ctx.incident.refs.values():
         if isinstance(source, Mapping):
-            who = text(source.get("acknowledged_by"))
+            who = text_or_none(source.get("acknowledged_by"))
             if who:
                 return who
     return None

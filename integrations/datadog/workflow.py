@@ -12,19 +12,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from integrations.datadog.base import (
-    DatadogAction,
-    as_dict,
-    iso,
-    now_utc,
-    run_marker,
-)
+from integrations.datadog.base import DatadogAction, as_dict, now_utc, run_marker
 from integrations.datadog.client import DatadogApi, Json
 from responder.actions import (
     ActionContext,
     ActionError,
     ActionResult,
     StepParams,
+    iso_utc,
     parse_time,
     step_params,
 )
@@ -129,7 +124,7 @@ class WorkflowAction(DatadogAction):
             "workflow_id": params.workflow_id,
             "instance_id": instance_id,
             "status": "running",
-            "started_at": iso(started or now_utc()),
+            "started_at": iso_utc(started or now_utc()),
             "polls": 0,
             "adopted": adopted,
         }
@@ -151,7 +146,7 @@ class WorkflowAction(DatadogAction):
         response: dict[str, Any] = {
             "workflow_id": params.workflow_id,
             "instance_id": instance_id,
-            "started_at": iso(started),
+            "started_at": iso_utc(started),
             "polls": polls,
             "adopted": bool(previous.get("adopted")),
             "datadog_status": kind or None,

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from integrations.pagerduty.params import TriggerParams
-from responder.actions import ActionContext, IncidentView, incident_links, parse_time
+from responder.actions import ActionContext, IncidentView, incident_links, iso_utc
 
 Event = dict[str, Any]
 
@@ -46,7 +46,9 @@ def dedup_key(incident: IncidentView) -> str:
     key reused by a later incident can never land on an older PagerDuty alert. Hashed
     because keys run to 400 characters and PagerDuty takes 255.
     """
-    digest = hashlib.sha256(f"{incident.key}\n{_utc(incident.opened_at)}".encode()).hexdigest()
+    # One spelling of the instant, whatever zone it was read in: keys must not change.
+    opened = iso_utc(incident.opened_at)
+    digest = hashlib.sha256(f"{incident.key}\n{opened}".encode()).hexdigest()
     monitor = incident.monitor_id if _MONITOR_ID.match(incident.monitor_id or "") else None
     # The monitor id is there for people reading PagerDuty's alert details, not for uniqueness.
     return f"responder:{monitor}:{digest[:40]}" if monitor else f"responder:{digest[:40]}"
@@ -71,24 +73,23 @@ def recorded_dedup_key(*sources: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def severity_for(priority: object) -> str:
-    return _SEVERITY_BY_PRIORITY.get(str(priority or "").strip().upper(), DEFAULT_SEVERITY)
+def severity_for(priority: str | None) -> str:
+    return _SEVERITY_BY_PRIORITY.get((priority or "").upper(), DEFAULT_SEVERITY)
 
 
 def trigger_event(ctx: ActionContext, params: TriggerParams, dedup: str) -> Event:
     """The trigger event for the incident, without its routing key."""
-    alert, incident = ctx.alert, ctx.incident
-    tags = _tags(alert)
-    monitor_url = _monitor_url(alert, incident)
+    alert = ctx.alert
+    monitor_url = _monitor_url(ctx)
     payload: dict[str, Any] = {
-        "summary": clip(params.summary or _text(alert.get("title")) or incident.title, SUMMARY_MAX),
-        "source": clip(_source(alert, incident), TEXT_MAX),
-        "severity": params.severity or severity_for(alert.get("priority") or incident.priority),
-        "timestamp": _timestamp(alert.get("date")) or _utc(incident.opened_at),
-        "component": params.component or _text(tags.get("service")),
-        "group": params.group or _text(tags.get("team")),
-        "class": params.class_ or _text(alert.get("metric")) or _text(alert.get("event_type")),
-        "custom_details": {**_details(ctx, tags), **(params.custom_details or {})},
+        "summary": clip(params.summary or alert.title or ctx.incident.title, SUMMARY_MAX),
+        "source": clip(_source(ctx), TEXT_MAX),
+        "severity": params.severity or severity_for(ctx.priority),
+        "timestamp": iso_utc(alert.date),
+        "component": params.component or alert.tag("service"),
+        "group": params.group or alert.tag("team"),
+        "class": params.class_ or alert.metric or alert.event_type,
+        "custom_details": {**_details(ctx), **(params.custom_details or {})},
     }
     for name in ("component", "group", "class"):
         if payload[name] is None:
@@ -106,10 +107,10 @@ def trigger_event(ctx: ActionContext, params: TriggerParams, dedup: str) -> Even
     links = _links(ctx, monitor_url)
     if links:
         event["links"] = links
-    images = _images(alert)
+    images = _images(alert.snapshot)
     if images:
         event["images"] = images
-    return _fit(event, ctx, tags)
+    return _fit(event, ctx)
 
 
 def follow_up_event(action: str, dedup: str) -> Event:
@@ -121,30 +122,29 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - len(_ELLIPSIS)] + _ELLIPSIS
 
 
-def _details(ctx: ActionContext, tags: Mapping[str, Any]) -> dict[str, Any]:
-    alert, incident = ctx.alert, ctx.incident
-    message = _text(alert.get("message"))
+def _details(ctx: ActionContext) -> dict[str, Any]:
+    alert = ctx.alert
     details: dict[str, Any] = {
-        "monitor": _text(alert.get("monitor")) or incident.title,
-        "monitor_id": _text(alert.get("monitor_id")) or incident.monitor_id,
-        "query": _text(alert.get("query")),
-        "scope": _text(alert.get("scope")) or incident.scope or None,
-        "tags": dict(tags),
-        "priority": _text(alert.get("priority")) or incident.priority,
-        "transition": _text(alert.get("transition")) or ctx.transition.value,
-        "status": _text(alert.get("status")),
-        "message": clip(message, MESSAGE_MAX) if message else None,
-        "incident": incident.id,
+        "monitor": alert.monitor_name or ctx.incident.title,
+        "monitor_id": ctx.monitor_id,
+        "query": alert.query,
+        "scope": ctx.scope or None,
+        "tags": dict(alert.tag_map),
+        "priority": ctx.priority,
+        "transition": alert.transition.value,
+        "status": alert.status_text,
+        "message": clip(alert.message, MESSAGE_MAX) if alert.message else None,
+        "incident": ctx.incident.id,
     }
     return {name: value for name, value in details.items() if value not in (None, {})}
 
 
-def _fit(event: Event, ctx: ActionContext, tags: Mapping[str, Any]) -> Event:
+def _fit(event: Event, ctx: ActionContext) -> Event:
     """Drop the author's custom details, then ours, if the event would pass 512 KB."""
     if _size(event) <= EVENT_MAX_BYTES:
         return event
     payload = event["payload"]
-    payload["custom_details"] = {**_details(ctx, tags), "note": "custom_details cut to fit"}
+    payload["custom_details"] = {**_details(ctx), "note": "custom_details cut to fit"}
     if _size(event) > EVENT_MAX_BYTES:
         payload["custom_details"] = {"note": "custom_details dropped: event over 512 KB"}
     return event
@@ -154,22 +154,17 @@ def _size(event: Event) -> int:
     return len(json.dumps(event, ensure_ascii=False, default=str).encode())
 
 
-def _source(alert: Mapping[str, Any], incident: IncidentView) -> str:
+def _source(ctx: ActionContext) -> str:
     # PagerDuty wants "the unique location of the affected system": host, then the group.
     return (
-        _text(alert.get("hostname"))
-        or _text(alert.get("scope"))
-        or incident.scope
-        or _text(alert.get("monitor"))
-        or incident.title
-        or "datadog"
+        ctx.alert.hostname or ctx.scope or ctx.alert.monitor_name or ctx.incident.title or "datadog"
     )
 
 
 def _links(ctx: ActionContext, monitor_url: str | None) -> list[dict[str, str]]:
     candidates = [
         (monitor_url, "Datadog monitor"),
-        (_text(ctx.alert.get("link")), "Datadog event"),
+        (ctx.alert.link, "Datadog event"),
         *(
             (link.url, link.title)
             for link in incident_links(ctx.incident.refs, exclude="pagerduty")
@@ -184,17 +179,15 @@ def _links(ctx: ActionContext, monitor_url: str | None) -> list[dict[str, str]]:
     return links
 
 
-def _images(alert: Mapping[str, Any]) -> list[dict[str, str]]:
-    snapshot = _text(alert.get("snapshot"))
+def _images(snapshot: str | None) -> list[dict[str, str]]:
     # PagerDuty only shows images served over HTTPS.
     if not snapshot or not snapshot.startswith("https://"):
         return []
     return [{"src": snapshot, "href": snapshot, "alt": "Datadog graph snapshot"}]
 
 
-def _monitor_url(alert: Mapping[str, Any], incident: IncidentView) -> str | None:
-    monitor_id = _text(alert.get("monitor_id")) or incident.monitor_id
-    link = _text(alert.get("link"))
+def _monitor_url(ctx: ActionContext) -> str | None:
+    monitor_id, link = ctx.monitor_id, ctx.alert.link
     if not monitor_id or not _MONITOR_ID.match(monitor_id) or not link:
         return None
     parts = urlsplit(link)
@@ -204,28 +197,6 @@ def _monitor_url(alert: Mapping[str, Any], incident: IncidentView) -> str | None
     return f"https://{parts.netloc}/monitors/{monitor_id}"
 
 
-def _tags(alert: Mapping[str, Any]) -> Mapping[str, Any]:
-    tags = alert.get("tags")
-    return tags if isinstance(tags, Mapping) else {}
-
-
-def _timestamp(value: object) -> str | None:
-    moment = parse_time(value)
-    return moment.isoformat() if moment else None
-
-
-def _utc(value: str) -> str:
-    # One spelling of the instant, whatever the database handed back (naive, offset, µs).
-    return _timestamp(value) or value
-
-
 def _is_web_url(value: str) -> bool:
     parts = urlsplit(value)
     return parts.scheme in ("https", "http") and bool(parts.netloc)
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from responder.actions import StepParams
+from responder.actions import StepParams, text_or_none
 
 Severity = Literal["critical", "error", "warning", "info"]
 
@@ -26,12 +26,6 @@ def _reference(value: str | None) -> str | None:
     if not ENV_REFERENCE.match(value):
         raise ValueError(_LITERAL_KEY)
     return value
-
-
-def _text_or_none(value: str | None) -> str | None:
-    if value is None:
-        return None
-    return value.strip() or None
 
 
 class EventParams(StepParams):
@@ -59,7 +53,7 @@ class TriggerParams(EventParams):
     @field_validator("summary", "component", "group", "class_")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
-        return _text_or_none(value)
+        return text_or_none(value)
 
 
 class NoteParams(StepParams):

@@ -5,13 +5,12 @@ from __future__ import annotations
 from integrations.slack.actions import (
     CHANNEL_INTERVAL,
     PostAction,
-    PostParams,
     RefreshAction,
     ReplyAction,
     ResolveAction,
-    ThreadParams,
 )
 from integrations.slack.client import SlackApi, build_web_client
+from integrations.slack.params import PostParams, ThreadParams
 from responder.actions import Action, Conversation
 
 __all__ = [

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import field_validator
-
 from integrations.slack import blocks as bk
 from integrations.slack.client import SlackApi
+from integrations.slack.messages import (
+    Message,
+    reply_message,
+    resolve_reply,
+    resolved_root,
+    root_message,
+)
+from integrations.slack.params import PostParams, ThreadParams
 from responder.actions import (
     Action,
     ActionContext,
@@ -19,8 +24,6 @@ from responder.actions import (
     FollowUp,
     Pace,
     StepParams,
-    incident_links,
-    parse_time,
     step_params,
 )
 from responder.domain import Transition
@@ -28,40 +31,6 @@ from responder.domain import Transition
 METADATA_EVENT = "responder_action"
 NO_ROOT = "no root message to reply to"
 CHANNEL_INTERVAL = 1.1  # seconds between messages to one channel; Slack's limit is about 1/s
-# One or more Slack mentions: <!here>, <!channel>, <@U123>, <!subteam^S123|@team>, <#C123>.
-_MENTION = re.compile(r"^(?:<[!@#][^<>]+>\s*)+$")
-
-
-class PostParams(StepParams):
-    """`slack.post`: where to post the incident's root message, plus optional author text."""
-
-    channel: str  # "#name" or a conversation ID
-    text: str | None = None  # an extra line, already rendered with Slack escaping
-    mention: str | None = None  # "<!here>", "<@U123>": written by the playbook author, sent as is
-
-    @field_validator("channel")
-    @classmethod
-    def _channel_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("channel is empty; write '#name' or a channel ID")
-        return value.strip()
-
-    @field_validator("mention")
-    @classmethod
-    def _mention_is_slack_syntax(cls, value: str | None) -> str | None:
-        # "@here" would be posted as plain words and page nobody: refuse it at load time.
-        if value is not None and not _MENTION.match(value.strip()):
-            raise ValueError('mention must be Slack syntax such as "<!here>" or "<@U123ABC>"')
-        return value.strip() if value else None
-
-
-class ThreadParams(StepParams):
-    """`slack.reply` / `slack.resolve`: the channel of the root post (the root's own is used)."""
-
-    channel: str
-    # Our own words for the thread (a failed page, a failed workflow); plain text, escaped
-    # when sent. Without it a reply describes the alert's transition.
-    notice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +76,7 @@ class PostAction(_SlackAction):
 
     def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
         params = step_params(PostParams, ctx)
-        text, blocks = _root_message(ctx, params)
+        text, blocks = root_message(ctx, params)
         return {
             "method": "chat.postMessage",
             "channel": params.channel,
@@ -137,7 +106,7 @@ class PostAction(_SlackAction):
                 ts, note = _earlier_message(api, channel_id, ctx.run_id)
                 if ts is not None:
                     return _root_result(api, channel_id, ts, adopted=True)
-        text, blocks = _root_message(ctx, params)
+        text, blocks = root_message(ctx, params)
         posted = api.post_message(
             channel=params.channel, text=text, blocks=blocks, metadata=_metadata(ctx)
         )
@@ -161,7 +130,7 @@ class ReplyAction(_SlackAction):
     def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
         params = step_params(ThreadParams, ctx)
         root = _root(ctx.parent)
-        text, blocks = _reply_message(ctx, params.notice)
+        text, blocks = reply_message(ctx, params.notice)
         return _thread_request(params, root, text, blocks)
 
     def execute(self, ctx: ActionContext) -> ActionResult:
@@ -170,7 +139,7 @@ class ReplyAction(_SlackAction):
         if root is None:
             return ActionResult(response={}, skipped_reason=NO_ROOT)
         api = self._client()
-        text, blocks = _reply_message(ctx, params.notice)
+        text, blocks = reply_message(ctx, params.notice)
         # No duplicate check here, on purpose: a plain thread reply is not in
         # conversations.history, and a second "Renotify" line in a thread costs little.
         # The root post (slack.post) is the message that must never be doubled.
@@ -194,8 +163,8 @@ class ResolveAction(_SlackAction):
     def describe(self, ctx: ActionContext) -> Mapping[str, Any]:
         params = step_params(ThreadParams, ctx)
         root = _root(ctx.parent)
-        text, blocks = _resolve_reply(ctx)
-        update_text, update_blocks = _resolved_root(ctx)
+        text, blocks = resolve_reply(ctx)
+        update_text, update_blocks = resolved_root(ctx)
         request = _thread_request(params, root, text, blocks)
         return {
             **request,
@@ -222,7 +191,7 @@ class ResolveAction(_SlackAction):
             reply_ts, _ = _earlier_message(api, root.channel, ctx.run_id)
         adopted = reply_ts is not None
         if reply_ts is None:
-            text, blocks = _resolve_reply(ctx)
+            text, blocks = resolve_reply(ctx)
             reply_ts = api.post_message(
                 channel=root.channel,
                 thread_ts=root.ts,
@@ -232,7 +201,7 @@ class ResolveAction(_SlackAction):
                 metadata=_metadata(ctx),
             )["ts"]
         # chat.update is naturally idempotent: a retry rewrites the same content.
-        text, blocks = _resolved_root(ctx)
+        text, blocks = resolved_root(ctx)
         api.update_message(channel=root.channel, ts=root.ts, text=text, blocks=blocks)
         return ActionResult(
             response={
@@ -277,11 +246,11 @@ class RefreshAction(_SlackAction):
         return ActionResult(response={"channel": root.channel, "ts": root.ts, "updated": True})
 
     @staticmethod
-    def _message(ctx: ActionContext, params: PostParams) -> tuple[str, list[bk.Block]]:
+    def _message(ctx: ActionContext, params: PostParams) -> Message:
         # A recovery may have rewritten the root as resolved meanwhile: keep it resolved.
         if ctx.incident.status == "resolved":
-            return _resolved_root(ctx)
-        return _root_message(ctx, params)
+            return resolved_root(ctx)
+        return root_message(ctx, params)
 
 
 def _metadata(ctx: ActionContext) -> dict[str, Any]:
@@ -355,68 +324,3 @@ def _thread_request(
     if root is None:
         request["skip"] = NO_ROOT
     return request
-
-
-def _card(ctx: ActionContext) -> bk.IncidentCard:
-    alert, incident = ctx.alert, ctx.incident
-    raw_tags = alert.get("tags")
-    tags: Mapping[str, Any] = raw_tags if isinstance(raw_tags, Mapping) else {}
-    return bk.IncidentCard(
-        title=_text(alert.get("title")) or incident.title,
-        monitor=_text(alert.get("monitor")) or incident.title,
-        monitor_id=_text(alert.get("monitor_id")) or incident.monitor_id,
-        priority=_text(alert.get("priority")) or incident.priority,
-        scope=_text(alert.get("scope")) or incident.scope,
-        service=_text(tags.get("service")),
-        env=_text(tags.get("env")),
-        transition=_text(alert.get("transition")) or ctx.transition.value,
-        status=_text(alert.get("status")),
-        message=_text(alert.get("message")),
-        event_link=_text(alert.get("link")),
-        snapshot=_text(alert.get("snapshot")),
-        links=tuple(
-            (link.title, link.url) for link in incident_links(incident.refs, exclude="slack")
-        ),
-    )
-
-
-def _root_message(ctx: ActionContext, params: PostParams) -> tuple[str, list[bk.Block]]:
-    # `text` was rendered by the runner with Slack escaping (markup = "slack") and `mention`
-    # is the author's own Slack syntax: neither is escaped again here.
-    note = " ".join(part for part in (params.mention, params.text) if part) or None
-    card = _card(ctx)
-    return bk.root_text(card, note=note), bk.root_blocks(card, note=note)
-
-
-def _reply_message(ctx: ActionContext, notice: str | None = None) -> tuple[str, list[bk.Block]]:
-    card = _card(ctx)
-    line = notice or bk.reply_line(ctx.transition, card.status)
-    return bk.clip(bk.escape(line), bk.FALLBACK_MAX), bk.reply_blocks(card, line)
-
-
-def _resolve_reply(ctx: ActionContext) -> tuple[str, list[bk.Block]]:
-    card = _card(ctx)
-    line = _recovered_after(ctx)
-    return bk.escape(line), bk.reply_blocks(card, f"✅ {line}")
-
-
-def _resolved_root(ctx: ActionContext) -> tuple[str, list[bk.Block]]:
-    card = _card(ctx)
-    summary = _recovered_after(ctx)
-    return bk.resolved_text(card, summary=summary), bk.resolved_blocks(card, summary=summary)
-
-
-def _recovered_after(ctx: ActionContext) -> str:
-    opened = parse_time(ctx.incident.opened_at)
-    # Datadog's own time for the recovery first; our resolved_at is when we heard of it.
-    ended = parse_time(ctx.alert.get("date")) or parse_time(ctx.incident.resolved_at)
-    if opened is None or ended is None or ended < opened:
-        return "Recovered"
-    return f"Recovered after {bk.format_duration((ended - opened).total_seconds())}"
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None

@@ -209,19 +209,6 @@ def reply_blocks(card: IncidentCard, line: str) -> list[Block]:
     return blocks
 
 
-def format_duration(seconds: float) -> str:
-    """750 -> "12m 30s"; the two or three largest units are enough for a human."""
-    total = max(int(seconds), 0)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    units = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
-    if days:
-        units = units[:3]
-    parts = [f"{value}{unit}" for value, unit in units if value]
-    return " ".join(parts) or "0s"
-
-
 def _show(value: str | None, *, empty: str = "—") -> str:
     text = (value or "").strip()
     return escape(text) if text else empty
