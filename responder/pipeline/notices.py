@@ -186,8 +186,12 @@ class NoticePlanner:
     def _insert(self, planned: list[RunRecord]) -> int:
         if not planned:
             return 0
+        # A failure can arrive twice in one round: as its own notice and among the failures
+        # a root post that just went out tells late. One reply each.
+        unique = {run.idempotency_key: run for run in reversed(planned)}
+        planned = [run for run in planned if unique[run.idempotency_key] is run]
         with transaction(self._engine) as conn:
-            taken = runs.existing_keys(conn, keys=[run.idempotency_key for run in planned])
+            taken = runs.existing_keys(conn, keys=list(unique))
             planned = [run for run in planned if run.idempotency_key not in taken]
             if not planned:
                 return 0

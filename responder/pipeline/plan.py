@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from responder.actions import Registry
 from responder.domain import RunState, Transition
 from responder.pipeline import lifecycle
-from responder.pipeline.planned import new_run, run_records
+from responder.pipeline.planned import new_run, run_records, step_key
 from responder.pipeline.stages import Batch, EventItem
 from responder.playbooks.render import RenderError, render_params
 from responder.records import RunRecord
@@ -37,7 +37,7 @@ class PlanStage:
                     step.action,
                     due=batch.now + (step.after or timedelta(0)),
                     playbook=(playbook.name, playbook.content_hash, step.index),
-                    key=f"p:{incident.id}:{playbook.name}:{step.index}",
+                    key=step_key(incident.id, playbook.name, step.index),
                     condition=step.condition,
                 )
                 markup = self._registry.get(step.action).markup

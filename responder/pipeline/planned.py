@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -62,6 +63,18 @@ def new_run(
         created_at=now,
         finished_at=None,
     )
+
+
+def step_key(incident_id: int, playbook: str, step: int) -> str:
+    """The idempotency key of a playbook step for an incident: it runs once per incident.
+
+    Keys are stored in 128 characters; a playbook name long enough to be cut there is
+    replaced by its digest, so that its steps keep keys of their own."""
+    key = f"p:{incident_id}:{playbook}:{step}"
+    if len(key) <= 128:
+        return key
+    digest = hashlib.sha256(playbook.encode()).hexdigest()[:40]
+    return f"p:{incident_id}:{digest}:{step}"
 
 
 def run_records(runs: list[RunRecord], kind: str) -> list[AuditRecord]:
