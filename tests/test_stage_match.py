@@ -148,3 +148,12 @@ def test_earlier_runs_of_other_incidents_do_not_count(playbooks: list[Playbook])
     )
     assert MatchStage()(current, shared)
     assert [p.name for p in current.fresh] == ["notify"]
+
+
+def test_a_new_incident_never_counts_earlier_runs(playbooks: list[Playbook]) -> None:
+    # ids are new for a new incident; runs filed under it elsewhere must not hide playbooks
+    earlier = [run(incident_id=100, playbook="notify", action="slack.post")]
+    current = item(alert(priority="P3"), event_id=3)
+    data = matched(current, playbooks, incident(incident_id=100), opened=True, earlier=earlier)
+    assert [p.name for p in current.fresh] == ["notify"]
+    assert data["already_ran"] == []
