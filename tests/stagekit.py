@@ -20,9 +20,9 @@ from responder.actions import (
 )
 from responder.domain import Alert, RunState, Transition
 from responder.intake.datadog import normalise
-from responder.pipeline.correlate import IncidentIndex, cycle_key, group_key
+from responder.pipeline.incidents import IncidentIndex, cycle_key, group_key
 from responder.pipeline.lifecycle import open_incident
-from responder.pipeline.plan import new_run
+from responder.pipeline.planned import new_run
 from responder.pipeline.stages import Batch, EventItem
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.schema import Playbook

@@ -295,14 +295,6 @@ def test_a_failure_planned_before_the_root_post_is_not_told_twice(engine: sa.Eng
     assert [r.idempotency_key for r in added(engine)] == ["n:failed:41"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sa.exc.IntegrityError,
-    reason="when the root post succeeds in the same recorder round as another run fails, the"
-    " failure arrives both as its own notice and among the root's missed failures: the two"
-    " replies share the key n:failed:<run>, _insert only drops keys already in the table,"
-    " and the bulk insert breaks on the unique index (the worker step fails, nothing is told)",
-)
 def test_a_failure_finishing_with_the_root_post_is_told_once(engine: sa.Engine) -> None:
     store(engine, [root_post(), page()])
     notices = [Notice("root", 40, 7, 1, "slack.post"), failed_notice()]

@@ -48,10 +48,10 @@ def test_context_shows_the_run_the_incident_and_the_alert() -> None:
     assert ctx.idempotency_key == "p:7:main:0"
     assert ctx.incident.id == "7"
     assert ctx.incident.status == "resolved"
-    assert ctx.incident.opened_at == NOW.isoformat()
-    assert ctx.incident.resolved_at == NOW.isoformat()
+    assert ctx.incident.opened_at == NOW
+    assert ctx.incident.resolved_at == NOW
     assert dict(ctx.incident.refs) == {"slack": {"ts": "1.2"}}
-    assert ctx.alert == alert("Recovered").as_context()
+    assert ctx.alert == alert("Recovered")
     assert (ctx.parent, ctx.previous) == (None, None)
     assert list(ctx.runs) == history
     assert ctx.may_have_acted

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 from responder.domain import IncidentStatus
 from responder.intake.datadog import normalise
-from responder.pipeline.correlate import CorrelateStage, IncidentIndex, cycle_key, group_key
+from responder.pipeline.correlate import CorrelateStage
+from responder.pipeline.incidents import IncidentIndex, cycle_key, group_key
 from tests.stagekit import CYCLE, MONITOR_ID, NOW, alert, batch, default_payload, incident, item
 
 GROUP = f"{MONITOR_ID}|host:web-1"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from responder.domain import RunState
-from responder.pipeline.plan import PlanStage, lane, run_records
+from responder.pipeline.plan import PlanStage
+from responder.pipeline.planned import lane, run_records
 from responder.pipeline.stages import EventItem
 from responder.playbooks.schema import Playbook
 from responder.records import IncidentRecord, RunRecord
@@ -270,12 +271,6 @@ def test_run_records_name_failed_runs_as_failed() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="idempotency keys are cut to 128 characters: with a playbook name over about 120"
-    " characters (the loader accepts any length) every step gets the same key, and the"
-    " unique index on action_run.idempotency_key then fails the whole event",
-)
 def test_steps_of_a_playbook_with_a_long_name_keep_distinct_keys(tmp_path: Path) -> None:
     name = "payments-" + "x" * 121
     document = (

@@ -13,8 +13,9 @@ from responder.actions import Pace, Registry
 from responder.domain import Alert, RunState
 from responder.metrics import Metrics
 from responder.pipeline.alerts import AlertSource
-from responder.pipeline.claim import Claimer, Taken
+from responder.pipeline.claim import Claimer
 from responder.pipeline.contexts import AlertContexts
+from responder.pipeline.jobs import Taken
 from responder.pipeline.stages import EventItem
 from responder.pipeline.takeover import TakeOverStage
 from responder.records import IncidentRecord, RunRecord
@@ -108,7 +109,7 @@ def test_a_taken_run_carries_what_its_call_needs(engine: sa.Engine) -> None:
     assert (ctx.run_id, ctx.action, ctx.attempt, ctx.uncertain) == ("500", "slack.post", 1, False)
     assert ctx.idempotency_key == "p:100:main:500"
     assert ctx.incident.id == "100"
-    assert ctx.alert["cycle_key"] == "7716548234000004444"
+    assert ctx.alert.cycle_key == "7716548234000004444"
     assert ctx.parent is None and ctx.previous is None
 
 
