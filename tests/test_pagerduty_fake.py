@@ -43,15 +43,11 @@ def http() -> Iterator[httpx2.Client]:
 
 @pytest.fixture(scope="module")
 def events_spec() -> SpecShapes:
-    if not EVENTS_SPEC.exists():
-        pytest.skip(f"no spec at {EVENTS_SPEC}")
     return SpecShapes(EVENTS_SPEC)
 
 
 @pytest.fixture(scope="module")
 def rest_spec() -> SpecShapes:
-    if not REST_SPEC.exists():
-        pytest.skip(f"no spec at {REST_SPEC}")
     return SpecShapes(REST_SPEC)
 
 
@@ -460,3 +456,68 @@ def test_rest_rate_limit_carries_ratelimit_reset(
     assert answer.json()["error"]["message"] == "Rate Limit Exceeded"
     assert rest_spec.errors(answer.json(), REST_ERROR) == []
     assert http.get(f"{fake.api_url}/incidents", headers=rest_headers()).status_code == 200
+
+
+# -- the published shapes themselves -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"routing_key": None}, "$.routing_key: missing"),
+        ({"event_action": "open"}, "$.event_action: 'open' not in"),
+        ({"dedup_key": 7}, "$.dedup_key: expected string"),
+        ({"links": [{"text": "no href"}]}, "$.links[0].href: missing"),
+        ({"images": {"src": "https://x"}}, "$.images: expected array"),
+    ],
+)
+def test_the_event_shape_refuses_what_pagerduty_documents_as_invalid(
+    events_spec: SpecShapes, change: dict[str, Any], where: str
+) -> None:
+    event = trigger()
+    for name, value in change.items():
+        if value is None:
+            del event[name]
+        else:
+            event[name] = value
+    assert events_spec.errors(trigger(), EVENT_BODY) == []
+    problems = events_spec.errors(event, EVENT_BODY)
+    assert len(problems) == 1 and problems[0].startswith(where), problems
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({"severity": "fatal"}, "$.payload.severity: 'fatal' not in"),
+        ({"summary": None}, "$.payload.summary: missing"),
+        ({"source": 3}, "$.payload.source: expected string"),
+        ({"custom_details": ["a"]}, "$.payload.custom_details: expected object"),
+    ],
+)
+def test_the_payload_shape_refuses_what_pagerduty_documents_as_invalid(
+    events_spec: SpecShapes, payload: dict[str, Any], where: str
+) -> None:
+    event = trigger()
+    for name, value in payload.items():
+        if value is None:
+            del event["payload"][name]
+        else:
+            event["payload"][name] = value
+    problems = events_spec.errors(event, EVENT_BODY)
+    assert len(problems) == 1 and problems[0].startswith(where), problems
+
+
+def test_the_rest_shapes_refuse_answers_pagerduty_would_not_give(rest_spec: SpecShapes) -> None:
+    user = {"id": "PUSER01", "type": "user_reference"}
+    assert rest_spec.errors({"note": {"content": "x", "user": user}}, NOTE_OK) == []
+    assert rest_spec.errors({"note": {"user": user}}, NOTE_OK) == ["$.note.content: missing"]
+    assert rest_spec.errors({"notes": [{"content": 1}]}, NOTES_OK) == [
+        "$.notes[0].content: expected string, got int"
+    ]
+    listed = {"incidents": [{"id": "Q1", "status": "open", "urgency": "high"}], "more": False}
+    assert rest_spec.errors(listed, INCIDENTS_OK) == [
+        "$.incidents[0].status: 'open' not in ['triggered', 'acknowledged', 'resolved']"
+    ]
+    assert rest_spec.errors({"error": {"code": "2001"}}, REST_ERROR) == [
+        "$.error.code: expected integer, got str"
+    ]

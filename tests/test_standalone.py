@@ -9,6 +9,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from responder.domain import Transition
 from responder.intake.datadog import normalise
 from tests.samples import SAMPLES
@@ -70,3 +72,110 @@ def test_the_readme_sends_a_sample_that_exists() -> None:
     assert all((REPO / path).is_file() for path in sent)
     template = re.search(r"Paste `([^`]+)`", readme)
     assert template is not None and (REPO / template.group(1)).is_file()
+
+
+# -- beyond ../shared: any path out of the repository, in any text file it tracks ------------
+
+# A folder named `shared` reached from here: "../shared", "shared/datadog/..." (as a doc or a
+# comment would name it), and in code a path piece "shared" joined with `/` or after "..".
+BESIDE = (
+    re.compile(r"\.\.[/\\]+shared\b"),
+    re.compile(r"(?:^|[^\w.-])shared/[\w.*-]"),
+    re.compile(r"""/\s*["']shared["']|["']shared["']\s*/|["']\.\.["']\s*,\s*["']shared["']"""),
+)
+# `Path(__file__)...parents[N]` and `.parent` chains: where they lead is checked against the
+# file's depth in the repository.
+PARENTS = re.compile(r"__file__\)(?:\.resolve\(\)|\.absolute\(\))?\.parents\[(\d+)\]")
+PARENT_CHAIN = re.compile(r"__file__\)(?:\.resolve\(\)|\.absolute\(\))?((?:\.parent)+)\b")
+# Paths into the repository that its READMEs name, in backticks or as curl's `@file`.
+REPO_PATH = re.compile(
+    r"(?:`|@)((?:responder|tests|bench|playbooks|integrations|migrations|\.ci)/[^`\s]*)"
+)
+
+
+def tracked_files() -> list[str]:
+    """Every file git tracks or would add (not ignored), whatever its kind."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return sorted({name for name in listed.split("\0") if name})
+
+
+def leaks(name: str, text: str) -> list[str]:
+    """The lines of `text` (repository file `name`) that reach outside the repository."""
+    found: list[str] = []
+    depth = len(Path(name).parts)  # climbing `depth` levels from the file reaches the repository
+    for number, line in enumerate(text.splitlines(), start=1):
+        where = f"{name}:{number}: {line.strip()[:120]}"
+        if any(pattern.search(line) for pattern in BESIDE):
+            found.append(where)
+            continue
+        climbs = [int(n) + 1 for n in PARENTS.findall(line)]
+        climbs += [chain.count(".parent") for chain in PARENT_CHAIN.findall(line)]
+        if any(climb > depth for climb in climbs):
+            found.append(f"{where} (climbs out of the repository)")
+    return found
+
+
+def test_no_text_file_reaches_a_folder_beside_the_repository() -> None:
+    names = tracked_files()
+    assert "playbooks/payments.yaml" in names  # YAML, JSON and the rest are read too
+    found: list[str] = []
+    for name in names:
+        path = REPO / name
+        if path == Path(__file__).resolve() or not path.is_file():
+            continue  # this file spells the patterns out; a deleted file is not shipped
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # binary
+        found += leaks(name, text)
+    assert found == [], "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("tests/conftest.py", 'return Path(__file__).resolve().parents[2] / "shared" / "x"'),
+        ("tests/contexts.py", 'SAMPLES = Path(__file__).resolve().parents[2] / "samples"'),
+        ("bench/run.py", 'LOAD = Path(__file__).resolve().parent.parent.parent / "bench"'),
+        ("bench/run.py", 'HERE = os.path.join(os.path.dirname(__file__), "..", "shared")'),
+        ("tests/fakes/x.py", 'SPECS = ROOT / "shared" / "vendor-specs"'),
+        ("README.md", "  --data @../shared/datadog/samples/payment.triggered.json"),
+        ("playbooks/p.yaml", "# Fix for good: paste shared/datadog/webhook-template.json"),
+        ("bench/README.md", "- `..\\shared\\bench\\load.py`: the generator"),
+    ],
+)
+def test_the_check_catches_a_path_out_of_the_repository(name: str, line: str) -> None:
+    assert leaks(name, line) != []
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("tests/conftest.py", 'return Path(__file__).resolve().parent / "samples" / "datadog"'),
+        ("responder/store/migrate.py", 'DIR = Path(__file__).resolve().parents[2] / "migrations"'),
+        ("bench/slack_sink.py", "REPO = Path(__file__).resolve().parents[1]"),
+        ("README.md", "| `RESPONDER_WEBHOOK_TOKEN` | none | shared secret(s), comma-separated |"),
+        ("responder/store/intake.py", "an fsync shared by every request in the batch"),
+        ("tests/test_runner.py", "rig.store(name)  # three lanes, one shared pace"),
+    ],
+)
+def test_the_check_lets_the_word_shared_be(name: str, line: str) -> None:
+    assert leaks(name, line) == []
+
+
+@pytest.mark.parametrize("readme", ["README.md", "bench/README.md"])
+def test_every_path_a_readme_names_is_in_the_repository(readme: str) -> None:
+    text = (REPO / readme).read_text(encoding="utf-8")
+    named = {
+        path.rstrip(".,:;)")
+        for path in REPO_PATH.findall(text)
+        # Placeholders, and what runs write (gitignored), are not files to ship.
+        if not re.search(r"[<*{]", path) and not path.startswith("bench/results")
+    }
+    assert named, readme
+    assert sorted(path for path in named if not (REPO / path).exists()) == []

@@ -1,9 +1,9 @@
 """A local fake of the Datadog API: incidents (v2), notebooks (v1), workflow instances (v2).
 
-Runs a ThreadingHTTPServer on 127.0.0.1 and checks requests against what Datadog's published
-OpenAPI specs require (required fields, types, enums, lengths), written out below as the
-fake's own rules; answers have the shapes of the SDK repository's recorded cassettes. Tests
-inspect the state and inject faults.
+Runs a ThreadingHTTPServer on 127.0.0.1 and checks requests against what Datadog's OpenAPI
+specs require (required fields, types, enums, lengths), written down below as constants that
+name the schema they come from; answers have the shapes of the SDK repository's recorded
+cassettes. Tests inspect the state and inject faults.
 """
 
 from __future__ import annotations
@@ -30,8 +30,15 @@ USER = {
     "name": "responder",
     "icon": "https://secure.gravatar.com/avatar/0?s=48&d=retro",
 }
+
+# What the API accepts. Schema names are those of Datadog's OpenAPI documents as the
+# datadog-api-client SDK (2.62) ships them: `.generator/schemas/v1/openapi.yaml` (notebooks)
+# and `v2/openapi.yaml` (incidents, workflow instances), `components/schemas/<name>`.
+# v2 IncidentSeverity
 SEVERITIES = ("UNKNOWN", "SEV-0", "SEV-1", "SEV-2", "SEV-3", "SEV-4", "SEV-5")
-# The fields every organisation has, with their kind and (for dropdowns) their options.
+# The fields every organisation has, with their kind and (for dropdowns) their options: the
+# spec leaves fields to each organisation's settings, so these are Datadog's defaults as the
+# SDK's recorded incident scenarios show them.
 INCIDENT_FIELDS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "severity": ("dropdown", SEVERITIES),
     "state": ("dropdown", ("active", "stable", "resolved")),
@@ -41,13 +48,27 @@ INCIDENT_FIELDS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "services": ("autocomplete", None),
     "teams": ("autocomplete", None),
 }
+# v2 IncidentFieldAttributesSingleValueType and IncidentFieldAttributesValueType
 SINGLE_KINDS = ("dropdown", "textbox")
 MULTI_KINDS = ("multiselect", "textarray", "metrictag", "autocomplete")
-LIVE_SPANS = frozenset(
+SEARCH_SORTS = ("created", "-created")  # v2 IncidentSearchSortOrder
+ATTACHMENT_TYPES = ("postmortem", "link")  # v2 AttachmentDataAttributesAttachmentType
+PAGE_SIZE_MAX = 100  # v2 parameters PageSize: "the maximum allowed value is 100"
+LIVE_SPANS = frozenset(  # v1 WidgetLiveSpan
     ("1m", "5m", "10m", "15m", "30m", "1h", "4h", "1d", "2d", "1w", "1mo", "3mo", "6mo")
 ) | {"week_to_date", "month_to_date", "1y", "alert"}
+# v1 NotebookCellCreateRequestAttributes: the definitions a cell may hold.
 CELL_TYPES = ("markdown", "timeseries", "toplist", "heatmap", "distribution", "log_stream")
-NOTEBOOK_NAME_MAX = 80
+NOTEBOOK_NAME_MAX = 80  # v1 NotebookCreateDataAttributes.name maxLength
+NOTEBOOK_STATUSES = ("published",)  # v1 NotebookStatus
+NOTEBOOK_TYPES = ("postmortem", "runbook", "investigation", "documentation", "report")  # v1
+GRAPH_SIZES = ("xs", "s", "m", "l", "xl")  # v1 NotebookGraphSize
+DISPLAY_TYPES = ("area", "bars", "line", "overlay")  # v1 WidgetDisplayType
+MESSAGE_DISPLAYS = ("inline", "expanded-md", "expanded-lg")  # v1 WidgetMessageDisplay
+# v1 WidgetSort, and the values v1 ListNotebooks' parameters sort_dir and sort_field describe.
+SORT_ORDERS = ("asc", "desc")
+NOTEBOOK_SORT_FIELDS = ("modified", "name", "created")
+# Workflow instance states, as the SDK's recorded workflow instance scenarios answer them.
 RUNNING, SUCCEEDED, FAILED, CANCELED = "IN_PROGRESS", "SUCCEEDED", "FAILED", "CANCELED"
 STATUS_NAMES = {RUNNING: "Running", SUCCEEDED: "Succeeded", FAILED: "Failed", CANCELED: "Canceled"}
 DEFAULT_ERRORS = {
@@ -412,8 +433,8 @@ class FakeDatadog(LocalServer):
         if not text:
             raise _bad("query: required")
         sort = query.get("sort", "created")
-        if sort not in ("created", "-created"):
-            raise _bad(f"sort: must be one of created, -created, not {sort!r}")
+        if sort not in SEARCH_SORTS:
+            raise _bad(f"sort: must be one of {', '.join(SEARCH_SORTS)}, not {sort!r}")
         size, offset = _page(query)
         match = _search_filter(text)
         found = sorted(
@@ -443,8 +464,10 @@ class FakeDatadog(LocalServer):
             _req(attributes, "attachment_type", "data.attributes"),
             "data.attributes.attachment_type",
         )
-        if kind not in ("postmortem", "link"):
-            raise _bad("data.attributes.attachment_type: must be one of postmortem, link")
+        if kind not in ATTACHMENT_TYPES:
+            raise _bad(
+                f"data.attributes.attachment_type: must be one of {', '.join(ATTACHMENT_TYPES)}"
+            )
         attachment = _obj(attributes.get("attachment"), "data.attributes.attachment")
         url = _str(_req(attachment, "documentUrl", "data.attributes.attachment"), "documentUrl")
         if not url.startswith(("https://", "http://")):
@@ -549,11 +572,11 @@ class FakeDatadog(LocalServer):
         start = _int(query.get("start", "0"), "start", low=0)
         cells = _flag(query.get("include_cells", "true"), "include_cells")
         sort_field = query.get("sort_field", "modified")
-        if sort_field not in ("modified", "name", "created"):
-            raise _bad("sort_field: must be one of modified, name, created")
+        if sort_field not in NOTEBOOK_SORT_FIELDS:
+            raise _bad(f"sort_field: must be one of {', '.join(NOTEBOOK_SORT_FIELDS)}")
         sort_dir = query.get("sort_dir", "desc")
-        if sort_dir not in ("asc", "desc"):
-            raise _bad("sort_dir: must be one of asc, desc")
+        if sort_dir not in SORT_ORDERS:
+            raise _bad(f"sort_dir: must be one of {', '.join(SORT_ORDERS)}")
         wanted = (query.get("query") or "").lower()
         found = [
             n
@@ -653,7 +676,7 @@ class FakeDatadog(LocalServer):
 
     def _ListWorkflowInstances(self, workflow_id: str, *, query: Query, body: Any) -> Answer:
         self._workflow(workflow_id)
-        size = _int(query.get("page[size]", "10"), "page[size]", low=1, high=100)
+        size = _int(query.get("page[size]", "10"), "page[size]", low=1, high=PAGE_SIZE_MAX)
         number = _int(query.get("page[number]", "0"), "page[number]", low=0)
         mine = [i for i in self._instances.values() if i.workflow_id == workflow_id]
         mine.reverse()  # newest first, as Datadog lists them
@@ -721,7 +744,7 @@ class FakeDatadog(LocalServer):
         return attributes
 
 
-# -- request checks, after the specs ------------------------------------------------------
+# -- request checks, after the specs (constants above) ------------------------------------
 
 # (method, path, operationId); the handler of an operation is the method `_<operationId>`.
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -843,7 +866,7 @@ def _flag(value: str, path: str) -> bool:
 
 
 def _page(query: Query) -> tuple[int, int]:
-    size = _int(query.get("page[size]", "10"), "page[size]", low=1, high=100)
+    size = _int(query.get("page[size]", "10"), "page[size]", low=1, high=PAGE_SIZE_MAX)
     return size, _int(query.get("page[offset]", "0"), "page[offset]", low=0)
 
 
@@ -941,13 +964,12 @@ def _notebook_attributes(body: Any) -> dict[str, Any]:
     _str(_req(attributes, "name", where), f"{where}.name", max_len=NOTEBOOK_NAME_MAX)
     _list(_req(attributes, "cells", where), f"{where}.cells")
     _time(_req(attributes, "time", where), f"{where}.time", nullable=False)
-    if attributes.get("status", "published") != "published":
+    if attributes.get("status", "published") not in NOTEBOOK_STATUSES:
         raise _bad(f"{where}.status: must be 'published'")
     metadata = attributes.get("metadata")
     if metadata is not None:
         kind = _obj(metadata, f"{where}.metadata").get("type")
-        allowed = (None, "postmortem", "runbook", "investigation", "documentation", "report")
-        if kind not in allowed:
+        if kind is not None and kind not in NOTEBOOK_TYPES:
             raise _bad(f"{where}.metadata.type: {kind!r} is not a notebook type")
     return attributes
 
@@ -1004,7 +1026,7 @@ def _cell_attributes(attributes: dict[str, Any], where: str) -> None:
         requests = _list(_req(definition, "requests", path), f"{path}.requests", min_items=1)
         for number, sent in enumerate(requests):
             request = _obj(sent, f"{path}.requests[{number}]")
-            if request.get("display_type", "line") not in ("area", "bars", "line", "overlay"):
+            if request.get("display_type", "line") not in DISPLAY_TYPES:
                 raise _bad(f"{path}.requests[{number}].display_type: not a display type")
             if "q" in request:
                 _str(request["q"], f"{path}.requests[{number}].q")
@@ -1013,7 +1035,7 @@ def _cell_attributes(attributes: dict[str, Any], where: str) -> None:
     unknown = sorted(set(attributes) - allowed)
     if unknown:
         raise _bad(f"{where}.attributes: {kind} cells take no {', '.join(unknown)}")
-    if attributes.get("graph_size", "m") not in ("xs", "s", "m", "l", "xl"):
+    if attributes.get("graph_size", "m") not in GRAPH_SIZES:
         raise _bad(f"{where}.attributes.graph_size: not a graph size")
     if "split_by" in attributes:
         split = _obj(attributes["split_by"], f"{where}.attributes.split_by")
@@ -1030,12 +1052,12 @@ def _log_stream(definition: dict[str, Any], path: str) -> None:
             isinstance(v, str) for v in _list(definition[key], f"{path}.{key}")
         ):
             raise _bad(f"{path}.{key}: expected strings")
-    if definition.get("message_display", "inline") not in ("inline", "expanded-md", "expanded-lg"):
+    if definition.get("message_display", "inline") not in MESSAGE_DISPLAYS:
         raise _bad(f"{path}.message_display: not a message display")
     if "sort" in definition:
         sort = _obj(definition["sort"], f"{path}.sort")
         _str(_req(sort, "column", f"{path}.sort"), f"{path}.sort.column")
-        if _req(sort, "order", f"{path}.sort") not in ("asc", "desc"):
+        if _req(sort, "order", f"{path}.sort") not in SORT_ORDERS:
             raise _bad(f"{path}.sort.order: must be asc or desc")
 
 

@@ -2,7 +2,8 @@
 
 As strict as PagerDuty about what it accepts, with PagerDuty's alert deduplication: one open
 alert per (routing key, dedup key). Runs a ThreadingHTTPServer on 127.0.0.1; tests inspect
-events, alerts, incidents and notes, and inject faults.
+events, alerts, incidents and notes, and inject faults. `EVENTS_SPEC` and `REST_SPEC` restate
+the shapes PagerDuty publishes, for `SpecShapes` to hold requests and answers to.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,16 +24,31 @@ from tests.fakes.server import Answer, LocalServer, Request
 ROUTING_KEY = "R0UT1NGKEY0000000000000000000001"  # 32 characters, like PagerDuty's
 API_TOKEN = "u+FAKEPDTOKEN_0000000"
 USER_EMAIL = "responder@example.com"
+
+# What PagerDuty answers 400 "invalid event" for. Enums and required fields: PagerDuty's
+# Events API v2 OpenAPI document (PagerDuty/api-schema, reference/events-v2/openapiv3.json),
+# the `POST /enqueue` request body and `components/schemas/Payload`, `Links`, `Images`. The
+# lengths and the size limit, which that document leaves out: the Events API v2 overview on
+# developer.pagerduty.com (its table of event fields, and its limits).
+EVENT_REQUIRED = ("routing_key", "event_action")
+PAYLOAD_REQUIRED = ("summary", "source", "severity")
+ACTIONS = ("trigger", "acknowledge", "resolve")  # event_action
+SEVERITIES = ("critical", "error", "warning", "info")  # payload.severity
+PAYLOAD_TEXT = ("component", "group", "class")  # optional payload strings
+LINK_FIELDS = frozenset({"href", "text"})  # links[]: href required
+IMAGE_FIELDS = frozenset({"src", "href", "alt"})  # images[]: src required
+ROUTING_KEY_LENGTH = 32  # an integration key is exactly 32 characters
 SUMMARY_MAX = 1024
 DEDUP_KEY_MAX = 255
 EVENT_MAX_BYTES = 512 * 1024
-SEVERITIES = ("critical", "error", "warning", "info")
-ACTIONS = ("trigger", "acknowledge", "resolve")
+# The REST API v2 (reference/REST/openapiv3.json): the Accept header of version 2 and the
+# values `components/schemas/Incident` and `IncidentNote` allow.
 PD_ACCEPT = "application/vnd.pagerduty+json;version=2"
+INCIDENT_STATUSES = ("triggered", "acknowledged", "resolved")
+ASSIGNED_VIA = ("escalation_policy", "direct_assignment")
+URGENCIES = ("high", "low")
+NOTE_USER_TYPES = ("user_reference", "bot_user_reference")
 WEB = "https://fake.pagerduty.com"
-# PagerDuty's published schemas for what the fake answers, kept beside it (see their $comment).
-EVENTS_SPEC = Path(__file__).resolve().parent / "pagerduty_events_shapes.json"
-REST_SPEC = Path(__file__).resolve().parent / "pagerduty_rest_shapes.json"
 
 Headers = dict[str, str]
 
@@ -487,7 +502,7 @@ def _check_event(event: dict[str, Any]) -> str:
     routing_key = event.get("routing_key")
     if not isinstance(routing_key, str) or not routing_key.strip():
         raise _invalid_event("'routing_key' is missing or blank")
-    if len(routing_key) != 32:
+    if len(routing_key) != ROUTING_KEY_LENGTH:
         raise _invalid_event("Length of 'routing_key' is incorrect (should be 32 characters)")
     action = event.get("event_action")
     if action not in ACTIONS:
@@ -513,7 +528,7 @@ def _check_event(event: dict[str, Any]) -> str:
 def _check_payload(payload: object) -> None:
     if not isinstance(payload, dict):
         raise _invalid_event("'payload' is missing or blank")
-    for name in ("summary", "source", "severity"):
+    for name in PAYLOAD_REQUIRED:
         value = payload.get(name)
         if not isinstance(value, str) or not value.strip():
             raise _invalid_event(f"'payload.{name}' is missing or blank")
@@ -527,7 +542,7 @@ def _check_payload(payload: object) -> None:
     timestamp = payload.get("timestamp")
     if timestamp is not None and not _is_timestamp(timestamp):
         raise _invalid_event("'payload.timestamp' is invalid (must be ISO 8601)")
-    for name in ("component", "group", "class"):
+    for name in PAYLOAD_TEXT:
         if name in payload and not isinstance(payload[name], str):
             raise _invalid_event(f"'payload.{name}' must be a string")
     if "custom_details" in payload and not isinstance(payload["custom_details"], dict):
@@ -543,7 +558,7 @@ def _check_links(links: object, images: object) -> None:
         for item in items:
             if not isinstance(item, dict) or not _is_url(item.get(required)):
                 raise _invalid_event(f"'{name}' entries need a '{required}' URL")
-            extra = set(item) - ({"href", "text"} if name == "links" else {"src", "href", "alt"})
+            extra = set(item) - (LINK_FIELDS if name == "links" else IMAGE_FIELDS)
             if extra or not all(isinstance(v, str) for v in item.values()):
                 raise _invalid_event(f"'{name}' entries hold unknown or non-string fields")
             if name == "images" and not item["src"].startswith("https://"):
@@ -622,15 +637,178 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# -- PagerDuty's published shapes ---------------------------------------------------------
+#
+# The parts of PagerDuty's two OpenAPI documents that our requests and the fake's answers
+# touch, restated as types, required fields and enums. Each schema sits under the JSON pointer
+# it has in PagerDuty's own document, so a failed check names the place to read there.
+# Formats (date-time, url) are left out: the check below ignores them.
+
+_STRING: dict[str, Any] = {"type": "string"}
+_INTEGER: dict[str, Any] = {"type": "integer"}
+_BOOLEAN: dict[str, Any] = {"type": "boolean"}
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _array(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+def _one_of(values: tuple[str, ...]) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values)}
+
+
+def _document(schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An OpenAPI-shaped document holding each schema at its JSON pointer."""
+    document: dict[str, Any] = {}
+    for pointer, schema in schemas.items():
+        node = document
+        *parents, last = pointer.removeprefix("#/").split("/")
+        for part in parents:
+            node = node.setdefault(part.replace("~1", "/").replace("~0", "~"), {})
+        node[last.replace("~1", "/").replace("~0", "~")] = schema
+    return document
+
+
+def _reference(*types: str) -> dict[str, Any]:
+    # REST `components/schemas/Reference`: the common Tag fields, with type and id required.
+    fields = {"id": _STRING, "type": _one_of(types), "summary": _STRING}
+    return _object(fields | {"self": _STRING, "html_url": _STRING}, ("type", "id"))
+
+
+# Events API v2 (reference/events-v2/openapiv3.json).
+EVENT_REQUEST = "#/paths/~1enqueue/post/requestBody/content/application~1json/schema"
+EVENT_ACCEPTED = "#/components/responses/Success/content/application~1json/schema"
+EVENT_REFUSED = "#/components/responses/Error/content/application~1json/schema"
+_PAYLOAD = _object(  # components/schemas/Payload
+    {
+        "summary": _STRING,
+        "timestamp": _STRING,
+        "severity": {"enum": list(SEVERITIES)},
+        "source": _STRING,
+        **dict.fromkeys(PAYLOAD_TEXT, _STRING),
+        "custom_details": {"type": "object"},
+    },
+    PAYLOAD_REQUIRED,
+)
+EVENTS_SPEC = _document(
+    {
+        EVENT_REQUEST: _object(
+            {
+                "payload": _PAYLOAD,
+                "routing_key": _STRING,
+                "event_action": {"enum": list(ACTIONS)},
+                "dedup_key": _STRING,
+                "client": _STRING,
+                "client_url": _STRING,
+                "links": _array(_object({"href": _STRING, "text": _STRING}, ("href",))),
+                "images": _array(
+                    _object({"src": _STRING, "href": _STRING, "alt": _STRING}, ("src",))
+                ),
+            },
+            EVENT_REQUIRED,
+        ),
+        EVENT_ACCEPTED: _object(
+            {"status": _STRING, "dedup_key": _STRING, "message": _STRING}, ("status",)
+        ),
+        EVENT_REFUSED: _object(
+            {"status": _STRING, "message": _STRING, "errors": _array(_STRING)},
+            ("status", "message"),
+        ),
+    }
+)
+
+# REST API v2 (reference/REST/openapiv3.json).
+INCIDENT_LIST = "#/paths/~1incidents/get/responses/200/content/application~1json/schema"
+NOTE_CREATED = (
+    "#/paths/~1incidents~1{id}~1notes/post/responses/200/content/application~1json/schema"
+)
+NOTE_LIST = "#/paths/~1incidents~1{id}~1notes/get/responses/200/content/application~1json/schema"
+REST_REFUSED = "#/components/responses/Conflict/content/application~1json/schema"
+_INCIDENT = _object(  # components/schemas/Incident, the fields the fake answers with
+    {
+        "id": _STRING,
+        "type": _STRING,
+        "summary": _STRING,
+        "self": _STRING,
+        "html_url": _STRING,
+        "incident_number": _INTEGER,
+        "title": _STRING,
+        "created_at": _STRING,
+        "updated_at": _STRING,
+        "status": _one_of(INCIDENT_STATUSES),
+        "incident_key": _STRING,
+        # A ServiceReference; the full Service only comes with include[]=services.
+        "service": _reference("service_reference"),
+        "assignments": {"type": "array"},
+        "assigned_via": _one_of(ASSIGNED_VIA),
+        "last_status_change_at": _STRING,
+        "resolved_at": _STRING,
+        "alert_counts": _object({"triggered": _INTEGER, "resolved": _INTEGER, "all": _INTEGER}),
+        "is_mergeable": _BOOLEAN,
+        "pending_actions": {"type": "array"},
+        "acknowledgements": {"type": "array"},
+        "urgency": _one_of(URGENCIES),
+    }
+)
+_NOTE = _object(  # components/schemas/IncidentNote
+    {
+        "id": _STRING,
+        "user": _reference(*NOTE_USER_TYPES),
+        "channel": _object(
+            {
+                "summary": _STRING,
+                "id": _STRING,
+                "type": _STRING,
+                "self": _STRING,
+                "html_url": _STRING,
+            },
+            ("summary",),
+        ),
+        "content": _STRING,
+        "created_at": _STRING,
+        "updated_at": _STRING,
+    },
+    ("content",),
+)
+REST_SPEC = _document(
+    {
+        INCIDENT_LIST: _object(  # Pagination, then the page
+            {
+                "offset": _INTEGER,
+                "limit": _INTEGER,
+                "more": _BOOLEAN,
+                "total": _INTEGER,
+                "incidents": _array(_INCIDENT),
+            },
+            ("incidents",),
+        ),
+        NOTE_CREATED: _object({"note": _NOTE}, ("note",)),
+        NOTE_LIST: _object({"notes": _array(_NOTE)}, ("notes",)),
+        # PagerDuty's one error object, whatever the status.
+        REST_REFUSED: _object(
+            {"error": _object({"code": _INTEGER, "message": _STRING, "errors": _array(_STRING)})}
+        ),
+    }
+)
+
+
 class SpecShapes:
     """A small OpenAPI 3 schema check (types, required, enum, $ref, allOf/oneOf, items).
 
-    Enough to hold the fake's answers and our requests to PagerDuty's published shapes;
-    formats are not checked and null is accepted anywhere, as PagerDuty sends nulls freely.
+    Enough to hold the fake's answers and our requests to PagerDuty's published shapes
+    (`EVENTS_SPEC`, `REST_SPEC`); formats are not checked and null is accepted anywhere, as
+    PagerDuty sends nulls freely.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.spec: dict[str, Any] = json.loads(path.read_text())
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.spec = document
 
     def errors(self, value: Any, pointer: str) -> list[str]:
         """Problems of `value` against the schema at JSON pointer `pointer` ("#/components/...")."""

@@ -18,10 +18,22 @@ from tests.fakes.server import LocalServer, Request
 Params = dict[str, Any]
 Answer = tuple[int, dict[str, str], dict[str, Any]]
 
+# Slack's published OpenAPI spec is stale (2020) and leaves these out; they come from Slack's
+# reference pages. chat.postMessage: `text` over 40,000 characters is msg_too_long.
+TEXT_MAX = 40_000
+# Block Kit reference, "Blocks" (api.slack.com/reference/block-kit/blocks): the block types a
+# message takes, at most 50 blocks, a block_id of at most 255 characters, and per type:
 BLOCK_TYPES = frozenset(
     {"header", "section", "context", "actions", "divider", "image", "rich_text", "markdown"}
 )
-TEXT_MAX = 40_000  # longer `text` is msg_too_long
+BLOCKS_MAX = 50
+BLOCK_ID_MAX = 255
+HEADER_TEXT_MAX = 150  # header: plain_text only
+SECTION_TEXT_MAX = 3000  # section: text, or fields, or both
+SECTION_FIELDS_MAX = 10
+SECTION_FIELD_TEXT_MAX = 2000
+CONTEXT_ELEMENTS_MAX = 10
+ACTIONS_ELEMENTS_MAX = 25
 BOT = {"user": "U0BOT", "bot_id": "B0FAKE", "app_id": "A0FAKE"}
 AUTH_TEST = {
     "url": "https://fake.slack.com/",
@@ -372,33 +384,33 @@ def _content(params: Params) -> tuple[str | None, list[dict[str, Any]] | None]:
 
 def _check_blocks(blocks: list[Any]) -> None:
     """Block Kit limits as Slack enforces them; any breach is the one error invalid_blocks."""
-    ok = len(blocks) <= 50 and all(isinstance(b, dict) and _block_ok(b) for b in blocks)
+    ok = len(blocks) <= BLOCKS_MAX and all(isinstance(b, dict) and _block_ok(b) for b in blocks)
     if not ok:
         raise SlackError("invalid_blocks")
 
 
 def _block_ok(block: dict[str, Any]) -> bool:
     kind = block.get("type")
-    if kind not in BLOCK_TYPES or len(str(block.get("block_id", ""))) > 255:
+    if kind not in BLOCK_TYPES or len(str(block.get("block_id", ""))) > BLOCK_ID_MAX:
         return False
     if kind == "header":
-        return _text_ok(block.get("text"), 150, kinds=("plain_text",))
+        return _text_ok(block.get("text"), HEADER_TEXT_MAX, kinds=("plain_text",))
     if kind == "section":
         text, fields = block.get("text"), block.get("fields")
         fields_ok = fields is None or (
             isinstance(fields, list)
-            and len(fields) <= 10
-            and all(_text_ok(f, 2000) for f in fields)
+            and len(fields) <= SECTION_FIELDS_MAX
+            and all(_text_ok(f, SECTION_FIELD_TEXT_MAX) for f in fields)
         )
         return (
             (text is not None or bool(fields))
-            and (text is None or _text_ok(text, 3000))
+            and (text is None or _text_ok(text, SECTION_TEXT_MAX))
             and fields_ok
         )
     if kind in ("context", "actions"):
         elements = block.get("elements")
         return isinstance(elements, list) and 1 <= len(elements) <= (
-            10 if kind == "context" else 25
+            CONTEXT_ELEMENTS_MAX if kind == "context" else ACTIONS_ELEMENTS_MAX
         )
     return True
 
