@@ -4,42 +4,16 @@ from __future__ import annotations
 
 import gc
 from dataclasses import replace
-from datetime import UTC, datetime
 
-from responder.domain import Alert, Transition, tag_map
+from responder.domain import Alert, tag_map
 from responder.pipeline.contexts import AlertContexts
+from tests.contexts import sample_alert
 
-_TAGS = ("env:prod", "team:payments")
-_BASE = Alert(
-    source_id="0",
-    monitor_id="148275309",
-    monitor_name="High Payment Failure Rate",
-    title="[Triggered] High Payment Failure Rate",
-    transition=Transition.TRIGGERED,
-    alert_type="error",
-    priority="P1",
-    status_text=None,
-    query=None,
-    metric=None,
-    scope="",
-    cycle_key="7716548234000001111",
-    aggreg_key=None,
-    hostname=None,
-    tags=_TAGS,
-    tag_map=tag_map(_TAGS),
-    message=None,
-    link=None,
-    snapshot=None,
-    date=datetime(2026, 11, 18, 12, 0, tzinfo=UTC),
-    org_id=None,
-    org_name=None,
-    event_type=None,
-    template="responder",
-)
+_BASE = sample_alert("payment-failure-rate.triggered")
 
 
 def context(n: int) -> Alert:
-    return replace(_BASE, source_id=str(n), tag_map=tag_map(_TAGS))
+    return replace(_BASE, source_id=str(n), tag_map=tag_map(_BASE.tags))
 
 
 def test_a_context_comes_back_as_it_was_put() -> None:
