@@ -21,7 +21,7 @@ def test_each_take_is_a_copy_a_template_cannot_change_for_the_next_run() -> None
     contexts = AlertContexts()
     contexts.put(1, context(1))
     first = contexts.take([1])[1]
-    first["tags"]["env"] = "staging"  # type: ignore[index]
+    first["tags"]["env"] = "staging"
     assert contexts.take([1])[1] == context(1)
 
 

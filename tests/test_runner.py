@@ -50,6 +50,7 @@ class Script:
 
 
 class ScriptedAction:
+    name: ClassVar[str]  # set per instance below: one class stands in for several actions
     params: ClassVar[type[StepParams]] = CallParams
     markup: ClassVar[str] = "plain"
     wants_runs: ClassVar[bool] = False
@@ -412,7 +413,9 @@ def test_intake_writer_groups_rows_and_answers_each(engine: sa.Engine) -> None:
     assert len({r.event_id for r in results}) == 150
     assert sum(sizes) == 200 and len(sizes) < 200  # several rows per commit
     with engine.connect() as conn:
-        stored = dict(conn.execute(sa.text("SELECT id, fingerprint FROM alert_event")).all())
+        stored: dict[int, str] = dict(
+            conn.execute(sa.text("SELECT id, fingerprint FROM alert_event")).all()
+        )
     for i, result in enumerate(results):  # every answer names the row of its own delivery
         assert stored[result.event_id] == f"dd:group-{i % 150}"
 
@@ -489,7 +492,7 @@ def test_a_polled_run_keeps_its_answer_between_calls_and_sees_the_timeline(
         assert "run.retry" not in kinds
         with Session(engine) as session:
             incident = session.exec(select(Incident)).one()
-        assert incident.refs["job"] == {"id": "j-1"}
+        assert incident.refs is not None and incident.refs["job"] == {"id": "j-1"}
     finally:
         runner.shutdown()
 
