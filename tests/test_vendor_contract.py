@@ -6,7 +6,8 @@ fault mechanism all fakes share (tests.fakes.server). Whatever the vendor, an ac
 
 - turns a 429 into a retryable ActionError that carries the Retry-After it was given;
 - turns a 5xx, a refused connection and a timeout into a retryable ActionError;
-- turns a refusal of the request itself (a 4xx) into a permanent ActionError;
+- turns a refusal of the request itself (a 4xx: invalid, unauthorised, forbidden, not
+  found) into a permanent ActionError;
 - makes exactly one HTTP attempt per execute and never sleeps (the runner owns retries);
 - never lets a secret (token, API key, routing key) into its error, its result, what it
   describes for the audit log, or any log line, even when the vendor echoes the secret back.
@@ -356,8 +357,9 @@ def test_a_timeout_is_retryable(rig: Rig) -> None:
     one_attempt(made)
 
 
-@pytest.mark.parametrize("status", [400, 422])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 def test_a_refused_request_is_permanent(rig: Rig, status: int) -> None:
+    # Invalid, unauthorised, forbidden, gone: the same request would be refused again.
     context = rig.context()
     rig.fake.refuse_next(ANY, status)
     error, made = rig.fail(context)
