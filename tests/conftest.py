@@ -1,4 +1,5 @@
-"""Shared fixtures: a migrated database on SQLite and on PostgreSQL, and the Datadog samples."""
+"""Shared fixtures: databases on SQLite and on PostgreSQL (empty, or at the newest schema),
+and the Datadog samples."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from responder.store import db, migrate
+from responder.store import db
+from tests.databases import BACKENDS, PostgresStates, SqliteStates, restore
 from tests.samples import SAMPLES
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -40,14 +42,11 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a new SQLite file, or the session's PostgreSQL database emptied."""
+    """An empty database, no tables at all: a new SQLite file, or the session's PostgreSQL
+    database with every table dropped. For tests of migrating; the others want
+    `migrated_url`."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/responder.db"
     url: str = request.getfixturevalue("pg_url")
@@ -68,12 +67,27 @@ def _drop_all_tables(url: str) -> None:
         engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_states(tmp_path_factory: pytest.TempPathFactory) -> SqliteStates:
+    return SqliteStates(tmp_path_factory.mktemp("database-states"))
+
+
+@pytest.fixture(scope="session")
+def postgres_states(pg_url: str) -> PostgresStates:
+    return PostgresStates(pg_url)
+
+
+@pytest.fixture(params=BACKENDS)
+def migrated_url(request: pytest.FixtureRequest) -> str:
+    """An empty database at the newest schema, migrated once per session (tests.databases)."""
+    return restore(request, request.param)
+
+
 @pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    """The engine the service would build, on a database upgraded to the newest schema."""
-    created = db.create_engine(db_url)
+def engine(migrated_url: str) -> Iterator[sa.Engine]:
+    """The engine the service would build, on an empty database at the newest schema."""
+    created = db.create_engine(migrated_url)
     try:
-        migrate.upgrade(created)
         yield created
     finally:
         created.dispose()

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from responder.main import Service
 from responder.store.tables import ActionRun, AuditEntry
+from tests.databases import BACKENDS, restore
 from tests.harness import API_TOKEN, TOKEN, drain, post, running, sample, settings_for
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -34,17 +35,26 @@ NEWEST_FIRST = [CHECKOUT, FRAUD, LATENCY, PAYMENTS]
 
 
 @pytest.fixture
-def app(db_url: str) -> Iterator[tuple[Service, TestClient]]:
+def app(migrated_url: str) -> Iterator[tuple[Service, TestClient]]:
     # No Slack token: every run is recorded as skipped, which is all the history needs.
-    with running(settings_for(db_url)) as pair:
+    with running(settings_for(migrated_url)) as pair:
         yield pair
 
 
-@pytest.fixture
-def history(app: tuple[Service, TestClient], samples_dir: Path) -> tuple[Service, TestClient]:
-    service, client = app
-    deliver(service, client, samples_dir, *HISTORY)
-    return service, client
+@pytest.fixture(params=BACKENDS)
+def history(
+    request: pytest.FixtureRequest, samples_dir: Path
+) -> Iterator[tuple[Service, TestClient]]:
+    """The app on a database holding HISTORY. Delivering it through the pipeline takes most
+    of a second, so it is done once per session and database, and each test gets a copy."""
+
+    def build(url: str) -> None:
+        with running(settings_for(url)) as (service, client):
+            deliver(service, client, samples_dir, *HISTORY)
+
+    url = restore(request, request.param, "api-history", build)
+    with running(settings_for(url)) as pair:
+        yield pair
 
 
 def deliver(service: Service, client: TestClient, samples_dir: Path, *names: str) -> None:
@@ -105,8 +115,8 @@ def test_the_bearer_token_opens_every_endpoint(
             assert response.headers["content-type"] == "application/json"
 
 
-def test_without_an_api_token_configured_the_api_stays_closed(db_url: str) -> None:
-    with running(settings_for(db_url, RESPONDER_API_TOKEN=None)) as (_, client):
+def test_without_an_api_token_configured_the_api_stays_closed(migrated_url: str) -> None:
+    with running(settings_for(migrated_url, RESPONDER_API_TOKEN=None)) as (_, client):
         for headers in ({}, AUTH, {"Authorization": "Bearer "}):
             response = client.get("/api/incidents", headers=headers)
             assert response.status_code == 401

@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 from responder.cli import app
 from responder.store.db import create_engine
 from responder.store.migrate import is_current, schema_state
+from tests.databases import BACKENDS, restore
 from tests.harness import API_TOKEN, REPO, drain, post, running, sample, settings_for
 
 PAYMENT_SAMPLE = "payment-failure-rate.triggered"
@@ -98,13 +99,24 @@ def no_hang() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@pytest.fixture(params=BACKENDS)
+def served_url(request: pytest.FixtureRequest, samples_dir: Path) -> str:
+    """A database holding SERVED, taken through a real service once per session and
+    database (tests.databases); each test gets a copy."""
+
+    def build(url: str) -> None:
+        with running(settings_for(url)) as (service, client):
+            for name in SERVED:
+                assert post(client, sample(samples_dir, name)).status_code == 202
+                drain(service)
+
+    return restore(request, request.param, "cli-served", build)
+
+
 @pytest.fixture
-def served(db_url: str, samples_dir: Path) -> dict[str, Any]:
-    """Samples taken through a real service on `db_url`; the service is stopped afterwards."""
-    with running(settings_for(db_url)) as (service, client):
-        for name in SERVED:
-            assert post(client, sample(samples_dir, name)).status_code == 202
-            drain(service)
+def served(served_url: str) -> dict[str, Any]:
+    """The incidents on `served_url`, as the API lists them; the service is stopped after."""
+    with running(settings_for(served_url)) as (_, client):
         listed = client.get("/api/incidents", headers={"Authorization": f"Bearer {API_TOKEN}"})
     return {item["monitor_id"]: item for item in listed.json()["items"]}
 
@@ -220,8 +232,10 @@ def test_playbooks_test_refuses_an_unusable_payload(
     assert not (tmp_path / "never.db").exists()
 
 
-def test_incidents_list_shows_newest_first_and_filters(db_url: str, served: dict[str, Any]) -> None:
-    result = invoke(["incidents", "list"], db_url)
+def test_incidents_list_shows_newest_first_and_filters(
+    served_url: str, served: dict[str, Any]
+) -> None:
+    result = invoke(["incidents", "list"], served_url)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 4
@@ -235,18 +249,20 @@ def test_incidents_list_shows_newest_first_and_filters(db_url: str, served: dict
     latency = by_id[served["148275400"]["id"]]
     assert latency.split()[1:3] == ["triggered", "P3"]
 
-    resolved = invoke(["incidents", "list", "--status", "resolved"], db_url)
+    resolved = invoke(["incidents", "list", "--status", "resolved"], served_url)
     assert resolved.exit_code == 0, resolved.output
     assert [int(line.split()[0]) for line in resolved.stdout.splitlines()] == [
         served["148275309"]["id"]
     ]
-    two = invoke(["incidents", "list", "--limit", "2"], db_url)
+    two = invoke(["incidents", "list", "--limit", "2"], served_url)
     assert [int(line.split()[0]) for line in two.stdout.splitlines()] == ids[:2]
 
 
-def test_incidents_show_prints_the_timeline_as_json(db_url: str, served: dict[str, Any]) -> None:
+def test_incidents_show_prints_the_timeline_as_json(
+    served_url: str, served: dict[str, Any]
+) -> None:
     number = served["148275309"]["id"]
-    result = invoke(["incidents", "show", str(number)], db_url)
+    result = invoke(["incidents", "show", str(number)], served_url)
     assert result.exit_code == 0, result.output
     detail = json.loads(result.stdout)
     assert detail["id"] == number and detail["status"] == "resolved"
@@ -263,8 +279,10 @@ def test_incidents_show_prints_the_timeline_as_json(db_url: str, served: dict[st
     assert {entry["incident_id"] for entry in detail["timeline"]} == {number}
 
 
-def test_incidents_show_of_an_unknown_id_fails_cleanly(db_url: str, served: dict[str, Any]) -> None:
-    result = invoke(["incidents", "show", "999"], db_url)
+def test_incidents_show_of_an_unknown_id_fails_cleanly(
+    served_url: str, served: dict[str, Any]
+) -> None:
+    result = invoke(["incidents", "show", "999"], served_url)
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
     assert "no incident 999" in result.stderr
@@ -289,10 +307,10 @@ def _tamper(db_url: str, statement: str) -> None:
         engine.dispose()
 
 
-def test_audit_verify_passes_after_activity(db_url: str, served: dict[str, Any]) -> None:
-    total = _audit_rows(db_url)
+def test_audit_verify_passes_after_activity(served_url: str, served: dict[str, Any]) -> None:
+    total = _audit_rows(served_url)
     assert total > 10
-    result = invoke(["audit", "verify"], db_url)
+    result = invoke(["audit", "verify"], served_url)
     assert result.exit_code == 0, result.output
     assert f"audit log intact: {total} entries verified" in result.stdout
 
@@ -307,10 +325,10 @@ def test_audit_verify_passes_after_activity(db_url: str, served: dict[str, Any])
     ids=["data", "kind", "deleted"],
 )
 def test_audit_verify_names_the_first_broken_seq(
-    db_url: str, served: dict[str, Any], statement: str, seq: int, why: str
+    served_url: str, served: dict[str, Any], statement: str, seq: int, why: str
 ) -> None:
-    _tamper(db_url, statement)
-    result = invoke(["audit", "verify"], db_url)
+    _tamper(served_url, statement)
+    result = invoke(["audit", "verify"], served_url)
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
     assert f"audit log BROKEN at seq {seq}:" in result.stderr

@@ -244,7 +244,7 @@ def inject(fakes: Vendors, fault: str) -> None:
 @pytest.mark.parametrize("fault", TRANSIENT)
 @pytest.mark.usefixtures("quick_pace")
 def test_a_transient_fault_is_retried_and_everything_lands_once(
-    db_url: str,
+    migrated_url: str,
     fakes: Vendors,
     samples_dir: Path,
     fault: str,
@@ -252,7 +252,7 @@ def test_a_transient_fault_is_retried_and_everything_lands_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     inject(fakes, fault)
-    with running(settings_of(fakes, db_url)) as (service, client):
+    with running(settings_of(fakes, migrated_url)) as (service, client):
         deliver(client, sample(samples_dir, PAYMENTS))
         if fault == "refused":
             drain(service)  # every first attempt meets a closed port
@@ -316,7 +316,7 @@ DOWN_ACTIONS = {
 @pytest.mark.parametrize("vendor", sorted(DOWN_ACTIONS))
 @pytest.mark.usefixtures("quick_pace")
 def test_a_vendor_down_for_an_hour_gets_everything_once_when_it_returns(
-    db_url: str,
+    migrated_url: str,
     fakes: Vendors,
     samples_dir: Path,
     vendor: str,
@@ -325,7 +325,7 @@ def test_a_vendor_down_for_an_hour_gets_everything_once_when_it_returns(
 ) -> None:
     fake = getattr(fakes, vendor)
     fake.down()
-    with running(settings_of(fakes, db_url)) as (service, client):
+    with running(settings_of(fakes, migrated_url)) as (service, client):
         deliver(client, sample(samples_dir, PAYMENTS))
         passed, rounds = advance(service, HOUR)
         assert passed >= HOUR, "the runs stopped waiting for the vendor"
@@ -369,14 +369,14 @@ def test_a_vendor_down_for_an_hour_gets_everything_once_when_it_returns(
 
 @pytest.mark.usefixtures("quick_pace")
 def test_past_its_maximum_age_a_run_fails_visibly_and_the_thread_hears(
-    db_url: str,
+    migrated_url: str,
     fakes: Vendors,
     samples_dir: Path,
     logs: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fakes.pagerduty.down()
-    settings = settings_of(fakes, db_url, RESPONDER_RUN_MAX_AGE="1800")
+    settings = settings_of(fakes, migrated_url, RESPONDER_RUN_MAX_AGE="1800")
     with running(settings) as (service, client):
         deliver(client, sample(samples_dir, PAYMENTS))
         passed, _ = advance(service, HOUR)
@@ -431,7 +431,7 @@ def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> float:
 
 @pytest.mark.usefixtures("quick_pace")
 def test_an_answer_lost_after_the_work_is_adopted_not_repeated(
-    db_url: str,
+    migrated_url: str,
     fakes: Vendors,
     samples_dir: Path,
     short_timeouts: float,
@@ -444,7 +444,7 @@ def test_an_answer_lost_after_the_work_is_adopted_not_repeated(
     for route in ("CreateIncident", "CreateNotebook", "CreateWorkflowInstance"):
         dd.delay_next(route, late)
     slack.delay_next("chat.postMessage", late, count=2)  # both roots
-    with running(settings_of(fakes, db_url)) as (service, client):
+    with running(settings_of(fakes, migrated_url)) as (service, client):
         deliver(client, sample(samples_dir, PAYMENTS))
         deliver(client, sample(samples_dir, CHECKOUT))
         settle(service)
@@ -499,7 +499,7 @@ def failed_at_once(service: Service, action: str) -> tuple[ActionRun, dict[str, 
 
 @pytest.mark.usefixtures("quick_pace")
 def test_an_invalid_pagerduty_event_fails_at_once_and_the_thread_hears(
-    db_url: str,
+    migrated_url: str,
     fakes: Vendors,
     samples_dir: Path,
     logs: pytest.LogCaptureFixture,
@@ -510,7 +510,7 @@ def test_an_invalid_pagerduty_event_fails_at_once_and_the_thread_hears(
     fakes.pagerduty.fail_next("events", 400, body=body)
     # Answered after the Slack root is out: see the test of a failure before the root.
     fakes.pagerduty.delay_next("events", 0.5)
-    with running(settings_of(fakes, db_url)) as (service, client):
+    with running(settings_of(fakes, migrated_url)) as (service, client):
         deliver(client, sample(samples_dir, PAYMENTS))
         settle(service)
         assert_all_final(service)
@@ -534,7 +534,7 @@ def test_an_invalid_pagerduty_event_fails_at_once_and_the_thread_hears(
 
 @pytest.mark.usefixtures("quick_pace")
 def test_a_datadog_403_fails_at_once_and_the_thread_hears(
-    db_url: str,
+    migrated_url: str,
     fakes: Vendors,
     samples_dir: Path,
     logs: pytest.LogCaptureFixture,
@@ -543,7 +543,7 @@ def test_a_datadog_403_fails_at_once_and_the_thread_hears(
     errors = ["Forbidden: this application key lacks incident_write"]
     fakes.datadog.fail_next("CreateIncident", 403, errors=errors)
     fakes.datadog.delay_next("CreateIncident", 0.5)  # after the Slack root is out
-    with running(settings_of(fakes, db_url)) as (service, client):
+    with running(settings_of(fakes, migrated_url)) as (service, client):
         deliver(client, sample(samples_dir, PAYMENTS))
         settle(service)
         assert_all_final(service)
@@ -567,7 +567,7 @@ UNKNOWN_WORKFLOW = "00000000-0000-4000-8000-00000000dead"
 
 @pytest.mark.usefixtures("quick_pace")
 def test_a_datadog_404_for_the_workflow_fails_at_once_and_the_thread_hears(
-    db_url: str,
+    migrated_url: str,
     fakes: Vendors,
     samples_dir: Path,
     tmp_path: Path,
@@ -582,7 +582,7 @@ def test_a_datadog_404_for_the_workflow_fails_at_once_and_the_thread_hears(
         f"  - datadog.workflow: {{workflow_id: {UNKNOWN_WORKFLOW}, inputs: {{replicas: 6}}}}\n"
     )
     fakes.datadog.delay_next("CreateWorkflowInstance", 0.5)  # after the Slack root is out
-    with running(settings_of(fakes, db_url, playbooks=tmp_path)) as (service, client):
+    with running(settings_of(fakes, migrated_url, playbooks=tmp_path)) as (service, client):
         deliver(client, sample(samples_dir, CHECKOUT))
         settle(service)
         assert_all_final(service)
@@ -602,14 +602,14 @@ def test_a_datadog_404_for_the_workflow_fails_at_once_and_the_thread_hears(
 
 @pytest.mark.usefixtures("quick_pace")
 def test_a_failed_workflow_fails_its_run_and_the_thread_hears(
-    db_url: str,
+    migrated_url: str,
     fakes: Vendors,
     samples_dir: Path,
     logs: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fakes.datadog.finish_instances("FAILED", after_polls=1)
-    with running(settings_of(fakes, db_url)) as (service, client):
+    with running(settings_of(fakes, migrated_url)) as (service, client):
         deliver(client, sample(samples_dir, CHECKOUT))
         settle(service)
         assert_all_final(service)
@@ -634,7 +634,7 @@ def test_a_failed_workflow_fails_its_run_and_the_thread_hears(
 
 @pytest.mark.usefixtures("quick_pace")
 def test_a_failure_before_the_slack_root_is_out_still_reaches_the_thread(
-    db_url: str, fakes: Vendors, samples_dir: Path
+    migrated_url: str, fakes: Vendors, samples_dir: Path
 ) -> None:
     """PagerDuty refuses at once while Slack is slow to answer the root post.
 
@@ -643,7 +643,7 @@ def test_a_failure_before_the_slack_root_is_out_still_reaches_the_thread(
     """
     fakes.pagerduty.fail_next("events", 400)
     fakes.slack.delay_next("chat.postMessage", 0.5)  # posted at once, answered late
-    with running(settings_of(fakes, db_url)) as (service, client):
+    with running(settings_of(fakes, migrated_url)) as (service, client):
         deliver(client, sample(samples_dir, PAYMENTS))
         settle(service)
         assert_all_final(service)
@@ -676,7 +676,7 @@ def storm_alert(samples_dir: Path, i: int) -> dict[str, Any]:
 
 
 def test_a_storm_into_one_rate_limited_channel_posts_every_root_once(
-    db_url: str,
+    migrated_url: str,
     fakes: Vendors,
     samples_dir: Path,
     tmp_path: Path,
@@ -691,7 +691,7 @@ def test_a_storm_into_one_rate_limited_channel_posts_every_root_once(
         "  - pagerduty.trigger: {severity: error}\n"
     )
     fakes.slack.rate_limit_channels()  # over one post a second per channel: 429
-    settings = fakes.settings(db_url, playbooks=tmp_path)
+    settings = fakes.settings(migrated_url, playbooks=tmp_path)
     with running(settings, worker_thread=True) as (service, client):
         for i in range(STORM):
             deliver(client, storm_alert(samples_dir, i))
@@ -717,14 +717,16 @@ def test_a_storm_into_one_rate_limited_channel_posts_every_root_once(
 
     roots = fakes.slack.root_messages(INCIDENTS_CHANNEL)
     posted_for = sorted(int(m.metadata["event_payload"]["run_id"]) for m in roots if m.metadata)
-    assert posted_for == sorted(r.id or 0 for r in posts)  # every root, each exactly once
+    stored_ids = [r.id for r in posts if r.id is not None]
+    assert len(stored_ids) == len(posts)
+    assert posted_for == sorted(stored_ids)  # every root, each exactly once
     # Every 429 the channel answered was retried, and nothing else failed.
     assert len(fakes.slack.calls_to("chat.postMessage")) == STORM + retried
     assert len(fakes.pagerduty.alerts()) == STORM
 
 
 def test_posts_to_a_channel_named_by_name_share_its_pace_once_its_id_is_known(
-    db_url: str, fakes: Vendors, samples_dir: Path, tmp_path: Path
+    migrated_url: str, fakes: Vendors, samples_dir: Path, tmp_path: Path
 ) -> None:
     """The pace of "#incidents" and of C0INCIDENTS is one pace: it is the same channel.
 
@@ -737,7 +739,7 @@ def test_posts_to_a_channel_named_by_name_share_its_pace_once_its_id_is_known(
         'actions:\n  - slack.post: {channel: "#incidents"}\n'
     )
     fakes.slack.rate_limit_channels()
-    with running(fakes.settings(db_url, playbooks=tmp_path)) as (service, client):
+    with running(fakes.settings(migrated_url, playbooks=tmp_path)) as (service, client):
         deliver(client, storm_alert(samples_dir, 1))
         drain(service)  # posted: the next post to the channel is due 1.1 s later
         deliver(client, storm_alert(samples_dir, 2))

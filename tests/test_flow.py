@@ -31,9 +31,9 @@ def slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def app(db_url: str, slack: FakeSlack) -> Iterator[tuple[Service, TestClient]]:
+def app(migrated_url: str, slack: FakeSlack) -> Iterator[tuple[Service, TestClient]]:
     settings = settings_for(
-        db_url, SLACK_BOT_TOKEN=SLACK_TOKEN, RESPONDER_SLACK_API_URL=slack.base_url
+        migrated_url, SLACK_BOT_TOKEN=SLACK_TOKEN, RESPONDER_SLACK_API_URL=slack.base_url
     )
     with running(settings) as pair:
         yield pair
@@ -160,12 +160,12 @@ def test_slack_down_then_up_retries_and_keeps_order(
 
 
 def test_permanent_slack_error_fails_at_once_with_the_answer_audited(
-    db_url: str, slack: FakeSlack, samples_dir: Path, tmp_path: Path
+    migrated_url: str, slack: FakeSlack, samples_dir: Path, tmp_path: Path
 ) -> None:
     playbook = tmp_path / "p.yaml"
     playbook.write_text("name: nowhere\nactions:\n  - slack.post: {channel: '#does-not-exist'}\n")
     settings = settings_for(
-        db_url,
+        migrated_url,
         playbooks=tmp_path,
         SLACK_BOT_TOKEN=SLACK_TOKEN,
         RESPONDER_SLACK_API_URL=slack.base_url,
@@ -180,9 +180,9 @@ def test_permanent_slack_error_fails_at_once_with_the_answer_audited(
 
 
 def test_without_slack_token_runs_are_skipped_with_the_request(
-    db_url: str, samples_dir: Path
+    migrated_url: str, samples_dir: Path
 ) -> None:
-    with running(settings_for(db_url)) as (service, client):
+    with running(settings_for(migrated_url)) as (service, client):
         deliver(service, client, samples_dir, "payment-failure-rate.triggered")
         with Session(service.engine) as session:
             run = session.exec(select(ActionRun).where(ActionRun.action == "slack.post")).one()

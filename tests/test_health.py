@@ -18,8 +18,8 @@ UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"  # nothing lis
 
 
 @pytest.fixture
-def app(db_url: str) -> Iterator[tuple[Service, TestClient]]:
-    with running(settings_for(db_url)) as pair:
+def app(migrated_url: str) -> Iterator[tuple[Service, TestClient]]:
+    with running(settings_for(migrated_url)) as pair:
         yield pair
 
 

@@ -47,10 +47,10 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Vendors]:
 
 @pytest.fixture
 def lived(
-    db_url: str, fakes: Vendors, samples_dir: Path
+    migrated_url: str, fakes: Vendors, samples_dir: Path
 ) -> Iterator[tuple[Service, TestClient, Vendors]]:
     """The ten deliveries, each followed by the pipeline settling, as an on-call night."""
-    with running(fakes.settings(db_url)) as (service, client):
+    with running(fakes.settings(migrated_url)) as (service, client):
         for name in ORDER:
             response = post(client, sample(samples_dir, name))
             assert response.status_code == 202, response.text
@@ -187,9 +187,9 @@ def test_every_run_succeeded_and_the_record_says_so(
 
 
 def test_a_trigger_after_recovery_is_a_new_incident_with_a_new_page(
-    db_url: str, fakes: Vendors, samples_dir: Path
+    migrated_url: str, fakes: Vendors, samples_dir: Path
 ) -> None:
-    with running(fakes.settings(db_url)) as (service, client):
+    with running(fakes.settings(migrated_url)) as (service, client):
         for name in ("payment-failure-rate.triggered", "payment-failure-rate.recovered"):
             assert post(client, sample(samples_dir, name)).status_code == 202
             settle(service)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,6 +17,18 @@ from responder.store import db, migrate
 from responder.store import tables as _tables  # noqa: F401 - registers the models
 
 MODEL_TABLES = {"alert_event", "incident", "action_run", "audit_entry"}
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    """Migrated here, from nothing: the shared `engine` hands out a copy of a database
+    migrated once, which would test the copy rather than the migrations."""
+    created = db.create_engine(db_url)
+    try:
+        migrate.upgrade(created)
+        yield created
+    finally:
+        created.dispose()
 
 
 def test_upgrade_matches_models(engine: sa.Engine) -> None:

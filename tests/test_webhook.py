@@ -19,8 +19,8 @@ from tests.harness import TOKEN, post, running, sample, settings_for
 
 
 @pytest.fixture
-def app(db_url: str, tmp_path: Path) -> Iterator[tuple[Service, TestClient]]:
-    with running(settings_for(db_url)) as pair:
+def app(migrated_url: str, tmp_path: Path) -> Iterator[tuple[Service, TestClient]]:
+    with running(settings_for(migrated_url)) as pair:
         yield pair
 
 

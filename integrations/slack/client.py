@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import http.client
+import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -36,7 +37,32 @@ def build_web_client(token: str, base_url: str, timeout: float) -> WebClient:
         # urllib takes fractional seconds; the SDK's annotation says int only out of habit.
         timeout=timeout,  # type: ignore[arg-type]
         retry_handlers=[],
+        logger=_masked_logger(token),
     )
+
+
+class _Masked(logging.Filter):
+    """Takes the token out of a record: at DEBUG the SDK logs every answer body as received,
+    and an answer may quote the token back. These records bypass our structured log's mask."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self._secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._secret in message:
+            record.msg, record.args = message.replace(self._secret, "***"), None
+        return True
+
+
+def _masked_logger(token: str) -> logging.Logger:
+    # A logger of this client's own, outside the registry (which would keep one per token
+    # for the process's life), handing its records on to the SDK's logger as usual.
+    logger = logging.Logger("slack_sdk.web.base_client")
+    logger.parent = logging.getLogger("slack_sdk.web")
+    logger.addFilter(_Masked(token))
+    return logger
 
 
 def is_channel_id(channel: str) -> bool:

@@ -3,7 +3,7 @@
 Runs a ThreadingHTTPServer on 127.0.0.1 and checks requests against what Datadog's OpenAPI
 specs require (required fields, types, enums, lengths), written down below as constants that
 name the schema they come from; answers have the shapes of the SDK repository's recorded
-cassettes. Tests inspect the state and inject faults.
+cassettes. Tests inspect the state and inject faults (tests.fakes.server) by operationId.
 """
 
 from __future__ import annotations
@@ -158,14 +158,6 @@ class FakeInstance:
     finish_after: int = 0
 
 
-@dataclass
-class _Fault:
-    status: int
-    errors: list[Any]
-    headers: dict[str, str]
-    remaining: int
-
-
 class FakeDatadog(LocalServer):
     """`with FakeDatadog(workflows={"wf-id"}) as fake: fake.base_url ...`"""
 
@@ -180,9 +172,6 @@ class FakeDatadog(LocalServer):
         self.workflows = set(workflows or ())
         self._lock = threading.Lock()
         self._calls: list[FakeCall] = []
-        self._faults: dict[str, list[_Fault]] = {}
-        self._delays: dict[str, list[float]] = {}
-        self._garbled: dict[str, int] = {}
         self._incidents: dict[str, FakeIncident] = {}
         self._notebooks: dict[int, FakeNotebook] = {}
         self._instances: dict[str, FakeInstance] = {}
@@ -237,26 +226,10 @@ class FakeDatadog(LocalServer):
             headers.update({"X-RateLimit-Limit": "60", "X-RateLimit-Period": "60"})
             headers.update({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": rate_limit_reset})
         body = errors if errors is not None else [DEFAULT_ERRORS.get(status, "Error")]
-        with self._lock:
-            self._faults.setdefault(route, []).append(_Fault(status, body, headers, count))
+        self.answer_next(route, (status, headers, {"errors": body}), count)
 
-    def delay_next(self, route: str, seconds: float, count: int = 1) -> None:
-        """Handle the next `count` calls normally, then wait before answering.
-
-        The work is done before the wait, like a Datadog that created the thing and then
-        lost the answer: the client times out, the state has changed.
-        """
-        with self._lock:
-            self._delays.setdefault(route, []).extend([seconds] * count)
-
-    def garble_next(self, route: str, count: int = 1) -> None:
-        """Do the work of the next `count` calls, then answer with an HTML page, not JSON.
-
-        What a proxy or a load balancer in between can do: the call happened, its answer
-        cannot be read.
-        """
-        with self._lock:
-            self._garbled[route] = self._garbled.get(route, 0) + count
+    def refusal(self, route: str, status: int, message: str | None) -> Answer:
+        return status, {}, {"errors": [message or DEFAULT_ERRORS.get(status, "Error")]}
 
     def finish_instances(self, status: str | None = SUCCEEDED, after_polls: int = 0) -> None:
         """Instances created from now on end with `status` after `after_polls` GETs."""
@@ -288,17 +261,7 @@ class FakeDatadog(LocalServer):
             parsed = body.decode(errors="replace")
         with self._lock:
             self._calls.append(FakeCall(route, method, url.path, query, parsed))
-        answer = self._fault(route) or self._dispatch(handler, args, query, parsed, headers)
-        with self._lock:
-            delays = self._delays.get(route)
-            delay = delays.pop(0) if delays else 0.0
-            garbled = self._garbled.get(route, 0)
-            if garbled:
-                self._garbled[route] = garbled - 1
-                answer = (answer[0], {"Content-Type": "text/html"}, "<html>oops</html>")
-        if delay:
-            self._stopping.wait(delay)
-        return answer
+        return self.respond(route, lambda: self._dispatch(handler, args, query, parsed, headers))
 
     def _route(
         self, method: str, path: str
@@ -308,17 +271,6 @@ class FakeDatadog(LocalServer):
             if match and verb == method:
                 return name, getattr(self, f"_{name}"), match.groups()
         return "unknown", None, ()
-
-    def _fault(self, route: str) -> Answer | None:
-        with self._lock:
-            queue = self._faults.get(route)
-            if not queue:
-                return None
-            fault = queue[0]
-            fault.remaining -= 1
-            if fault.remaining <= 0:
-                queue.pop(0)
-        return fault.status, dict(fault.headers), {"errors": fault.errors}
 
     def _dispatch(
         self,

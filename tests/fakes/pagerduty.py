@@ -2,8 +2,10 @@
 
 As strict as PagerDuty about what it accepts, with PagerDuty's alert deduplication: one open
 alert per (routing key, dedup key). Runs a ThreadingHTTPServer on 127.0.0.1; tests inspect
-events, alerts, incidents and notes, and inject faults. `EVENTS_SPEC` and `REST_SPEC` restate
-the shapes PagerDuty publishes, for `SpecShapes` to hold requests and answers to.
+events, alerts, incidents and notes, and inject faults (tests.fakes.server) by kind of
+request: "events", "incidents" or "notes" (or a path, which names its kind). `EVENTS_SPEC`
+and `REST_SPEC` restate the shapes PagerDuty publishes, for `SpecShapes` to hold requests
+and answers to.
 """
 
 from __future__ import annotations
@@ -156,14 +158,6 @@ class FakeAlert:
         return self.status != "resolved"
 
 
-@dataclass
-class _Fault:
-    status: int
-    headers: Headers
-    body: Any
-    remaining: int
-
-
 class FakePagerDuty(LocalServer):
     """`with FakePagerDuty() as fake: fake.events_url, fake.api_url ...`"""
 
@@ -182,8 +176,6 @@ class FakePagerDuty(LocalServer):
         self._events: list[FakeEvent] = []
         self._alerts: list[FakeAlert] = []
         self._incidents: list[FakeIncident] = []
-        self._faults: dict[str, list[_Fault]] = {}
-        self._delays: dict[str, list[float]] = {}
         self._rate: tuple[int, float] | None = None
         self._recent: dict[str, deque[float]] = {}
         self._incidents_held = False
@@ -249,17 +241,13 @@ class FakePagerDuty(LocalServer):
         if ratelimit_reset is not None:
             headers["ratelimit-reset"] = ratelimit_reset
         answer = body if body is not None else _fault_body(kind, status)
-        with self._lock:
-            self._faults.setdefault(kind, []).append(_Fault(status, headers, answer, count))
+        self.answer_next(kind, (status, headers, answer), count)
 
-    def delay_next(self, path_or_kind: str, seconds: float, count: int = 1) -> None:
-        """Handle the next `count` requests normally, then wait before answering.
+    def route_key(self, route: str) -> str:
+        return _kind(route)
 
-        The work is done before the wait, like a PagerDuty that took the event and then lost
-        the answer on its way back.
-        """
-        with self._lock:
-            self._delays.setdefault(_kind(path_or_kind), []).extend([seconds] * count)
+    def refusal(self, route: str, status: int, message: str | None) -> Answer:
+        return status, {}, _fault_body(route, status, message)
 
     def rate_limit(self, events: int | None, window: float = 60.0) -> None:
         """More than `events` events per routing key within `window` seconds get HTTP 429."""
@@ -290,24 +278,7 @@ class FakePagerDuty(LocalServer):
         details["body"] = _loads(body)
         with self._lock:
             self._calls.append((kind, url.path, details))
-        answer = self._fault(kind) or self._dispatch(kind, method, url.path, details, body)
-        with self._lock:
-            delays = self._delays.get(kind)
-            delay = delays.pop(0) if delays else 0.0
-        if delay:
-            self._stopping.wait(delay)
-        return answer
-
-    def _fault(self, kind: str) -> Answer | None:
-        with self._lock:
-            queue = self._faults.get(kind)
-            if not queue:
-                return None
-            fault = queue[0]
-            fault.remaining -= 1
-            if fault.remaining <= 0:
-                queue.pop(0)
-        return fault.status, dict(fault.headers), fault.body
+        return self.respond(kind, lambda: self._dispatch(kind, method, url.path, details, body))
 
     def _dispatch(
         self, kind: str, method: str, path: str, details: dict[str, Any], raw: bytes
@@ -582,26 +553,32 @@ def _is_timestamp(value: object) -> bool:
     return True
 
 
-def _fault_body(kind: str, status: int) -> dict[str, Any]:
+def _fault_body(kind: str, status: int, message: str | None = None) -> dict[str, Any]:
+    """PagerDuty's error body for `status`; `message`, when given, in place of its words."""
     if kind == EVENTS:
         if status == 429:
-            return {
+            body: dict[str, Any] = {
                 "status": "throttle event",
                 "message": "Requests for this service are arriving too quickly. "
                 "Please retry later.",
             }
-        if status == 400:
-            return {"status": "invalid event", "message": "Event object is invalid", "errors": []}
-        return {"status": "error", "message": "Internal server error", "errors": []}
+        elif status == 400:
+            body = {"status": "invalid event", "message": "Event object is invalid", "errors": []}
+        else:
+            body = {"status": "error", "message": "Internal server error", "errors": []}
+        if message is not None:
+            body.update(message=message, errors=[message])
+        return body
     messages = {400: "Invalid Input Provided", 401: "Authentication failed", 403: "Forbidden"}
     messages |= {404: "Not Found", 429: "Rate Limit Exceeded"}
     codes = {400: 2001, 401: 2006, 403: 2010, 404: 2100, 429: 2020}
-    return {
-        "error": {
-            "message": messages.get(status, "Internal Server Error"),
-            "code": codes.get(status, 2000),
-        }
+    error: dict[str, Any] = {
+        "message": messages.get(status, "Internal Server Error"),
+        "code": codes.get(status, 2000),
     }
+    if message is not None:
+        error.update(message=message, errors=[message])
+    return {"error": error}
 
 
 def _kind(path_or_kind: str) -> str:

@@ -1,6 +1,7 @@
 """A local fake of the Slack Web API (chat, conversations, auth.test), as strict as Slack.
 
-Runs a ThreadingHTTPServer on 127.0.0.1; tests inspect what was posted and inject faults.
+Runs a ThreadingHTTPServer on 127.0.0.1; tests inspect what was posted and inject faults
+(tests.fakes.server: refusals, delays, garbled answers, down and up), by Web API method.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.fakes.server import LocalServer, Request
+from tests.fakes.server import Answer, LocalServer, Request
 
 Params = dict[str, Any]
-Answer = tuple[int, dict[str, str], dict[str, Any]]
 
 # Slack's published OpenAPI spec is stale (2020) and leaves these out; they come from Slack's
 # reference pages. chat.postMessage: `text` over 40,000 characters is msg_too_long.
@@ -34,6 +34,8 @@ SECTION_FIELDS_MAX = 10
 SECTION_FIELD_TEXT_MAX = 2000
 CONTEXT_ELEMENTS_MAX = 10
 ACTIONS_ELEMENTS_MAX = 25
+# Slack's error for a refused request, by the HTTP status other vendors would answer.
+_REFUSALS = {400: "invalid_arguments", 401: "invalid_auth", 403: "missing_scope"}
 BOT = {"user": "U0BOT", "bot_id": "B0FAKE", "app_id": "A0FAKE"}
 AUTH_TEST = {
     "url": "https://fake.slack.com/",
@@ -67,14 +69,6 @@ class FakeMessage:
     edits: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass
-class _Fault:
-    status: int
-    error: str
-    retry_after: str | None
-    remaining: int
-
-
 class FakeSlack(LocalServer):
     """`with FakeSlack(token=..., channels={"#name": "C0ID"}) as fake: fake.base_url ...`"""
 
@@ -87,8 +81,6 @@ class FakeSlack(LocalServer):
         self._lock = threading.Lock()
         self._messages: list[FakeMessage] = []
         self._calls: list[tuple[str, Params]] = []
-        self._faults: dict[str, list[_Fault]] = {}
-        self._delays: dict[str, list[float]] = {}
         self._last_post: dict[str, float] = {}
         self._rate_limited = False
         self._clock = 1795384800_000000  # microseconds; every message gets the next 100
@@ -140,16 +132,21 @@ class FakeSlack(LocalServer):
         count: int = 1,
     ) -> None:
         """The next `count` calls of `method` answer `status` {"ok": false, "error": error}."""
-        with self._lock:
-            self._faults.setdefault(method, []).append(_Fault(status, error, retry_after, count))
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        self.answer_next(method, (status, headers, {"ok": False, "error": error}), count)
 
-    def delay_next(self, method: str, seconds: float, count: int = 1) -> None:
-        """Handle the next `count` calls normally, then wait before answering (client timeouts).
-
-        The work is done before the wait, like a Slack that posted and then lost the answer.
-        """
-        with self._lock:
-            self._delays.setdefault(method, []).extend([seconds] * count)
+    def refusal(self, route: str, status: int, message: str | None) -> Answer:
+        # Slack refuses a request it will not carry out with HTTP 200 and {"ok": false};
+        # only its rate limit (429) and its own trouble (5xx) change the status.
+        if status == 429:
+            return 429, {}, {"ok": False, "error": message or "ratelimited"}
+        if status >= 500:
+            return status, {}, {"ok": False, "error": message or "internal_error"}
+        return (
+            200,
+            {},
+            {"ok": False, "error": message or _REFUSALS.get(status, "invalid_arguments")},
+        )
 
     def rate_limit_channels(self, enabled: bool = True) -> None:
         """More than one chat.postMessage per second per channel gets HTTP 429, Retry-After 1."""
@@ -183,25 +180,9 @@ class FakeSlack(LocalServer):
             failure = None
         with self._lock:
             self._calls.append((method, params))
-        answer = self._fault(method) or self._dispatch(method, params, token or form_token, failure)
-        with self._lock:
-            delays = self._delays.get(method)
-            delay = delays.pop(0) if delays else 0.0
-        if delay:
-            self._stopping.wait(delay)
-        return answer
-
-    def _fault(self, method: str) -> Answer | None:
-        with self._lock:
-            queue = self._faults.get(method)
-            if not queue:
-                return None
-            fault = queue[0]
-            fault.remaining -= 1
-            if fault.remaining <= 0:
-                queue.pop(0)
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-        return fault.status, headers, {"ok": False, "error": fault.error}
+        return self.respond(
+            method, lambda: self._dispatch(method, params, token or form_token, failure)
+        )
 
     def _dispatch(
         self, method: str, params: Params, token: str | None, failure: SlackError | None
