@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
+
 from responder.actions import (
     Action,
     ActionContext,
@@ -20,6 +22,10 @@ from responder.actions import (
 )
 from responder.domain import Alert, RunState, Transition
 from responder.intake.datadog import normalise
+from responder.metrics import Metrics
+from responder.pipeline.alerts import AlertSource
+from responder.pipeline.claim import Claimer
+from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.incidents import IncidentIndex, cycle_key, group_key
 from responder.pipeline.lifecycle import open_incident
 from responder.pipeline.planned import new_run
@@ -27,10 +33,12 @@ from responder.pipeline.stages import Batch, EventItem
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.schema import Playbook
 from responder.records import IncidentRecord, RunRecord
+from responder.redact import Redactor
 from responder.store.events import StoredEvent
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 MAX_AGE = timedelta(hours=1)
+LEASE = timedelta(seconds=30)
 MONITOR_ID = "148275622"
 MONITOR_NAME = "Error rate spike in checkout-service"
 CYCLE = "7716548234000004444"
@@ -292,3 +300,16 @@ def load(folder: Path, actions: Registry, *documents: str) -> list[Playbook]:
     for index, text in enumerate(documents):
         (folder / f"{index:02d}.yaml").write_text(text, encoding="utf-8")
     return load_playbooks(folder, actions.params_models())
+
+
+def claimer_for(engine: sa.Engine, actions: Registry) -> Claimer:
+    """A claimer of worker-1 over `actions`, with an alert cache of its own."""
+    return Claimer(
+        engine,
+        actions,
+        Redactor([]),
+        Metrics(),
+        AlertSource(AlertContexts()),
+        owner="worker-1",
+        lease=LEASE,
+    )

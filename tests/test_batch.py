@@ -10,11 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from responder.domain import EventState, IncidentStatus, RunState
-from responder.metrics import Metrics
-from responder.pipeline.alerts import AlertSource
 from responder.pipeline.batch import BatchWrite
-from responder.pipeline.claim import Claimer
-from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.correlate import CorrelateStage
 from responder.pipeline.lifecycle import LifecycleStage
 from responder.pipeline.match import MatchStage
@@ -32,6 +28,7 @@ from tests.stagekit import (
     NOW,
     alert,
     batch,
+    claimer_for,
     event,
     incident,
     item,
@@ -223,15 +220,7 @@ def test_runs_taken_over_are_kept_and_followed_up_as_taken(
     engine: sa.Engine, playbooks: list[Playbook]
 ) -> None:
     actions = registry()
-    claimer = Claimer(
-        engine,
-        actions,
-        Redactor([]),
-        Metrics(),
-        AlertSource(AlertContexts()),
-        owner="worker-1",
-        lease=timedelta(seconds=30),
-    )
+    claimer = claimer_for(engine, actions)
     chain = [*stages(), TakeOverStage(claimer)]
     write = BatchWrite(engine, Redactor([]), NOW)
     shared = batch(playbooks=playbooks)

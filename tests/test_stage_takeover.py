@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from responder.actions import Pace, Registry
+from responder.actions import Pace
 from responder.domain import Alert, RunState
 from responder.metrics import Metrics
 from responder.pipeline.alerts import AlertSource
@@ -20,9 +20,19 @@ from responder.pipeline.stages import EventItem
 from responder.pipeline.takeover import TakeOverStage
 from responder.records import IncidentRecord, RunRecord
 from responder.redact import Redactor
-from tests.stagekit import NOW, SlackPost, Timeline, alert, batch, incident, item, registry, run
-
-LEASE = timedelta(seconds=30)
+from tests.stagekit import (
+    LEASE,
+    NOW,
+    SlackPost,
+    Timeline,
+    alert,
+    batch,
+    claimer_for,
+    incident,
+    item,
+    registry,
+    run,
+)
 
 
 @pytest.fixture
@@ -31,18 +41,6 @@ def engine() -> Iterator[sa.Engine]:
     created = sa.create_engine("sqlite://")
     yield created
     created.dispose()
-
-
-def claimer_for(engine: sa.Engine, actions: Registry) -> Claimer:
-    return Claimer(
-        engine,
-        actions,
-        Redactor([]),
-        Metrics(),
-        AlertSource(AlertContexts()),
-        owner="worker-1",
-        lease=LEASE,
-    )
 
 
 def pending(run_id: int, action: str, *, delay: timedelta = timedelta(0)) -> RunRecord:
