@@ -82,10 +82,10 @@ class EventProcessor:
             try:
                 result = self._process(1)
             except Exception as exc:
-                if classify(exc) and not (processed or failed):
-                    raise
                 if classify(exc):
-                    break  # what committed so far is returned, so its runs still start
+                    if processed or failed:
+                        break  # what committed so far is returned, so its runs still start
+                    raise
                 self._set_aside(exc)
                 failed += 1
                 continue
