@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Self
 
-from responder.domain import IncidentStatus, RunState
+from responder.domain import IncidentStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +92,6 @@ class RunRecord:
     @property
     def is_primary(self) -> bool:
         return self.parent_id is None
-
-    @property
-    def is_final(self) -> bool:
-        return RunState(self.state).is_final
 
     def row(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _RUN_FIELDS}

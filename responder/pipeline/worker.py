@@ -137,20 +137,22 @@ class Worker:
         return False
 
     def _pending_now(self) -> bool:
-        with reader(self._engine).connect() as conn:
-            waiting = events.count_waiting(conn)
-            running = runs.count_by_state(conn, states=[RunState.RUNNING.value])
-        return bool(waiting or running)
+        waiting, runs_by_state = self._queue_depths()
+        return bool(waiting or runs_by_state.get(RunState.RUNNING, 0))
 
     def _update_gauges(self) -> None:
         now = time.monotonic()
         if now - self._gauges_at < _GAUGE_EVERY:
             return
         self._gauges_at = now
-        with reader(self._engine).connect() as conn:
-            waiting = events.count_waiting(conn)
-            states = [RunState.PENDING.value, RunState.RUNNING.value]
-            counts = runs.count_by_state(conn, states=states)
+        waiting, counts = self._queue_depths()
         self._metrics.queue_depth.labels("events").set(waiting)
         self._metrics.queue_depth.labels("runs_pending").set(counts.get(RunState.PENDING, 0))
         self._metrics.queue_depth.labels("runs_running").set(counts.get(RunState.RUNNING, 0))
+
+    def _queue_depths(self) -> tuple[int, dict[str, int]]:
+        """Events waiting, and runs pending or running by state."""
+        with reader(self._engine).connect() as conn:
+            waiting = events.count_waiting(conn)
+            states = [RunState.PENDING.value, RunState.RUNNING.value]
+            return waiting, runs.count_by_state(conn, states=states)
