@@ -110,6 +110,12 @@ class IncidentView:
     opened_at: datetime  # aware
     resolved_at: datetime | None  # when we marked it resolved, not when Datadog saw it recover
     refs: Mapping[str, Any]
+    repeats: int = 0  # reminders Datadog sent for it (Renotify, Re-Triggered, ...)
+    last_repeat_at: datetime | None = None  # Datadog's date of the latest of them
+    # Why it was resolved: "recovered" (Datadog said so), "stale" (nothing arrived for
+    # RESPONDER_STALE_AFTER); None while open.
+    resolution: str | None = None
+    flapping: bool = False  # its monitor + scope keeps changing state: one incident holds it
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -25,6 +26,11 @@ class Transition(enum.StrEnum):
     @property
     def is_recovery(self) -> bool:
         return self is Transition.RECOVERED
+
+    @property
+    def changes_state(self) -> bool:
+        """Whether it moves the monitor to a state (a repeat only says it is still there)."""
+        return self not in _REPEATS
 
     @property
     def is_repeat(self) -> bool:
@@ -91,6 +97,9 @@ class Alert:
     event_type: str | None
     template: str  # "responder" (our template), "flat" or "default" (Datadog's untouched one)
     notes: tuple[str, ...] = field(default_factory=tuple)  # what was missing or guessed
+    # Set on the events responder makes itself when a timer fires ("stale", "flap-quiet"):
+    # no Datadog delivery, but a step of the incident's story all the same.
+    cause: str | None = None
 
     def tag(self, key: str) -> str | None:
         """The value of tag `key`; None when absent or bare (a `monitor` tag has no value)."""
@@ -154,3 +163,19 @@ def tag_map(tags: tuple[str, ...] | list[str]) -> dict[str, str]:
         key, _, value = tag.partition(":")
         out.setdefault(key.strip(), value.strip())
     return out
+
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(value: object, what: str = "after") -> timedelta:
+    """`30s`, `10m`, `2h`, `1d`, or combined like `1h30m`; `what` names it in the error."""
+    text = value.strip() if isinstance(value, str) else ""
+    found = _DURATION.fullmatch(text) if text else None
+    if found is None:
+        raise ValueError(f"bad duration {value!r} for {what} (use e.g. 30s, 10m, 2h, 1h30m)")
+    days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
+    delay = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if delay <= timedelta(0):
+        raise ValueError(f"{what} must be longer than zero, got {value!r}")
+    return delay

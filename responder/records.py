@@ -40,6 +40,12 @@ class IncidentRecord:
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     updated_at: datetime
+    seen_at: datetime | None = None  # Datadog's date of the newest delivery applied
+    repeats: int = 0  # reminders Datadog sent (Renotify, Re-Triggered, ...)
+    last_repeat_at: datetime | None = None
+    reminded_at: datetime | None = None  # Datadog's date of the last repeat told to people
+    stale_at: datetime | None = None  # resolved as stale if nothing arrives before
+    resolution: str | None = None  # why it was resolved: recovered, stale, ...
 
     @property
     def is_open(self) -> bool:
@@ -56,6 +62,36 @@ class IncidentRecord:
         data = {name: row[name] for name in _INCIDENT_FIELDS}
         data["tags"] = tuple(row["tags"] or ())
         data["refs"] = dict(row["refs"] or {})
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    """A monitor + scope over time (an `alert_group` row): which state Datadog last put it
+    in and when, its recent state changes, and whether it is flapping."""
+
+    key: str
+    state: str  # the last state-changing Transition value applied
+    changed_at: datetime  # Datadog's date of that change
+    changes: tuple[datetime, ...]  # the changes inside the flap window, oldest first
+    flapping_since: datetime | None
+    quiet_at: datetime | None  # flapping ends if no change comes before
+    incident_id: int | None  # the incident that holds the group now (open or last)
+    updated_at: datetime
+
+    @property
+    def flapping(self) -> bool:
+        return self.flapping_since is not None
+
+    def row(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in _GROUP_FIELDS}
+        data["changes"] = [moment.isoformat() for moment in self.changes]
+        return data
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Self:
+        data = {name: row[name] for name in _GROUP_FIELDS}
+        data["changes"] = tuple(datetime.fromisoformat(text) for text in row["changes"] or ())
         return cls(**data)
 
 
@@ -108,3 +144,4 @@ class RunRecord:
 
 _INCIDENT_FIELDS = tuple(f.name for f in fields(IncidentRecord))
 _RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
+_GROUP_FIELDS = tuple(f.name for f in fields(GroupRecord))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from responder.domain import parse_duration
 
 
 class Settings(BaseSettings):
@@ -53,6 +56,31 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(60.0, validation_alias="RESPONDER_LEASE_SECONDS")
     poll_seconds: float = Field(0.5, validation_alias="RESPONDER_POLL_SECONDS")
     log_level: str = Field("info", validation_alias="RESPONDER_LOG_LEVEL")
+
+    # Alert streams: at most one reminder per interval (by Datadog's dates), and an incident
+    # with no delivery for `stale_after` is resolved as stale ("off": never).
+    reminder_interval: timedelta = Field(
+        timedelta(hours=1), validation_alias="RESPONDER_REMINDER_INTERVAL"
+    )
+    stale_after: timedelta | None = Field(
+        timedelta(hours=24), validation_alias="RESPONDER_STALE_AFTER"
+    )
+
+    @field_validator("reminder_interval", mode="before")
+    @classmethod
+    def _interval(cls, value: object) -> object:
+        return (
+            parse_duration(value, "RESPONDER_REMINDER_INTERVAL")
+            if isinstance(value, str)
+            else value
+        )
+
+    @field_validator("stale_after", mode="before")
+    @classmethod
+    def _stale(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "off":
+            return None
+        return parse_duration(value, "RESPONDER_STALE_AFTER") if isinstance(value, str) else value
 
     @property
     def webhook_tokens(self) -> list[str]:

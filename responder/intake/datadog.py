@@ -123,7 +123,9 @@ def _from_fields(f: _Fields, template: str, received_at: datetime) -> Alert:
         if found:
             monitor_id = found.group(1)
             notes.append("monitor id taken from the monitor link in the message")
-    date = _date(f.top_str("date", "last_updated"), received_at, notes)
+    # Datadog's own order of events: `last_updated` moves with each state change of the
+    # monitor, `date` is when this notification's event was made.
+    date = _date(f.top_str("last_updated", "date"), received_at, notes)
     return Alert(
         source_id=f.top_str("id"),
         monitor_id=monitor_id,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from responder.actions import StepParams
+from responder.domain import parse_duration
 from responder.playbooks.render import RenderError, check_template
 from responder.playbooks.schema import (
     CONTROL_KEYS,
@@ -22,7 +23,6 @@ from responder.playbooks.schema import (
     PlaybookDocument,
     Step,
     check_condition,
-    parse_duration,
 )
 
 Loc = tuple[str | int, ...]
@@ -198,6 +198,9 @@ def _build_playbook(
         actions=[step for step in steps if step is not None],
         final=header.final,
         fallback=header.fallback,
+        stale_after=header.stale_after,
+        stale_off=header.stale_off,
+        flapping=header.flapping,
         source=doc.path,
         line=doc.line,
         content_hash=_content_hash(doc.data),

@@ -12,9 +12,19 @@ from typing import Any
 import celpy
 from celpy.celparser import CELParseError
 from lark import Token, Tree
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from responder.domain import Transition
+from responder.domain import Transition, parse_duration
 
 # Control keys sit beside an action's params in YAML but belong to the runner, not the action.
 CONTROL_KEYS = ("after", "if")
@@ -29,7 +39,6 @@ _CEL_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PRIORITY = re.compile(r"P[1-5]", re.IGNORECASE)
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
 def _one_or_many(value: Any, what: str = "") -> list[Any]:
@@ -149,6 +158,28 @@ class MatchSpec(BaseModel):
         return None if self.when is None else compile_when(self.when)
 
 
+class FlapSpec(BaseModel):
+    """`flapping:`: when a monitor + scope counts as flapping, and when it is calm again.
+    `flapping: false` turns flap control off for the playbook's incidents."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: StrictBool = True
+    changes: StrictInt = Field(3, ge=1)  # flapping after more state changes than this...
+    window: timedelta = timedelta(minutes=20)  # ...within this long
+    quiet: timedelta = timedelta(minutes=15)  # over once no change came for this long
+
+    @model_validator(mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        return {"enabled": False} if value is False else value
+
+    @field_validator("window", "quiet", mode="before")
+    @classmethod
+    def _duration(cls, value: Any, info: ValidationInfo) -> timedelta:
+        return parse_duration(value, str(info.field_name))
+
+
 class PlaybookDocument(BaseModel):
     """One YAML document as the author wrote it; steps are checked by the loader."""
 
@@ -159,7 +190,26 @@ class PlaybookDocument(BaseModel):
     match: MatchSpec = Field(default_factory=MatchSpec)
     final: StrictBool = False
     fallback: StrictBool = False
+    # Resolve the incident as stale after this long without a delivery (instead of
+    # RESPONDER_STALE_AFTER); `off` never does.
+    stale_after: timedelta | None = None
+    stale_off: bool = False
+    flapping: FlapSpec | None = None
     actions: list[Any]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stale_off(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("stale_after") in ("off", False):
+            value = {**value, "stale_after": None, "stale_off": True}
+        elif isinstance(value, dict) and "stale_off" in value:
+            raise ValueError("stale_off is not a playbook key (write stale_after: off)")
+        return value
+
+    @field_validator("stale_after", mode="before")
+    @classmethod
+    def _stale_after(cls, value: Any) -> timedelta | None:
+        return None if value is None else parse_duration(value, "stale_after")
 
     @field_validator("name")
     @classmethod
@@ -209,22 +259,12 @@ class Playbook(BaseModel):
     actions: list[Step]
     final: bool = False
     fallback: bool = False
+    stale_after: timedelta | None = None  # None: the service's default
+    stale_off: bool = False
+    flapping: FlapSpec | None = None  # None: the service's default
     source: Path
     line: int
     content_hash: str  # sha256 of the document's canonical JSON: comments do not change it
-
-
-def parse_duration(value: Any) -> timedelta:
-    """`30s`, `10m`, `2h`, `1d`, or combined like `1h30m`."""
-    text = value.strip() if isinstance(value, str) else ""
-    found = _DURATION.fullmatch(text) if text else None
-    if found is None:
-        raise ValueError(f"bad duration {value!r} for after (use e.g. 30s, 10m, 2h, 1h30m)")
-    days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
-    delay = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if delay <= timedelta(0):
-        raise ValueError(f"after must be longer than zero, got {value!r}")
-    return delay
 
 
 def check_condition(value: Any) -> str:

@@ -97,6 +97,28 @@ class Incident(SQLModel, table=True):
     acknowledged_at: datetime | None = _ts(nullable=True)
     resolved_at: datetime | None = _ts(nullable=True)
     updated_at: datetime = _ts()
+    seen_at: datetime | None = _ts(nullable=True)  # Datadog's date of the newest delivery
+    repeats: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_repeat_at: datetime | None = _ts(nullable=True)  # Datadog's date of the last repeat
+    reminded_at: datetime | None = _ts(nullable=True)  # the last repeat told to people
+    # The durable stale timer: resolved with reason `stale` when nothing arrives before it.
+    stale_at: datetime | None = _ts(nullable=True, index=True)
+    resolution: str | None = Field(default=None, max_length=32)  # recovered, stale, ...
+
+
+class AlertGroup(SQLModel, table=True):
+    """One monitor + scope over time: its state by Datadog's dates, recent changes, flapping."""
+
+    __tablename__ = "alert_group"
+
+    key: str = Field(max_length=300, primary_key=True)
+    state: str = Field(max_length=32)  # the last state-changing transition applied
+    changed_at: datetime = _ts()  # Datadog's date of that change
+    changes: list[str] | None = _json()  # dates of the changes inside the flap window
+    flapping_since: datetime | None = _ts(nullable=True)
+    quiet_at: datetime | None = _ts(nullable=True, index=True)  # flapping ends if calm until
+    incident_id: int | None = Field(default=None)  # the incident that holds it now
+    updated_at: datetime = _ts()
 
 
 class ActionRun(SQLModel, table=True):
