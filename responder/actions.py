@@ -115,7 +115,6 @@ class IncidentView:
     # Why it was resolved: "recovered" (Datadog said so), "stale" (nothing arrived for
     # RESPONDER_STALE_AFTER); None while open.
     resolution: str | None = None
-    flapping: bool = False  # its monitor + scope keeps changing state: one incident holds it
 
 
 @dataclass(frozen=True, slots=True)
