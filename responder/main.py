@@ -19,14 +19,17 @@ from responder.metrics import Metrics
 from responder.pipeline.claim import Claimer
 from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.correlate import CorrelateStage
+from responder.pipeline.flapping import FlapStage
 from responder.pipeline.lifecycle import LifecycleStage
 from responder.pipeline.match import MatchStage
 from responder.pipeline.notices import NoticePlanner, NoticeRules
 from responder.pipeline.plan import PlanStage
+from responder.pipeline.policy import StreamPolicy
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.runner import ActionRunner
 from responder.pipeline.stages import Stage
 from responder.pipeline.takeover import TakeOverStage
+from responder.pipeline.timers import TimerSweep
 from responder.pipeline.wakeup import Wakeup
 from responder.pipeline.worker import Worker
 from responder.playbooks.loader import load_playbooks
@@ -114,9 +117,10 @@ def build_stages(
     """The event pipeline, in order. A new stage is a module and a line here."""
     stages: list[Stage] = [
         CorrelateStage(),
+        FlapStage(),
         LifecycleStage(),
         MatchStage(),
-        PlanStage(registry, max_age),
+        PlanStage(registry, max_age, CONVERSATION),
     ]
     if claimer is not None:
         stages.append(TakeOverStage(claimer))  # last: nothing after it may fail
@@ -176,6 +180,12 @@ class Service:
         return create_app(parts)
 
 
+def stream_policy(settings: Settings) -> StreamPolicy:
+    return StreamPolicy(
+        reminder_interval=settings.reminder_interval, stale_after=settings.stale_after
+    )
+
+
 def build_worker(
     settings: Settings,
     engine: sa.Engine,
@@ -204,9 +214,19 @@ def build_worker(
         lambda: playbooks,
         redactor,
         recent=recent,
+        policy=stream_policy(settings),
     )
     notices = NoticePlanner(engine, registry, redactor, max_age, CONVERSATION)
-    return Worker(engine, processor, runner, metrics, wakeup, settings.poll_seconds, notices)
+    return Worker(
+        engine,
+        processor,
+        runner,
+        metrics,
+        wakeup,
+        settings.poll_seconds,
+        notices,
+        TimerSweep(engine),
+    )
 
 
 def build_service(

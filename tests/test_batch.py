@@ -115,7 +115,8 @@ def test_later_events_see_the_runs_planned_before_them_but_not_follow_ups(
     write = BatchWrite(engine, Redactor([]), NOW)
     shared = batch(playbooks=playbooks)
     first = through(write, shared, item(alert(), 1))
-    second = through(write, shared, item(alert("Renotify"), 2))
+    reminder = alert("Renotify", date=NOW + timedelta(hours=2))  # past the reminder interval
+    second = through(write, shared, item(reminder, 2))
     assert [r.id for r in first.runs] == [500, 501]
     assert [(r.id, r.action, r.parent_id) for r in second.runs] == [
         (502, "slack.reply", 500),
@@ -157,11 +158,11 @@ def test_a_late_event_after_the_recovery_in_the_same_batch_is_dropped(
     through(write, shared, item(alert("Recovered"), 2))
     late = through(write, shared, item(alert("Re-Triggered"), 3))
     assert late.incident is None and late.runs == []
-    assert [r.kind for r in late.records] == ["event.ignored"]
+    assert [r.kind for r in late.records] == ["event.late"]
     result = write.results[2]
     assert (result.id, result.incident_id, result.state) == (3, 100, "processed")
     assert result.outcome == {
-        "ignored": "late delivery for a cycle that already recovered",
+        "late": "its alert cycle already recovered",
         "playbooks": [],
         "actions": [],
         "incident_id": 100,
@@ -169,15 +170,19 @@ def test_a_late_event_after_the_recovery_in_the_same_batch_is_dropped(
     assert write.opened[100].event_count == 2  # the late event did not count
 
 
-def test_a_recovery_for_nothing_has_no_incident_in_its_result(engine: sa.Engine) -> None:
+def test_a_recovery_before_its_trigger_is_kept_and_the_trigger_is_late(
+    engine: sa.Engine, playbooks: list[Playbook]
+) -> None:
     write = BatchWrite(engine, Redactor([]), NOW)
-    shared = batch()
-    dropped = through(write, shared, item(alert("Recovered"), 4))
-    assert write.opened == {} and write.changed == {} and write.runs == []
-    [result] = write.results
-    assert (result.id, result.incident_id) == (4, None)
-    assert result.outcome["ignored"] == "recovery for an incident we never saw open"
-    assert write.records == dropped.records
+    shared = batch(playbooks=playbooks)
+    early = through(write, shared, item(alert("Recovered"), 4))
+    assert early.opened and early.runs == [] and early.matched == []
+    kept = write.opened[100]
+    assert (kept.status, kept.resolution, kept.resolved_at) == ("resolved", "recovered", NOW)
+    trigger = through(write, shared, item(alert("Triggered", date=NOW - timedelta(minutes=5)), 5))
+    assert trigger.runs == [] and trigger.incident is None
+    assert write.results[1].outcome["late"] == "its alert cycle already recovered"
+    assert write.runs == []  # nobody paged, nothing posted
 
 
 def test_the_result_lists_playbooks_runs_and_errors(engine: sa.Engine, tmp_path: Path) -> None:

@@ -49,8 +49,10 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Vendors]:
 def lived(
     migrated_url: str, fakes: Vendors, samples_dir: Path
 ) -> Iterator[tuple[Service, TestClient, Vendors]]:
-    """The ten deliveries, each followed by the pipeline settling, as an on-call night."""
-    with running(fakes.settings(migrated_url)) as (service, client):
+    """The ten deliveries, each followed by the pipeline settling, as an on-call night.
+    Reminders every 10 minutes, so that the Renotify (30 minutes in) is told."""
+    settings = fakes.settings(migrated_url, RESPONDER_REMINDER_INTERVAL="10m")
+    with running(settings) as (service, client):
         for name in ORDER:
             response = post(client, sample(samples_dir, name))
             assert response.status_code == 202, response.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from responder.domain import IncidentStatus
+from responder.domain import IncidentStatus, Transition
 from responder.intake.datadog import normalise
 from responder.pipeline.correlate import CorrelateStage
 from responder.pipeline.incidents import IncidentIndex, cycle_key, group_key
@@ -74,7 +74,7 @@ def test_correlate_by_cycle_key_finds_the_open_incident() -> None:
     index.remember(known)
     found = index.correlate(alert("Re-Triggered"), event_id=3)
     assert found.incident == known
-    assert (found.group_key, found.key, found.late) == (GROUP, KEY, False)
+    assert (found.group_key, found.key, found.late) == (GROUP, KEY, None)
 
 
 def test_correlate_by_cycle_key_ignores_an_open_incident_of_another_cycle() -> None:
@@ -137,47 +137,38 @@ def test_stage_passes_a_recovery_of_an_open_incident_on() -> None:
 
 def test_stage_drops_a_late_delivery_and_records_it() -> None:
     resolved = incident(incident_id=7, status=IncidentStatus.RESOLVED.value)
-    current = item(alert("Re-Triggered"), event_id=3)
+    late = alert("Re-Triggered")
+    current = item(late, event_id=3)
     assert CorrelateStage()(current, batch(incidents=[resolved])) is False
-    reason = "late delivery for a cycle that already recovered"
+    reason = "its alert cycle already recovered"
     [record] = current.records
-    assert (record.kind, dict(record.data)) == ("event.ignored", {"reason": reason})
+    assert (record.kind, dict(record.data)) == (
+        "event.late",
+        {"reason": reason, "transition": Transition.RE_TRIGGERED, "date": late.date},
+    )
     assert (record.event_id, record.incident_id, record.run_id) == (3, 7, None)
-    assert current.outcome == {"ignored": reason, "playbooks": [], "actions": [], "incident_id": 7}
+    assert current.outcome == {"late": reason, "playbooks": [], "actions": [], "incident_id": 7}
 
 
-def test_stage_drops_a_late_recovery_as_late_not_as_unknown() -> None:
+def test_stage_drops_a_late_recovery_as_late() -> None:
     resolved = incident(incident_id=7, status=IncidentStatus.RESOLVED.value)
     current = item(alert("Recovered"), event_id=3)
     assert CorrelateStage()(current, batch(incidents=[resolved])) is False
     assert current.outcome is not None
-    assert current.outcome["ignored"] == "late delivery for a cycle that already recovered"
+    assert current.outcome["late"] == "its alert cycle already recovered"
     assert current.outcome["incident_id"] == 7
 
 
-def test_stage_drops_a_recovery_for_nothing_open() -> None:
+def test_stage_keeps_a_recovery_that_arrives_before_its_trigger() -> None:
     current = item(alert("Recovered"), event_id=4)
-    assert CorrelateStage()(current, batch()) is False
-    reason = "recovery for an incident we never saw open"
-    [record] = current.records
-    assert (record.kind, dict(record.data), record.incident_id) == (
-        "event.ignored",
-        {"reason": reason},
-        None,
-    )
-    assert current.outcome == {
-        "ignored": reason,
-        "playbooks": [],
-        "actions": [],
-        "incident_id": None,
-    }
+    assert CorrelateStage()(current, batch()) is True
+    assert current.correlation is not None and current.correlation.incident is None
+    assert current.records == [] and current.outcome is None
 
 
-def test_stage_drops_a_default_template_recovery_for_a_group_with_nothing_open() -> None:
+def test_stage_keeps_a_default_template_recovery_for_a_group_with_nothing_open() -> None:
     source = normalise(default_payload(), NOW)
     resolved = incident(source, incident_id=7, status=IncidentStatus.RESOLVED.value)
     current = item(normalise(default_payload("Recovered"), NOW), event_id=5)
-    assert CorrelateStage()(current, batch(incidents=[resolved])) is False
-    assert current.outcome is not None
-    assert current.outcome["ignored"] == "recovery for an incident we never saw open"
-    assert current.outcome["incident_id"] is None
+    assert CorrelateStage()(current, batch(incidents=[resolved])) is True
+    assert current.correlation is not None and current.correlation.incident is None

@@ -90,12 +90,56 @@ def test_a_new_incident_plans_every_matched_playbook(playbooks: list[Playbook]) 
 def test_a_playbook_that_ran_for_the_incident_is_not_new(playbooks: list[Playbook]) -> None:
     known = incident(incident_id=7, priority="P2")
     earlier = [run(incident_id=7, playbook="notify", action="slack.post")]
-    current = item(alert("Re-Triggered", priority="P2"), event_id=4)
+    current = item(alert("Triggered", priority="P2"), event_id=4)
     data = matched(current, playbooks, replace(known, event_count=2), opened=False, earlier=earlier)
     assert [p.name for p in current.matched] == ["notify", "page", "repeated"]
     assert [p.name for p in current.fresh] == ["page", "repeated"]
     assert data["new"] == ["page", "repeated"]
     assert data["already_ran"] == ["notify"]
+
+
+@pytest.mark.parametrize("transition", ["Re-Triggered", "Renotify", "Re-Warn", "Re-No Data"])
+def test_a_repeat_of_an_open_incident_selects_nothing(
+    playbooks: list[Playbook], transition: str
+) -> None:
+    known = replace(incident(incident_id=7, priority="P1"), event_count=2)
+    current = item(alert(transition, priority="P1"), event_id=4)
+    data = matched(current, playbooks, known, opened=False)
+    assert current.matched == [] and current.fresh == []
+    assert data["not_routed"] == "a repeat of an open incident: playbooks run once per incident"
+
+
+def test_a_repeat_that_opens_the_incident_is_routed(playbooks: list[Playbook]) -> None:
+    current = item(alert("Renotify", priority="P2"), event_id=4)
+    matched(current, playbooks, incident(incident_id=7), opened=True)
+    assert [p.name for p in current.fresh] == ["notify", "page"]
+
+
+def test_the_fallback_is_decided_once_per_incident(tmp_path: Path) -> None:
+    fallback = """
+name: unrouted
+fallback: true
+actions:
+  - slack.post: {channel: "#unrouted"}
+"""
+    warn_only = """
+name: latency
+match: {transition: [Warn]}
+actions:
+  - slack.post: {channel: "#latency"}
+"""
+    playbooks = load(tmp_path / "pb", registry(), warn_only, fallback)
+    earlier = [run(incident_id=7, playbook="latency", action="slack.post")]
+    # A Triggered the claiming playbook leaves out: the fallback would match it alone.
+    current = item(alert("Triggered"), event_id=5)
+    data = matched(current, playbooks, incident(incident_id=7), opened=False, earlier=earlier)
+    assert current.matched == []
+    assert data["fallback"] == "not considered: a playbook already claimed this incident"
+    # An incident only the fallback took keeps getting it (its steps run once anyway).
+    only = [run(incident_id=8, playbook="unrouted", action="slack.post")]
+    again = item(alert("Triggered"), event_id=6)
+    matched(again, playbooks, incident(incident_id=8), opened=False, earlier=only)
+    assert [p.name for p in again.matched] == ["unrouted"] and again.fresh == []
 
 
 @pytest.mark.parametrize("state", [RunState.FAILED, RunState.CANCELLED, RunState.PENDING])
@@ -126,7 +170,7 @@ def test_when_sees_the_incident_as_lifecycle_left_it(playbooks: list[Playbook]) 
     first = item(alert(priority="P3"), event_id=1)
     matched(first, playbooks, incident(incident_id=7), opened=True)
     assert "repeated" not in [p.name for p in first.matched]
-    second = item(alert("Re-Triggered", priority="P3"), event_id=2)
+    second = item(alert("Warn", priority="P3"), event_id=2)
     matched(second, playbooks, incident(incident_id=7, event_count=2), opened=False)
     assert [p.name for p in second.matched] == ["notify", "repeated"]
 

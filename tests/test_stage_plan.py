@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from responder.domain import RunState
+from responder.domain import RunState, Transition
 from responder.pipeline.plan import PlanStage
 from responder.pipeline.planned import lane, run_records
 from responder.pipeline.stages import EventItem
@@ -45,7 +46,10 @@ def plan(
     earlier: list[RunRecord] | None = None,
     ids: Counter | None = None,
 ) -> EventItem:
-    current.incident = known
+    if current.alert.transition is Transition.RECOVERED and not opened:
+        known = replace(known, status="resolved", resolution="recovered")  # as lifecycle does
+    # Reminders are paced from the last one told; these tests start with none told.
+    current.incident = replace(known, reminded_at=None)
     current.opened = opened
     current.fresh = list(fresh or [])
     shared = batch(earlier={known.id: list(earlier or [])}, ids=ids)

@@ -78,7 +78,7 @@ def test_a_late_delivery_never_reaches_lifecycle() -> None:
     assert run_chain(stages, current, batch(incidents=[resolved])) is False
     assert current.incident is None  # lifecycle did not run
     assert after.calls == []
-    assert [r.kind for r in current.records] == ["event.ignored"]
+    assert [r.kind for r in current.records] == ["event.late"]
 
 
 def test_the_services_chain_opens_matches_and_plans_in_that_order(tmp_path: Path) -> None:

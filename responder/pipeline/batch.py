@@ -10,12 +10,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from responder.domain import EventState, RunState
+from responder.domain import EventState, RunState, Transition
+from responder.pipeline.incidents import IncidentIndex
 from responder.pipeline.jobs import Taken
+from responder.pipeline.plan import WITHDRAWN_REASON
 from responder.pipeline.stages import Batch, EventItem
 from responder.records import IncidentRecord, RunRecord
 from responder.redact import Redactor
-from responder.store import audit, events, incidents, runs
+from responder.store import audit, events, groups, incidents, runs
 from responder.store.audit import AuditRecord, PreparedRecord
 from responder.store.db import Bulk, run_bulk
 from responder.store.events import EventResult
@@ -26,12 +28,14 @@ CANCELLED_REASON = "cancelled: the incident recovered before this delayed step r
 class BatchWrite:
     def __init__(self, engine: sa.Engine, redactor: Redactor, now: datetime) -> None:
         self._engine = engine
+        self._index: IncidentIndex | None = None  # the batch's, whose changed groups it writes
         self._redactor = redactor
         self.now = now
         self.opened: dict[int, IncidentRecord] = {}
         self.changed: dict[int, IncidentRecord] = {}  # existing incidents to write back
         self.runs: list[RunRecord] = []
         self.cancelled: list[int] = []
+        self.withdrawn: list[int] = []
         self.results: list[EventResult] = []
         self.records: list[AuditRecord] = []
         self.taken: list[Taken] = []
@@ -54,6 +58,16 @@ class BatchWrite:
                 # Later events of this batch must not cancel or follow it up again.
                 primary[primary.index(run)] = _cancelled(run, self.now)
         self.cancelled.extend(run.id for run in item.cancelled)
+        self.withdrawn.extend(run.id for run in item.withdrawn)
+        self._index = batch.incidents
+        if item.group is not None:
+            batch.incidents.keep_group(item.group)
+        if incident is not None:
+            if item.withdrawn:
+                batch.queued.pop(incident.id, None)  # nothing left for a later recovery
+            reminders = [r for r in item.runs if not r.is_primary and _is_repeat(r.transition)]
+            if reminders:  # a recovery later in this batch withdraws these too
+                batch.queued.setdefault(incident.id, []).extend(reminders)
         self.runs.extend(item.runs)
         self.records.extend(item.records)
         self.taken.extend(item.taken)
@@ -86,6 +100,15 @@ class BatchWrite:
             self._bulks.append(incidents.update(self._engine, ordered))
         if self.runs:
             self._bulks.append(runs.insert(self._engine, self.runs))
+        if self._index is not None:
+            index = self._index
+            changed = [index.groups[key] for key in sorted(index.changed_groups)]
+            new = [g for g in changed if g.key not in index.stored_groups]
+            old = [g for g in changed if g.key in index.stored_groups]
+            if new:
+                self._bulks.append(groups.insert(self._engine, new))
+            if old:
+                self._bulks.append(groups.update(self._engine, old))
         self._bulks.append(events.record_results(self._engine, self.results))
         self._prepared = audit.prepare(self.records, self._redactor)
 
@@ -94,6 +117,7 @@ class BatchWrite:
         for bulk in self._bulks:
             run_bulk(conn, bulk)
         runs.cancel_pending(conn, ids=self.cancelled, now=self.now, reason=CANCELLED_REASON)
+        runs.cancel_pending(conn, ids=self.withdrawn, now=self.now, reason=WITHDRAWN_REASON)
         audit.append_prepared(conn, self._prepared)
 
 
@@ -105,6 +129,10 @@ def _outcome(item: EventItem) -> dict[str, Any]:
     if item.errors:
         outcome["errors"] = item.errors
     return outcome
+
+
+def _is_repeat(transition: str) -> bool:
+    return Transition(transition).is_repeat
 
 
 def _cancelled(run: RunRecord, now: datetime) -> RunRecord:

@@ -1,9 +1,13 @@
-"""Correlate stage: which incident an alert belongs to (`IncidentIndex`). An alert whose cycle
-already ended, or a recovery for nothing open, is dropped here: it stops the chain and is
-recorded as ignored.
+"""Correlate stage: which incident an alert belongs to (`IncidentIndex`), in Datadog's order.
+
+A delivery that is out of date (its cycle already recovered, or it is dated before a state
+we already hold) is recorded as late and stops here: it pages nobody and changes nothing.
+A timer's event (stale, flap-quiet) whose reason went away meanwhile stops here too.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from responder.pipeline.stages import Batch, EventItem
 from responder.store.audit import AuditRecord
@@ -13,21 +17,39 @@ class CorrelateStage:
     def __call__(self, item: EventItem, batch: Batch) -> bool:
         found = batch.incidents.correlate(item.alert, item.event.id)
         item.correlation = found
-        if not (found.late or (found.incident is None and item.alert.transition.is_recovery)):
-            return True
-        reason = (
-            "late delivery for a cycle that already recovered"
-            if found.late
-            else "recovery for an incident we never saw open"
-        )
         incident_id = found.incident.id if found.incident else None
-        item.records.append(
-            AuditRecord("event.ignored", {"reason": reason}, item.event.id, incident_id)
-        )
-        item.outcome = {
-            "ignored": reason,
-            "playbooks": [],
-            "actions": [],
-            "incident_id": incident_id,
-        }
-        return False
+        if found.late is not None:
+            data: dict[str, Any] = {"reason": found.late, "transition": item.alert.transition}
+            data["date"] = item.alert.date
+            item.records.append(AuditRecord("event.late", data, item.event.id, incident_id))
+            item.outcome = _dropped("late", found.late, incident_id)
+            return False
+        reason = _timer_gone(item, batch)
+        if reason is not None:
+            data = {"reason": reason, "timer": item.alert.cause}
+            item.records.append(AuditRecord("event.ignored", data, item.event.id, incident_id))
+            item.outcome = _dropped("ignored", reason, incident_id)
+            return False
+        return True
+
+
+def _timer_gone(item: EventItem, batch: Batch) -> str | None:
+    """Why a timer's event no longer applies, if it does not."""
+    cause, found = item.alert.cause, item.correlation
+    if cause is None:
+        return None
+    assert found is not None
+    incident = found.incident
+    if incident is None or not incident.is_open:
+        return "the incident is already resolved"
+    if cause == "stale" and (incident.stale_at is None or incident.stale_at > item.alert.date):
+        return "a delivery came since: the incident is not stale"
+    if cause == "flap-quiet":
+        group = batch.incidents.groups.get(found.group_key)
+        if group is None or group.quiet_at is None or group.quiet_at > item.alert.date:
+            return "the monitor changed state since: it is not calm yet"
+    return None
+
+
+def _dropped(kind: str, reason: str, incident_id: int | None) -> dict[str, Any]:
+    return {kind: reason, "playbooks": [], "actions": [], "incident_id": incident_id}

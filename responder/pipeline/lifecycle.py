@@ -23,6 +23,8 @@ def open_incident(
     alert: Alert, *, incident_id: int, key: str, group: str, now: datetime
 ) -> IncidentRecord:
     tags = alert.tag_map
+    recovered = alert.transition.is_recovery
+    opened_at = min(alert.date, now)  # a clock ahead of ours must not make MTTA negative
     return IncidentRecord(
         id=incident_id,
         key=key,
@@ -36,34 +38,59 @@ def open_incident(
         service=(tags.get("service") or None) and tags["service"][:128],
         team=(tags.get("team") or None) and tags["team"][:128],
         env=(tags.get("env") or None) and tags["env"][:64],
-        status=IncidentStatus.TRIGGERED.value,
+        # A recovery that arrives before its trigger is kept, as the resolved incident it
+        # describes: the trigger, when it comes, finds its cycle over and pages nobody.
+        status=(IncidentStatus.RESOLVED if recovered else IncidentStatus.TRIGGERED).value,
         last_transition=alert.transition.value,
         tags=alert.tags,
         refs={},
         event_count=1,
-        opened_at=min(alert.date, now),  # a clock ahead of ours must not make MTTA negative
+        opened_at=opened_at,
         acknowledged_at=None,
-        resolved_at=None,
+        resolved_at=opened_at if recovered else None,
         updated_at=now,
+        seen_at=alert.date,
+        repeats=1 if alert.transition.is_repeat else 0,
+        last_repeat_at=alert.date if alert.transition.is_repeat else None,
+        reminded_at=alert.date,  # the first message is the first reminder
+        resolution="recovered" if recovered else None,
     )
 
 
-def apply(incident: IncidentRecord, alert: Alert, now: datetime) -> tuple[IncidentRecord, Change]:
-    """Fold a later alert of the same cycle into the incident."""
+def apply(
+    incident: IncidentRecord, alert: Alert, now: datetime, *, hold: bool = False
+) -> tuple[IncidentRecord, Change]:
+    """Fold a later alert of the same cycle (or a timer's event) into the incident; `hold`
+    keeps it open through a recovery (its monitor flaps)."""
     before = incident.status
     priority = incident.priority
     if alert.priority and (priority is None or alert.priority < priority):
         priority = alert.priority  # "P1" < "P2": keep the most urgent seen
-    after = replace(
-        incident,
-        event_count=incident.event_count + 1,
-        last_transition=alert.transition.value,
-        updated_at=now,
-        priority=priority,
-    )
-    if alert.transition is Transition.RECOVERED:
+    after = replace(incident, updated_at=now, priority=priority)
+    if alert.cause is None:  # a delivery from Datadog, not one of our timers
+        seen = incident.seen_at
+        after = replace(
+            after,
+            event_count=incident.event_count + 1,
+            last_transition=alert.transition.value,
+            seen_at=alert.date if seen is None else max(seen, alert.date),
+        )
+    if alert.transition.is_repeat:
+        last = incident.last_repeat_at
+        after = replace(
+            after,
+            repeats=incident.repeats + 1,
+            last_repeat_at=alert.date if last is None else max(last, alert.date),
+        )
+    if alert.transition is Transition.RECOVERED and not hold:
         resolved_at = max(min(alert.date, now), incident.opened_at)
-        after = replace(after, status=IncidentStatus.RESOLVED.value, resolved_at=resolved_at)
+        after = replace(
+            after,
+            status=IncidentStatus.RESOLVED.value,
+            resolved_at=resolved_at,
+            resolution="stale" if alert.cause == "stale" else "recovered",
+            stale_at=None,
+        )
         return after, Change("incident.resolved", before, after.status)
     return after, Change("incident.updated", before, after.status)
 
@@ -99,11 +126,27 @@ class LifecycleStage:
             change = Change("incident.opened", None, incident.status)
             item.opened = True
         else:
-            incident, change = apply(found.incident, alert, batch.now)
+            incident, change = apply(found.incident, alert, batch.now, hold=bool(item.hold))
+        if incident.is_open and batch.policy.stale_after is not None:
+            # Any delivery is activity, No Data included; the plan stage applies the
+            # playbooks' own stale_after once it knows them.
+            incident = replace(incident, stale_at=batch.now + batch.policy.stale_after)
         item.incident = incident
+        if item.group is not None:
+            item.group = replace(item.group, incident_id=incident.id)
         data: dict[str, Any] = {"from": change.before, "to": change.after}
         data["transition"] = alert.transition
         if change.kind == "incident.opened":
             data.update(key=incident.key, title=incident.title)
+            if not incident.is_open:
+                data["note"] = "the recovery arrived before its trigger: kept, resolved"
+        if found.joined is not None:
+            data["joined"] = found.joined
+        if alert.cause is not None:
+            data["timer"] = alert.cause
+        if item.hold is not None:
+            data["held"] = item.hold
+        if change.kind == "incident.resolved":
+            data["resolution"] = incident.resolution
         item.records.append(AuditRecord(change.kind, data, item.event.id, incident.id))
         return True

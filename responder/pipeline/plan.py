@@ -4,30 +4,58 @@ A playbook's steps run once per incident (their idempotency key is incident + pl
 step), so a re-notification can never page twice. Later transitions reach earlier steps
 through each action's `follow_up` (a thread reply, a resolve), and a recovery cancels
 delayed steps that have not run yet: nothing of this needs writing in the playbook.
+
+Follow-ups are paced for people, not for the stream: a repeat is told at most once per
+reminder interval (by Datadog's dates) and never once someone acknowledged; a recovery
+withdraws reminders still queued so that it goes out first; while the monitor flaps none
+are sent. Every follow-up not planned is audited as suppressed, with the reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from responder.actions import Registry
-from responder.domain import RunState, Transition
+from responder.actions import Conversation, Registry, format_duration
+from responder.domain import IncidentStatus, RunState
 from responder.pipeline import lifecycle
 from responder.pipeline.planned import new_run, run_records, step_key
 from responder.pipeline.stages import Batch, EventItem
 from responder.playbooks.render import RenderError, render_params
-from responder.records import RunRecord
+from responder.records import IncidentRecord, RunRecord
+from responder.store.audit import AuditRecord
+
+WITHDRAWN_REASON = "cancelled: the incident resolved; the recovery goes out first"
 
 
 class PlanStage:
-    def __init__(self, registry: Registry, max_age: timedelta) -> None:
+    def __init__(
+        self, registry: Registry, max_age: timedelta, conversation: Conversation | None = None
+    ) -> None:
         self._registry = registry
         self._max_age = max_age
+        self._conversation = conversation
 
     def __call__(self, item: EventItem, batch: Batch) -> bool:
         incident = item.incident
         assert incident is not None, "lifecycle runs first"
+        self._steps(item, batch, incident)
+        earlier = [] if item.opened else batch.earlier.get(incident.id, [])
+        if earlier:
+            self._follow_ups(item, batch, earlier)
+        self._notes(item, batch, [*earlier, *item.runs])
+        self._stale_timer(item, batch, earlier)
+        item.records.extend(run_records(item.runs, "run.planned"))
+        item.records.extend(run_records(item.cancelled, "run.cancelled"))
+        for run in item.withdrawn:
+            data = {"action": run.action, "reason": WITHDRAWN_REASON, "parent_id": run.parent_id}
+            item.records.append(
+                AuditRecord("run.cancelled", data, item.event.id, run.incident_id, run.id)
+            )
+        return True
+
+    def _steps(self, item: EventItem, batch: Batch, incident: IncidentRecord) -> None:
         context = {"alert": item.alert.as_context(), "incident": lifecycle.context(incident)}
         for playbook in item.fresh:
             for step in playbook.actions:
@@ -53,26 +81,36 @@ class PlanStage:
                     )
                     item.errors.append(f"{playbook.name} step {step.index + 1}: {exc}")
                 item.runs.append(run)
-        if not item.opened:
-            self._follow_ups(item, batch, batch.earlier.get(incident.id, []))
-        item.records.extend(run_records(item.runs, "run.planned"))
-        item.records.extend(run_records(item.cancelled, "run.cancelled"))
-        return True
 
     def _follow_ups(self, item: EventItem, batch: Batch, earlier: list[RunRecord]) -> None:
-        transition = item.alert.transition
+        alert, incident = item.alert, item.incident
+        assert incident is not None
+        transition = alert.transition
+        resolved = not incident.is_open
+        if alert.cause is not None and not resolved:
+            return  # a timer's event that resolves nothing: its note says what there is
+        if resolved:
+            item.withdrawn.extend(batch.queued.get(incident.id, []))
+        suppressed = item.hold or item.quiet
+        reminder = transition.is_repeat and suppressed is None
+        if reminder:
+            suppressed = self._reminder_suppressed(incident, item, batch)
+        planned = False
         for run in earlier:
             if run.state in (RunState.FAILED, RunState.CANCELLED):
                 continue
-            if (
-                transition is Transition.RECOVERED
-                and run.state == RunState.PENDING
-                and run.scheduled_at > batch.now
-            ):
+            if resolved and run.state == RunState.PENDING and run.scheduled_at > batch.now:
                 item.cancelled.append(run)
                 continue
             follow = self._registry.get(run.action).follow_up(transition, run.params)
             if follow is None:
+                continue
+            if suppressed is not None:
+                data = {"action": follow.action, "playbook": run.playbook, "step": run.step}
+                data["reason"] = suppressed
+                item.records.append(
+                    AuditRecord("run.suppressed", data, item.event.id, incident.id, run.id)
+                )
                 continue
             follow_up = self._run(
                 item,
@@ -84,6 +122,82 @@ class PlanStage:
                 parent_id=run.id,
             )
             item.runs.append(replace(follow_up, params=dict(follow.params)))
+            planned = True
+            if reminder and self._conversation and run.action == self._conversation.root:
+                item.runs.append(self._refresh(item, batch, run))
+        if reminder and planned:
+            item.incident = replace(incident, reminded_at=alert.date)
+
+    def _reminder_suppressed(
+        self, incident: IncidentRecord, item: EventItem, batch: Batch
+    ) -> str | None:
+        if incident.status == IncidentStatus.ACKNOWLEDGED.value:
+            return "acknowledged: reminders stop"
+        interval = batch.policy.reminder_interval
+        last = incident.reminded_at
+        if last is not None and item.alert.date - last < interval:
+            ago = format_duration((item.alert.date - last).total_seconds())
+            return (
+                f"reminder interval: the last went out {ago} before this one"
+                f" (at most one per {format_duration(interval.total_seconds())})"
+            )
+        return None
+
+    def _refresh(self, item: EventItem, batch: Batch, root: RunRecord) -> RunRecord:
+        """The root message rewritten, so it shows the repeats so far."""
+        assert self._conversation is not None
+        run = self._run(
+            item,
+            batch,
+            self._conversation.refresh,
+            due=batch.now,
+            playbook=(root.playbook, root.playbook_hash, root.step),
+            key=f"f:refresh:{root.id}:{item.event.id}",
+            parent_id=root.id,
+        )
+        return replace(run, params=dict(root.params))
+
+    def _notes(self, item: EventItem, batch: Batch, runs: list[RunRecord]) -> None:
+        talk = self._conversation
+        if not item.notes or talk is None or talk.reply not in self._registry.names():
+            return
+        root = next(
+            (
+                run
+                for run in runs
+                if run.action == talk.root
+                and run.is_primary
+                and run.state not in (RunState.FAILED, RunState.CANCELLED)
+            ),
+            None,
+        )
+        if root is None:
+            return  # no thread: the audit log holds what the note would have said
+        for index, note in enumerate(item.notes):
+            run = self._run(
+                item,
+                batch,
+                talk.reply,
+                due=batch.now,
+                playbook=(root.playbook, root.playbook_hash, root.step),
+                key=f"n:note:{root.id}:{item.event.id}:{index}",
+                parent_id=root.id,
+            )
+            params: dict[str, Any] = {"channel": root.params.get("channel", ""), "notice": note}
+            item.runs.append(replace(run, params=params))
+
+    def _stale_timer(self, item: EventItem, batch: Batch, earlier: list[RunRecord]) -> None:
+        """The stale timer from the incident's own playbooks, once they are known."""
+        incident = item.incident
+        assert incident is not None
+        if not incident.is_open:
+            return
+        names = {run.playbook for run in earlier} | {p.name for p in item.matched}
+        chosen = [p for p in batch.playbooks if p.name in names]
+        after = batch.policy.stale_after_for(chosen)
+        stale_at = batch.now + after if after is not None else None
+        if stale_at != incident.stale_at:
+            item.incident = replace(incident, stale_at=stale_at)
 
     def _run(
         self,

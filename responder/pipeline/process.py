@@ -18,14 +18,16 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 import structlog
 
-from responder.domain import EventState
+from responder.domain import EventState, Transition
 from responder.pipeline.alerts import stored_alert
 from responder.pipeline.batch import BatchWrite
 from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.incidents import IncidentIndex
 from responder.pipeline.jobs import Taken
+from responder.pipeline.policy import StreamPolicy
 from responder.pipeline.stages import Batch, EventItem, Stage, run_chain
 from responder.playbooks.schema import Playbook
+from responder.records import RunRecord
 from responder.redact import Redactor
 from responder.store import audit, events, runs
 from responder.store.db import classify, reader, transaction
@@ -55,7 +57,9 @@ class EventProcessor:
         *,
         batch_size: int = 25,
         recent: AlertContexts | None = None,
+        policy: StreamPolicy | None = None,
     ) -> None:
+        self._policy = policy or StreamPolicy()
         self._engine = engine
         self._stages = list(stages)
         self._playbooks = playbooks
@@ -129,12 +133,18 @@ class EventProcessor:
                 parsed.append((event, EventItem(event, stored_alert(event))))
             except Exception as exc:  # stored by an older version, or edited by hand
                 parsed.append((event, exc))
+        # Datadog's order, not arrival order: within the batch, by Datadog's own dates (a
+        # recovery delivered before its trigger meets it here in the right order).
+        parsed.sort(key=_datadog_order)
         items = [item for _, item in parsed if isinstance(item, EventItem)]
         index = IncidentIndex.load(conn, [item.alert for item in items])
-        known = sorted({incident.id for incident in index.by_key.values()})
+        known = sorted(index.by_id)
         now = datetime.now(UTC)
         earlier = runs.primary_runs(conn, incident_ids=known)
-        batch = Batch(now, RowIds(conn), index, earlier, self._playbooks())
+        queued: dict[int, list[RunRecord]] = {}
+        if any(item.alert.transition is Transition.RECOVERED for item in items):
+            queued = runs.queued_reminders(conn, incident_ids=known, transitions=_REPEATS)
+        batch = Batch(now, RowIds(conn), index, earlier, self._playbooks(), self._policy, queued)
         write = BatchWrite(self._engine, self._redactor, now)
         for event, item in parsed:
             try:
@@ -183,6 +193,15 @@ class EventProcessor:
             write.apply(conn)
 
 
+_REPEATS = [t.value for t in Transition if t.is_repeat]
+
+
+def _datadog_order(entry: tuple[StoredEvent, EventItem | Exception]) -> tuple[float, int]:
+    event, item = entry
+    moment = item.alert.date.timestamp() if isinstance(item, EventItem) else 0.0
+    return moment, event.id
+
+
 def _received_record(item: EventItem) -> audit.AuditRecord:
     alert, event = item.alert, item.event
     data: dict[str, object] = {
@@ -197,6 +216,9 @@ def _received_record(item: EventItem) -> audit.AuditRecord:
         "received_at": event.received_at,
         "deliveries": event.deliveries,
     }
+    data["date"] = alert.date
+    if alert.cause is not None:
+        data["timer"] = alert.cause
     if alert.notes:
         data["notes"] = list(alert.notes)
     return audit.AuditRecord("event.received", data, event.id, at=event.received_at)

@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from responder.domain import Alert
-from responder.records import IncidentRecord, RunRecord
+from responder.pipeline.policy import StreamPolicy
+from responder.records import GroupRecord, IncidentRecord, RunRecord
 from responder.store.audit import AuditRecord
 from responder.store.events import StoredEvent
 
@@ -40,6 +41,9 @@ class Batch:
     incidents: IncidentIndex
     earlier: dict[int, list[RunRecord]]  # each incident's primary runs, oldest first
     playbooks: Sequence[Playbook]
+    policy: StreamPolicy = field(default_factory=StreamPolicy)
+    # Reminders still waiting to go, of the incidents this batch recovers (cancelled then).
+    queued: dict[int, list[RunRecord]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -55,7 +59,13 @@ class EventItem:
     matched: list[Playbook] = field(default_factory=list)
     fresh: list[Playbook] = field(default_factory=list)  # matched, not run for it before
     runs: list[RunRecord] = field(default_factory=list)
-    cancelled: list[RunRecord] = field(default_factory=list)
+    cancelled: list[RunRecord] = field(default_factory=list)  # delayed steps not to run
+    withdrawn: list[RunRecord] = field(default_factory=list)  # queued reminders not to send
+    group: GroupRecord | None = None  # its monitor + scope after this event, to write back
+    hold: str | None = None  # why a recovery does not resolve the incident (flapping)
+    # Why this event's follow-ups are not planned (flapping): each is audited as suppressed.
+    quiet: str | None = None
+    notes: list[str] = field(default_factory=list)  # what to tell the incident's thread
     taken: list[Taken] = field(default_factory=list)  # runs claimed as they were planned
     errors: list[str] = field(default_factory=list)  # templates that failed to render
     outcome: dict[str, Any] | None = None  # set by a stage that drops the event

@@ -13,6 +13,7 @@ from responder.metrics import Metrics
 from responder.pipeline.notices import NoticePlanner
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.runner import ActionRunner
+from responder.pipeline.timers import TimerSweep
 from responder.pipeline.wakeup import Wakeup
 from responder.store import events, runs
 from responder.store.db import reader
@@ -44,8 +45,10 @@ class Worker:
         wakeup: Wakeup,
         poll_seconds: float,
         notices: NoticePlanner | None = None,
+        timers: TimerSweep | None = None,
     ) -> None:
         self._engine = engine
+        self._timers = timers
         self._notices = notices
         self._processor = processor
         self._runner = runner
@@ -116,6 +119,7 @@ class Worker:
         # Small batches under load: each holds the SQLite write lock, which the intake's
         # next commit (and every webhook waiting on it) would otherwise queue behind.
         self.storm = self._in_storm()
+        fired = self._timers.sweep() if self._timers and self._timers.due() else 0
         batch = self._processor.process_batch(STORM_BATCH if self.storm else None)
         if batch.processed:
             self._metrics.events_processed.labels("processed").inc(batch.processed)
@@ -125,7 +129,7 @@ class Worker:
         dispatched = self._runner.dispatch()
         told = self._notices.plan(dispatched.notices) if self._notices else 0
         self._update_gauges()
-        return bool(batch.processed or batch.failed or dispatched.progress or told)
+        return bool(batch.processed or batch.failed or dispatched.progress or told or fired)
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Run until nothing is due and nothing is in flight (tests and one-shot use)."""

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from responder.domain import EventState
 from responder.store.db import Bulk, bulk_update
@@ -100,3 +101,19 @@ def alerts_of(conn: sa.Connection, *, ids: Iterable[int]) -> dict[int, StoredEve
 def count_waiting(conn: sa.Connection) -> int:
     query = sa.select(sa.func.count()).where(_EVENTS.c.state == EventState.RECEIVED.value)
     return int(conn.execute(query.select_from(_EVENTS)).scalar_one())
+
+
+def store_own(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Store events the service makes itself (timers); a fingerprint already stored is
+    skipped, so two workers sweeping the same timer store it once. Returns how many were new."""
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        insert: Any = postgresql.insert(_EVENTS)
+    else:
+        insert = sqlite.insert(_EVENTS)
+    result = conn.execute(
+        insert.on_conflict_do_nothing(index_elements=["fingerprint"]).returning(_EVENTS.c.id),
+        list(rows),
+    )
+    return len(result.fetchall())

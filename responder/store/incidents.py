@@ -4,6 +4,7 @@ changes, and merging the references vendors leave behind."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +23,12 @@ _PIPELINE_COLUMNS = (
     "event_count",
     "updated_at",
     "resolved_at",
+    "seen_at",
+    "repeats",
+    "last_repeat_at",
+    "reminded_at",
+    "stale_at",
+    "resolution",
 )
 _SET_REFS = (
     sa.update(_INCIDENTS)
@@ -46,6 +53,20 @@ def for_alerts(
             ),
         )
     return sorted(rows, key=lambda incident: incident.id)
+
+
+def stale_due(conn: sa.Connection, *, now: datetime, limit: int) -> list[IncidentRecord]:
+    """Open incidents whose stale timer has run out, oldest timer first."""
+    query = (
+        sa.select(_INCIDENTS)
+        .where(
+            _INCIDENTS.c.stale_at <= now,
+            _INCIDENTS.c.status != IncidentStatus.RESOLVED.value,
+        )
+        .order_by(_INCIDENTS.c.stale_at)
+        .limit(limit)
+    )
+    return [IncidentRecord.from_row(row) for row in conn.execute(query).mappings()]
 
 
 def by_ids(conn: sa.Connection, *, ids: Iterable[int]) -> dict[int, IncidentRecord]:

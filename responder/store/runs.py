@@ -77,6 +77,28 @@ def primary_runs(conn: sa.Connection, *, incident_ids: Sequence[int]) -> dict[in
     return out
 
 
+def queued_reminders(
+    conn: sa.Connection, *, incident_ids: Sequence[int], transitions: Sequence[str]
+) -> dict[int, list[RunRecord]]:
+    """Follow-ups of these transitions (the repeats) still waiting to go, oldest first."""
+    out: dict[int, list[RunRecord]] = {}
+    if not incident_ids:
+        return out
+    query = (
+        sa.select(_RUNS)
+        .where(
+            _RUNS.c.incident_id.in_(sorted(incident_ids)),
+            _RUNS.c.parent_id.is_not(None),
+            _RUNS.c.state == _PENDING,
+            _RUNS.c.transition.in_(list(transitions)),
+        )
+        .order_by(_RUNS.c.id)
+    )
+    for row in conn.execute(query).mappings():
+        out.setdefault(row["incident_id"], []).append(RunRecord.from_row(row))
+    return out
+
+
 def timelines(conn: sa.Connection, *, incident_ids: Iterable[int]) -> dict[int, list[RunRecord]]:
     """Every run of these incidents, oldest first (for actions that write a timeline)."""
     wanted = sorted(set(incident_ids))

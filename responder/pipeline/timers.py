@@ -1,0 +1,140 @@
+"""Durable timers: an incident gone stale, a flapping monitor calm again.
+
+A timer is a column in the database (`incident.stale_at`, `alert_group.quiet_at`), so it
+survives restarts. When one runs out, the sweep stores an event of our own making into the
+same stream as Datadog's deliveries, keyed by timer and due time: however many workers
+sweep, the event is stored once (the fingerprint is unique), and the pipeline then handles
+it in order with everything else, audited like any delivery. An event whose reason went
+away meanwhile (a delivery came, the monitor changed state) is ignored when processed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import UTC, datetime
+
+import orjson
+import sqlalchemy as sa
+import structlog
+
+from responder.actions import format_duration
+from responder.domain import Alert, Transition, alert_to_json, tag_map
+from responder.records import GroupRecord, IncidentRecord
+from responder.store import events, groups, incidents
+from responder.store.db import transaction
+
+log = structlog.get_logger(__name__)
+_BATCH = 100
+
+
+class TimerSweep:
+    def __init__(self, engine: sa.Engine, every: float = 1.0) -> None:
+        self._engine = engine
+        self._every = every
+        self._last = 0.0
+
+    def due(self) -> bool:
+        """Whether a sweep is due (at most one per `every` seconds; the queries are cheap,
+        but a busy worker would otherwise run them every round)."""
+        return time.monotonic() - self._last >= self._every
+
+    def sweep(self, now: datetime | None = None) -> int:
+        """Store an event for every timer that ran out by `now`; returns how many are new."""
+        self._last = time.monotonic()
+        now = now or datetime.now(UTC)
+        with transaction(self._engine) as conn:
+            rows = [_stale_row(incident, now) for incident in _stale(conn, now)]
+            for group, holder in _calm(conn, now):
+                rows.append(_quiet_row(group, holder, now))
+            stored = events.store_own(conn, rows) if rows else 0
+        if stored:
+            log.info("timers.fired", events=stored)
+        return stored
+
+
+def _stale(conn: sa.Connection, now: datetime) -> list[IncidentRecord]:
+    return incidents.stale_due(conn, now=now, limit=_BATCH)
+
+
+def _calm(conn: sa.Connection, now: datetime) -> list[tuple[GroupRecord, IncidentRecord]]:
+    due = groups.quiet_due(conn, now=now, limit=_BATCH)
+    holders = incidents.by_ids(conn, ids=[g.incident_id for g in due if g.incident_id])
+    return [(g, holders[g.incident_id]) for g in due if g.incident_id in holders]
+
+
+def _stale_row(incident: IncidentRecord, now: datetime) -> dict[str, object]:
+    assert incident.stale_at is not None
+    since = incident.seen_at or incident.opened_at
+    quiet = format_duration((incident.stale_at - incident.updated_at).total_seconds())
+    note = f"no delivery for {quiet} (last at {since.isoformat()}): resolved as stale"
+    alert = _own_alert(incident, Transition.RECOVERED, incident.stale_at, "stale", note)
+    key = f"{incident.id}:{incident.stale_at.timestamp()}"
+    return _row(alert, f"timer:stale:{key}", {"incident_id": incident.id}, now)
+
+
+def _quiet_row(group: GroupRecord, holder: IncidentRecord, now: datetime) -> dict[str, object]:
+    assert group.quiet_at is not None
+    note = f"no state change since {group.changed_at.isoformat()}: flapping is over"
+    state = Transition(group.state)
+    alert = _own_alert(holder, state, group.quiet_at, "flap-quiet", note)
+    digest = hashlib.sha256(group.key.encode()).hexdigest()[:24]
+    fingerprint = f"timer:calm:{digest}:{group.quiet_at.timestamp()}"
+    return _row(alert, fingerprint, {"incident_id": holder.id, "group": group.key}, now)
+
+
+def _own_alert(
+    incident: IncidentRecord, transition: Transition, date: datetime, cause: str, note: str
+) -> Alert:
+    """An event of our own about `incident`, correlating to it as its deliveries do."""
+    return Alert(
+        source_id=None,
+        monitor_id=incident.monitor_id,
+        monitor_name=incident.monitor_name,
+        title=incident.title,
+        transition=transition,
+        alert_type=None,
+        priority=incident.priority,
+        status_text=note,
+        query=None,
+        metric=None,
+        scope=incident.scope,
+        cycle_key=incident.cycle_key,
+        aggreg_key=None,
+        hostname=None,
+        tags=incident.tags,
+        tag_map=tag_map(incident.tags),
+        message=None,
+        link=None,
+        snapshot=None,
+        date=date,
+        org_id=None,
+        org_name=None,
+        event_type=None,
+        template="responder",
+        notes=(note,),
+        cause=cause,
+    )
+
+
+def _row(
+    alert: Alert, fingerprint: str, about: dict[str, object], now: datetime
+) -> dict[str, object]:
+    payload = {"timer": alert.cause, "due": alert.date.isoformat(), **about}
+    return {
+        "fingerprint": fingerprint[:80],
+        "source_id": None,
+        "monitor_id": alert.monitor_id,
+        "title": alert.title,
+        "transition": alert.transition.value,
+        "priority": alert.priority,
+        "scope": alert.scope,
+        "cycle_key": alert.cycle_key,
+        "template": alert.template,
+        "payload": orjson.dumps(payload).decode(),
+        "alert": alert_to_json(alert).decode(),
+        "received_at": now,
+        "state": "received",
+        "deliveries": 1,
+        "attempts": 0,
+    }
