@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from responder.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # imported where used, so that `responder --help` stays quick
+    from responder.pipeline.simulate import Delivery, Outcome
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -164,12 +166,13 @@ def db_upgrade() -> None:
     typer.echo(f"database schema at {current} (head {head})")
 
 
-def _load(settings: Settings) -> list[Any]:
+def _load(settings: Settings, registry: Any = None) -> list[Any]:
     from responder.main import build_registry
     from responder.playbooks.loader import PlaybookError, load_playbooks
 
+    registry = registry or build_registry(settings)
     try:
-        return load_playbooks(settings.playbooks, build_registry(settings).params_models())
+        return load_playbooks(settings.playbooks, registry.params_models())
     except PlaybookError as exc:
         raise _fail("\n".join(exc.errors)) from None
 
@@ -185,36 +188,191 @@ def playbooks_validate() -> None:
 
 
 @playbooks_app.command("test")
-def playbooks_test(payload: Path) -> None:
-    """Show which playbooks a webhook payload matches and the actions they would run."""
-    from responder.intake.datadog import PayloadError, normalise
-    from responder.main import build_registry
-    from responder.playbooks.matcher import explain
-    from responder.playbooks.render import RenderError, render_params
+def playbooks_test(
+    payloads: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Deliveries, in order: JSON files; a .jsonl file (or - for stdin) holds "
+            "one delivery a line."
+        ),
+    ],
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Also say why the other playbooks did not match."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per delivery (JSON Lines).")
+    ] = False,
+) -> None:
+    """Show, delivery by delivery, what the service would do with these webhooks.
+
+    The real pipeline runs on a throwaway database: no database of yours is opened and no
+    vendor is called, whatever credentials are set.
+    """
+    from datetime import timedelta
+
+    from responder.main import build_redactor, build_registry, build_stages
+    from responder.pipeline.simulate import DeliveryError, simulate
 
     settings = _settings()
-    loaded = _load(settings)
-    try:
-        alert = normalise(json.loads(payload.read_text()), datetime.now(UTC))
-    except (OSError, ValueError, PayloadError) as exc:
-        raise _fail(f"{payload}: {exc}") from None
     registry = build_registry(settings)
-    typer.echo(f"alert: {alert.transition} {alert.title!r} priority={alert.priority}")
-    for note in alert.notes:
-        typer.echo(f"  note: {note}")
-    context = {"alert": alert.as_context(), "incident": {}}
-    for playbook, matched, reason in explain(loaded, alert, {}):
-        typer.echo(f"{'MATCH' if matched else 'no   '} {playbook.name}: {reason}")
-        if not matched:
+    loaded = _load(settings, registry)
+    deliveries = _deliveries(payloads)
+    # No claimer: a run taken over would be a run started.
+    stages = build_stages(registry, timedelta(seconds=settings.run_max_age_seconds))
+    try:
+        outcomes = simulate(deliveries, stages, loaded, build_redactor(settings, loaded))
+    except DeliveryError as exc:
+        raise _fail(str(exc)) from None
+    for outcome in outcomes:
+        if as_json:
+            sys.stdout.write(orjson.dumps(outcome.as_json(), default=str).decode() + "\n")
+        else:
+            typer.echo("\n".join(_outcome_lines(outcome, verbose=verbose)))
+
+
+def _deliveries(paths: list[Path]) -> list[Delivery]:
+    """Every delivery of every input, in order; exits naming each input that cannot be read."""
+    from responder.pipeline.simulate import Delivery
+
+    found: list[Delivery] = []
+    errors: list[str] = []
+    for path in paths:
+        try:
+            if str(path) == "-":
+                read = _lines("<stdin>", sys.stdin.buffer.read())
+            elif path.suffix == ".jsonl":
+                read = _lines(str(path), path.read_bytes())
+            else:
+                read = [Delivery(str(path), path.read_bytes())]
+        except OSError as exc:
+            errors.append(f"{path}: {exc.strerror or exc}")
             continue
-        for step in playbook.actions:
-            action = registry.get(step.action)
-            try:
-                params: Any = render_params(step.params, context, action.markup)
-            except RenderError as exc:
-                params = f"template error: {exc}"
-            extra = f" after {step.after}" if step.after else ""
-            typer.echo(f"    -> {step.action}{extra} {json.dumps(params, ensure_ascii=False)}")
+        if not read:  # surely not what was meant: say so rather than show nothing for it
+            errors.append(f"{path}: no deliveries in it (JSON Lines: one delivery a line)")
+        found += read
+    if errors:
+        raise _fail("\n".join(errors))
+    return found
+
+
+def _lines(source: str, data: bytes) -> list[Delivery]:
+    from responder.pipeline.simulate import Delivery
+
+    return [
+        Delivery(f"{source}:{number}", line)
+        for number, line in enumerate(data.splitlines(), start=1)
+        if line.strip()  # blank lines separate nothing in JSON Lines; skip them
+    ]
+
+
+def _outcome_lines(outcome: Outcome, *, verbose: bool) -> list[str]:
+    alert = outcome.alert
+    lines = [
+        f"#{outcome.number} {Path(outcome.source).name}  {alert.transition} {alert.title!r} "
+        f"priority={alert.priority or '-'} date={alert.date.isoformat()}"
+    ]
+    if outcome.redelivery_of is not None:
+        lines.append(f"   redelivery of #{outcome.redelivery_of}: recognised, nothing done again")
+    for record in outcome.records:
+        try:
+            shown = _RECORDS.get(record["kind"], _generic)(record, outcome, verbose)
+        except (KeyError, TypeError, AttributeError):
+            shown = _generic(record, outcome, verbose)  # a known kind whose shape changed
+        lines += [f"   {line}" for line in shown]
+    return lines
+
+
+# How one audit record reads: (record, the delivery's outcome, verbose) -> lines.
+_Renderer = Callable[[dict[str, Any], "Outcome", bool], list[str]]
+
+
+def _generic(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    """Any kind without a renderer of its own, as it is: a kind added later still shows."""
+    return [f"{record['kind']}: {json.dumps(record['data'], ensure_ascii=False)}"]
+
+
+def _received(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    return [f"note: {note}" for note in record["data"].get("notes", [])]
+
+
+def _incident_change(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    data, verb = record["data"], record["kind"].removeprefix("incident.")
+    if verb == "opened":
+        return [f"incident {record['incident_id']} opened (key {data['key']})"]
+    return [f"incident {record['incident_id']} {verb}: {data['from']} -> {data['to']}"]
+
+
+def _matched(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    data = record["data"]
+    new = set(data["new"])
+    shown = [
+        f"{name} (new)" if name in new else f"{name} (already ran: no new steps)"
+        for name in (m["name"] for m in data["matched"])
+    ]
+    lines = [f"playbooks: {', '.join(shown) if shown else 'none matched'}"]
+    if verbose:
+        lines += [f"   no {name}: {reason}" for name, reason in outcome.not_matched]
+    return lines
+
+
+def _planned(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    planned = outcome.run(record["run_id"])
+    if planned is None:
+        return _generic(record, outcome, verbose)
+    run = planned.run
+    params = json.dumps(dict(planned.params), ensure_ascii=False)
+    failed = f"  FAILED: {run.last_error}" if record["kind"] == "run.failed" else ""
+    if planned.parent is not None:
+        parent = planned.parent
+        of = f" of #{planned.parent_delivery}" if planned.parent_delivery else ""
+        to = f"(to {parent.action}, run {parent.id}{of})"
+        return [f"follow-up -> {run.action} {params} {to}{failed}"]
+    after = _duration((run.scheduled_at - run.created_at).total_seconds())
+    extra = (f" after {after}" if after else "") + (f" if {run.condition}" if run.condition else "")
+    return [f"-> {run.action}{extra} {params}{failed}"]
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    for unit, size in (("h", 3600), ("m", 60)):
+        if whole >= size and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s" if whole else ""
+
+
+def _cancelled(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    data = record["data"]
+    return [f"cancelled: {data['action']} (run {record['run_id']}, {data['playbook']})"]
+
+
+def _with_reason(label: str, field: str | None = None) -> _Renderer:
+    def render(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+        data = record["data"]
+        subject = f"{data[field]}: " if field else ""
+        return [f"{label}: {subject}{data['reason']}"]
+
+    return render
+
+
+def _failed(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    return [f"failed: {record['data']['error']}"]
+
+
+_RECORDS: dict[str, _Renderer] = {
+    "event.received": _received,
+    "incident.opened": _incident_change,
+    "incident.updated": _incident_change,
+    "incident.resolved": _incident_change,
+    "playbooks.matched": _matched,
+    "run.planned": _planned,
+    "run.failed": _planned,
+    "run.cancelled": _cancelled,
+    "event.ignored": _with_reason("ignored"),
+    "event.late": _with_reason("late"),
+    "run.suppressed": _with_reason("suppressed", "action"),
+    "event.failed": _failed,
+}
 
 
 @incidents_app.command("list")

@@ -11,6 +11,9 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
 
 from responder.domain import Alert, Transition, tag_map
 
@@ -33,6 +36,42 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 class PayloadError(ValueError):
     """The payload cannot become an alert; the message says which field and why."""
+
+
+def decode(body: bytes, content_type: str) -> tuple[Any, str]:
+    """A webhook body (JSON, or Datadog's "encode as form") decoded, and the JSON text we
+    store for it."""
+    if not body.strip():
+        raise PayloadError("unreadable body: it is empty")
+    if content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
+        try:
+            form = dict(
+                parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+            )
+        except (UnicodeDecodeError, ValueError):
+            raise PayloadError("unreadable body: not a valid URL-encoded form") from None
+        data: Any = _form_to_payload(form)
+        return data, orjson.dumps(data).decode()
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"unreadable body: not valid JSON ({exc})") from None
+    return data, body.decode("utf-8")
+
+
+def _form_to_payload(form: dict[str, str]) -> dict[str, Any]:
+    """Datadog's "encode as form" flattens the template; nested values arrive as JSON text."""
+    out: dict[str, Any] = {}
+    for key, value in form.items():
+        stripped = value.strip()
+        if stripped.startswith("{") and key in ("alert", "org"):
+            try:
+                out[key] = orjson.loads(stripped)
+                continue
+            except orjson.JSONDecodeError:
+                pass
+        out[key] = value
+    return out
 
 
 def normalise(data: Mapping[str, Any], received_at: datetime) -> Alert:

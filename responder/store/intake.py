@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from responder.domain import Alert, alert_to_json
 from responder.store.db import driver_value, make_durable, placeholder, transaction
 from responder.store.tables import AlertEvent
 
@@ -111,7 +114,7 @@ class IntakeWriter:
 
     def _write(self, batch: list[_Pending]) -> None:
         try:
-            results = self._store([p.row for p in batch])
+            results = store(self._engine, [p.row for p in batch])
         except Exception as exc:  # every waiting request must hear about it, whatever it is
             _resolve(batch, [exc] * len(batch))
             return
@@ -121,35 +124,66 @@ class IntakeWriter:
         if fresh:
             self._on_stored(fresh)
 
-    def _store(self, rows: list[dict[str, Any]]) -> list[Stored | BaseException]:
-        # The same delivery twice in one batch: insert it once, answer the second as a redelivery.
-        unique: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            unique.setdefault(row["fingerprint"], row)
-        with transaction(self._engine, urgent=True) as conn:
-            if conn.dialect.name == "sqlite":
-                inserted = _insert_sqlite(conn, unique)
-            else:
-                values = [driver_value(conn, row[c]) for row in unique.values() for c in COLUMNS]
-                sql = _insert_sql(len(unique), placeholder(conn), returning=True)
-                inserted = {fp: i for i, fp in conn.exec_driver_sql(sql, tuple(values))}
-            known = [fp for fp in {r["fingerprint"] for r in rows} if fp not in inserted]
-            existing = _redeliveries(conn, known) if known else {}
-        make_durable(self._engine)  # on disk before anyone hears 202, outside the write lock
-        results: list[Stored | BaseException] = []
-        first_seen: set[str] = set()
-        for row in rows:
-            fp = row["fingerprint"]
-            if fp in inserted and fp not in first_seen:
-                first_seen.add(fp)
-                results.append(Stored(event_id=inserted[fp], duplicate=False))
-            elif fp in existing:
-                results.append(existing[fp])
-            elif fp in inserted:
-                results.append(Stored(event_id=inserted[fp], duplicate=True))
-            else:
-                results.append(RuntimeError(f"event {fp} neither inserted nor found"))
-        return results
+
+def event_row(alert: Alert, body: bytes, payload: str, received_at: datetime) -> dict[str, Any]:
+    """The alert_event row for one delivery, as `store` takes it.
+
+    The fingerprint is what recognises a redelivery: Datadog's notification id when the
+    template sends one, else the exact body."""
+    fingerprint = (
+        f"dd:{alert.source_id}"[:80]
+        if alert.source_id
+        else f"sha256:{hashlib.sha256(body).hexdigest()}"
+    )
+    return {
+        "fingerprint": fingerprint,
+        "source_id": alert.source_id[:64] if alert.source_id else None,
+        "monitor_id": alert.monitor_id[:64] if alert.monitor_id else None,
+        "title": alert.title,
+        "transition": alert.transition.value,
+        "priority": alert.priority,
+        "scope": alert.scope,
+        "cycle_key": alert.cycle_key[:128] if alert.cycle_key else None,
+        "template": alert.template,
+        "payload": payload,
+        "alert": alert_to_json(alert).decode(),
+        "received_at": received_at,
+        "state": "received",
+        "deliveries": 1,
+        "attempts": 0,
+    }
+
+
+def store(engine: sa.Engine, rows: list[dict[str, Any]]) -> list[Stored | BaseException]:
+    """Insert event rows in one durable transaction; each result says new or a redelivery."""
+    # The same delivery twice in one batch: insert it once, answer the second as a redelivery.
+    unique: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(row["fingerprint"], row)
+    with transaction(engine, urgent=True) as conn:
+        if conn.dialect.name == "sqlite":
+            inserted = _insert_sqlite(conn, unique)
+        else:
+            values = [driver_value(conn, row[c]) for row in unique.values() for c in COLUMNS]
+            sql = _insert_sql(len(unique), placeholder(conn), returning=True)
+            inserted = {fp: i for i, fp in conn.exec_driver_sql(sql, tuple(values))}
+        known = [fp for fp in {r["fingerprint"] for r in rows} if fp not in inserted]
+        existing = _redeliveries(conn, known) if known else {}
+    make_durable(engine)  # on disk before anyone hears 202, outside the write lock
+    results: list[Stored | BaseException] = []
+    first_seen: set[str] = set()
+    for row in rows:
+        fp = row["fingerprint"]
+        if fp in inserted and fp not in first_seen:
+            first_seen.add(fp)
+            results.append(Stored(event_id=inserted[fp], duplicate=False))
+        elif fp in existing:
+            results.append(existing[fp])
+        elif fp in inserted:
+            results.append(Stored(event_id=inserted[fp], duplicate=True))
+        else:
+            results.append(RuntimeError(f"event {fp} neither inserted nor found"))
+    return results
 
 
 COLUMNS = (

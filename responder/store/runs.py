@@ -62,6 +62,12 @@ def by_ids(conn: sa.Connection, *, ids: Iterable[int]) -> dict[int, RunRecord]:
     return {row["id"]: RunRecord.from_row(row) for row in rows}
 
 
+def of_event(conn: sa.Connection, *, event_id: int) -> list[RunRecord]:
+    """The runs one event planned (playbook steps and follow-ups), in planning order."""
+    query = sa.select(_RUNS).where(_RUNS.c.event_id == event_id).order_by(_RUNS.c.id)
+    return [RunRecord.from_row(row) for row in conn.execute(query).mappings()]
+
+
 def primary_runs(conn: sa.Connection, *, incident_ids: Sequence[int]) -> dict[int, list[RunRecord]]:
     """Each incident's playbook steps so far (not their follow-ups), oldest first."""
     out: dict[int, list[RunRecord]] = {incident_id: [] for incident_id in incident_ids}

@@ -7,23 +7,20 @@ that names the problem.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 import structlog
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from responder.domain import alert_to_json
 from responder.intake.auth import presented_token, token_matches
-from responder.intake.datadog import PayloadError, normalise
+from responder.intake.datadog import PayloadError, decode, normalise
 from responder.metrics import Metrics
-from responder.store.intake import IntakeFull, IntakeWriter, Stored
+from responder.store.intake import IntakeFull, IntakeWriter, Stored, event_row
 
 log = structlog.get_logger(__name__)
 
@@ -100,33 +97,12 @@ class DatadogWebhook:
             return self._error(413, message, "rejected_size")
         received_at = datetime.now(UTC)
         try:
-            data, payload = _decode(body, headers.get("content-type", ""))
+            data, payload = decode(body, headers.get("content-type", ""))
             alert = normalise(data, received_at)
         except PayloadError as exc:
             status = 400 if str(exc).startswith("unreadable") or not body else 422
             return self._error(status, str(exc), "rejected_payload")
-        fingerprint = (
-            f"dd:{alert.source_id}"[:80]
-            if alert.source_id
-            else f"sha256:{hashlib.sha256(body).hexdigest()}"
-        )
-        row = {
-            "fingerprint": fingerprint,
-            "source_id": alert.source_id[:64] if alert.source_id else None,
-            "monitor_id": alert.monitor_id[:64] if alert.monitor_id else None,
-            "title": alert.title,
-            "transition": alert.transition.value,
-            "priority": alert.priority,
-            "scope": alert.scope,
-            "cycle_key": alert.cycle_key[:128] if alert.cycle_key else None,
-            "template": alert.template,
-            "payload": payload,
-            "alert": alert_to_json(alert).decode(),
-            "received_at": received_at,
-            "state": "received",
-            "deliveries": 1,
-            "attempts": 0,
-        }
+        row = event_row(alert, body, payload, received_at)
         try:
             stored = await self._writer.submit(row, ACK_TIMEOUT)
         except (IntakeFull, TimeoutError):
@@ -172,38 +148,3 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _decode(body: bytes, content_type: str) -> tuple[Any, str]:
-    """The decoded body and the JSON text we store for it."""
-    if not body.strip():
-        raise PayloadError("unreadable body: it is empty")
-    if content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
-        try:
-            form = dict(
-                parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-            )
-        except (UnicodeDecodeError, ValueError):
-            raise PayloadError("unreadable body: not a valid URL-encoded form") from None
-        data: Any = _form_to_payload(form)
-        return data, orjson.dumps(data).decode()
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"unreadable body: not valid JSON ({exc})") from None
-    return data, body.decode("utf-8")
-
-
-def _form_to_payload(form: dict[str, str]) -> dict[str, Any]:
-    """Datadog's "encode as form" flattens the template; nested values arrive as JSON text."""
-    out: dict[str, Any] = {}
-    for key, value in form.items():
-        stripped = value.strip()
-        if stripped.startswith("{") and key in ("alert", "org"):
-            try:
-                out[key] = orjson.loads(stripped)
-                continue
-            except orjson.JSONDecodeError:
-                pass
-        out[key] = value
-    return out
