@@ -211,7 +211,7 @@ def playbooks_test(
     """
     from datetime import timedelta
 
-    from responder.main import build_redactor, build_registry, build_stages
+    from responder.main import build_redactor, build_registry, build_stages, stream_policy
     from responder.pipeline.simulate import DeliveryError, simulate
 
     settings = _settings()
@@ -221,7 +221,8 @@ def playbooks_test(
     # No claimer: a run taken over would be a run started.
     stages = build_stages(registry, timedelta(seconds=settings.run_max_age_seconds))
     try:
-        outcomes = simulate(deliveries, stages, loaded, build_redactor(settings, loaded))
+        redactor = build_redactor(settings, loaded)
+        outcomes = simulate(deliveries, stages, loaded, redactor, stream_policy(settings))
     except DeliveryError as exc:
         raise _fail(str(exc)) from None
     for outcome in outcomes:
@@ -299,8 +300,18 @@ def _received(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[s
 def _incident_change(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
     data, verb = record["data"], record["kind"].removeprefix("incident.")
     if verb == "opened":
-        return [f"incident {record['incident_id']} opened (key {data['key']})"]
-    return [f"incident {record['incident_id']} {verb}: {data['from']} -> {data['to']}"]
+        line = f"incident {record['incident_id']} opened (key {data['key']})"
+        if data["to"] == "resolved":
+            line += f", resolved: {data.get('note', 'recovered')}"
+    else:
+        line = f"incident {record['incident_id']} {verb}: {data['from']} -> {data['to']}"
+    # Why the change is not the plain one: held open, joined, resolved by a timer.
+    for key, label in (("held", "held open"), ("joined", "joined"), ("timer", "timer")):
+        if data.get(key):
+            line += f" ({label}: {data[key]})"
+    if verb == "resolved" and data.get("resolution") not in (None, "recovered"):
+        line += f" as {data['resolution']}"
+    return [line]
 
 
 def _matched(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
@@ -310,7 +321,11 @@ def _matched(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[st
         f"{name} (new)" if name in new else f"{name} (already ran: no new steps)"
         for name in (m["name"] for m in data["matched"])
     ]
+    if data.get("not_routed"):
+        return [f"playbooks: not routed: {data['not_routed']}"]
     lines = [f"playbooks: {', '.join(shown) if shown else 'none matched'}"]
+    if data.get("fallback"):
+        lines.append(f"fallback {data['fallback']}")
     if verbose:
         lines += [f"   no {name}: {reason}" for name, reason in outcome.not_matched]
     return lines
@@ -343,7 +358,8 @@ def _duration(seconds: float) -> str:
 
 def _cancelled(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
     data = record["data"]
-    return [f"cancelled: {data['action']} (run {record['run_id']}, {data['playbook']})"]
+    why = f": {data['reason']}" if data.get("reason") else ""
+    return [f"cancelled: {data['action']} (run {record['run_id']}, {data['playbook']}){why}"]
 
 
 def _with_reason(label: str, field: str | None = None) -> _Renderer:
@@ -353,6 +369,19 @@ def _with_reason(label: str, field: str | None = None) -> _Renderer:
         return [f"{label}: {subject}{data['reason']}"]
 
     return render
+
+
+def _flapping(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    data = record["data"]
+    return [
+        f"flapping: {data['changes']} state changes within {data['window']};"
+        f" one incident holds it until calm for {data['quiet']}"
+    ]
+
+
+def _stable(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    data = record["data"]
+    return [f"no longer flapping: calm for {data['calm_for']}, {data['state']}"]
 
 
 def _failed(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
@@ -371,6 +400,8 @@ _RECORDS: dict[str, _Renderer] = {
     "event.ignored": _with_reason("ignored"),
     "event.late": _with_reason("late"),
     "run.suppressed": _with_reason("suppressed", "action"),
+    "incident.flapping": _flapping,
+    "incident.stable": _stable,
     "event.failed": _failed,
 }
 

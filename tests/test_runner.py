@@ -341,15 +341,15 @@ def test_unconfigured_actions_are_skipped_with_the_request(
     assert script.calls == []
 
 
-def test_recovery_without_a_known_incident_is_recorded_not_lost(rig: Rig) -> None:
+def test_recovery_without_a_known_incident_is_kept_as_resolved(rig: Rig) -> None:
     rig.store("api-latency.recovered")
     assert rig.worker.drain()
     with Session(rig.engine) as session:
         event = session.exec(select(AlertEvent)).one()
-        assert session.exec(select(Incident)).all() == []
-    assert event.state == "processed"
-    assert event.outcome is not None
-    assert "never saw open" in event.outcome["ignored"]
+        (incident,) = session.exec(select(Incident)).all()
+        assert session.exec(select(ActionRun)).all() == []  # nothing to undo, nothing run
+    assert (incident.status, incident.resolution) == ("resolved", "recovered")
+    assert (event.state, event.incident_id) == ("processed", incident.id)
     with rig.engine.connect() as conn:
         assert audit.verify(conn).ok
 

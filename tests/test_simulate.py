@@ -68,12 +68,14 @@ def test_a_page_once_then_thread_replies_then_resolves(tmp_path: Path, samples_d
     assert first[2] == f"   playbooks: {FAMILY} (new)"
     assert [line.split()[1] for line in first[3:]] == FIRST
     assert all(line.startswith("   -> ") for line in first[3:])
-    # The Renotify pages nobody: it is told in the thread and the incident's timeline.
+    # The Renotify pages nobody, and 30 minutes in it is within the hour of the first
+    # message: its thread reply and timeline entry are suppressed, each with the reason.
+    why = "reminder interval: the last went out 30m before this one (at most one per 1h)"
     assert renotify[1:] == [
         "   incident 1 updated: triggered -> triggered",
-        f"   playbooks: {FAMILY} (already ran: no new steps)",
-        "   follow-up -> datadog.incident_timeline {} (to datadog.incident, run 2 of #1)",
-        '   follow-up -> slack.reply {"channel": "#security-alerts"} (to slack.post, run 3 of #1)',
+        "   playbooks: not routed: a repeat of an open incident: playbooks run once per incident",
+        f"   suppressed: datadog.incident_timeline: {why}",
+        f"   suppressed: slack.reply: {why}",
     ]
     assert recovered[1:] == [
         "   incident 1 resolved: triggered -> resolved",
@@ -88,7 +90,9 @@ def test_a_page_once_then_thread_replies_then_resolves(tmp_path: Path, samples_d
 
 
 def test_json_lines_out_one_object_per_delivery(tmp_path: Path, samples_dir: Path) -> None:
-    first, renotify, recovered = parsed(run(["--json", *files(samples_dir, SEQUENCE)], tmp_path))
+    # Reminders every 10 minutes: the Renotify (30 minutes in) is told.
+    args = ["--json", *files(samples_dir, SEQUENCE)]
+    first, renotify, recovered = parsed(run(args, tmp_path, RESPONDER_REMINDER_INTERVAL="10m"))
     assert [d["delivery"] for d in (first, renotify, recovered)] == [1, 2, 3]
     assert first["alert"]["transition"] == "Triggered"
     assert first["incident"]["id"] == renotify["incident"]["id"] == 1
@@ -96,7 +100,12 @@ def test_json_lines_out_one_object_per_delivery(tmp_path: Path, samples_dir: Pat
     assert actions(first, "actions") == FIRST
     assert first["follow_ups"] == []
     assert actions(renotify, "actions") == []
-    assert actions(renotify, "follow_ups") == ["datadog.incident_timeline", "slack.reply"]
+    # the reply, and the root rewritten so that it shows the repeats so far
+    assert actions(renotify, "follow_ups") == [
+        "datadog.incident_timeline",
+        "slack.reply",
+        "slack.refresh",
+    ]
     assert actions(recovered, "actions") == []
     assert actions(recovered, "follow_ups") == [
         "pagerduty.resolve",
@@ -106,9 +115,12 @@ def test_json_lines_out_one_object_per_delivery(tmp_path: Path, samples_dir: Pat
     assert [f["parent"] for f in renotify["follow_ups"]] == [
         {"run_id": 2, "action": "datadog.incident", "delivery": 1},
         {"run_id": 3, "action": "slack.post", "delivery": 1},
+        {"run_id": 3, "action": "slack.post", "delivery": 1},
     ]
     matched = [r for r in renotify["records"] if r["kind"] == "playbooks.matched"]
-    assert [r["data"]["already_ran"] for r in matched] == [[FAMILY]]
+    assert [r["data"]["not_routed"] for r in matched] == [
+        "a repeat of an open incident: playbooks run once per incident"
+    ]
     kinds = [r["kind"] for r in first["records"]]
     assert kinds[:3] == ["event.received", "incident.opened", "playbooks.matched"]
     assert kinds[3:] == ["run.planned"] * 3
@@ -133,21 +145,25 @@ def test_a_jsonl_file_holds_one_delivery_a_line(tmp_path: Path, samples_dir: Pat
     ]
 
 
-def test_a_recovery_first_is_ignored_with_its_reason(tmp_path: Path, samples_dir: Path) -> None:
+def test_a_recovery_first_is_kept_and_its_trigger_is_late(
+    tmp_path: Path, samples_dir: Path
+) -> None:
     names = [f"{FAMILY}.recovered", f"{FAMILY}.triggered"]
     result = run(files(samples_dir, names), tmp_path)
     assert result.exit_code == 0, result.output
     recovery, trigger = blocks(result.stdout)
-    assert recovery[1:] == ["   ignored: recovery for an incident we never saw open"]
-    assert "   -> pagerduty.trigger" in "\n".join(trigger)  # it opens an incident after all
-    ignored, _ = parsed(run(["--json", *files(samples_dir, names)], tmp_path))
-    assert ignored["incident"] is None and ignored["actions"] == ignored["follow_ups"] == []
-    assert ignored["records"][-1] == {
-        "kind": "event.ignored",
-        "data": {"reason": "recovery for an incident we never saw open"},
-        "incident_id": None,
-        "run_id": None,
-    }
+    assert recovery[1:] == [
+        "   incident 1 opened (key 148275511||7716548234000003333), resolved: the recovery"
+        " arrived before its trigger: kept, resolved",
+        "   playbooks: not routed: the recovery arrived before its trigger: nothing to undo",
+    ]
+    # Datadog dated the trigger first: it is late, and pages nobody.
+    assert trigger[1:] == ["   late: its alert cycle already recovered"]
+    kept, late = parsed(run(["--json", *files(samples_dir, names)], tmp_path))
+    assert kept["incident"]["status"] == "resolved"
+    assert late["actions"] == late["follow_ups"] == []
+    assert late["records"][-1]["kind"] == "event.late"
+    assert late["records"][-1]["data"]["reason"] == "its alert cycle already recovered"
 
 
 def test_a_redelivery_is_recognised_and_does_nothing(tmp_path: Path, samples_dir: Path) -> None:
@@ -228,7 +244,8 @@ def test_nothing_is_sent_nor_kept_with_every_credential_set(
     deliveries = parsed(result)
     states = {run["state"] for d in deliveries for run in d["actions"] + d["follow_ups"]}
     assert states == {"pending"}  # planned, never started
-    assert sum(len(d["actions"]) + len(d["follow_ups"]) for d in deliveries) == 8
+    # three steps, three resolves; the Renotify's reminders are within the hour: suppressed
+    assert sum(len(d["actions"]) + len(d["follow_ups"]) for d in deliveries) == 6
     with pytest.raises(BlockingIOError):
         listener.accept()  # nobody called
     assert [folder.parent for folder in made] == [scratch]

@@ -38,9 +38,10 @@ class MatchStage:
             "new": [p.name for p in item.fresh],
             "already_ran": [p.name for p in item.matched if p not in item.fresh],
         }
+        recovery = item.alert.transition.is_recovery
         if reason is not None:
             data["not_routed"] = reason
-        elif len(playbooks) < len(batch.playbooks):
+        elif len(playbooks) < len(batch.playbooks) and not (item.matched or recovery):
             data["fallback"] = "not considered: a playbook already claimed this incident"
         item.records.append(AuditRecord("playbooks.matched", data, item.event.id, incident.id))
         return True

@@ -49,7 +49,8 @@ class PlanStage:
         item.records.extend(run_records(item.runs, "run.planned"))
         item.records.extend(run_records(item.cancelled, "run.cancelled"))
         for run in item.withdrawn:
-            data = {"action": run.action, "reason": WITHDRAWN_REASON, "parent_id": run.parent_id}
+            data = {"action": run.action, "playbook": run.playbook, "step": run.step}
+            data.update(reason=WITHDRAWN_REASON, parent_id=run.parent_id)
             item.records.append(
                 AuditRecord("run.cancelled", data, item.event.id, run.incident_id, run.id)
             )

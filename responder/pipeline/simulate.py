@@ -24,6 +24,7 @@ from sqlmodel import Session
 from responder.domain import Alert
 from responder.intake.datadog import PayloadError, decode, normalise
 from responder.pipeline import lifecycle
+from responder.pipeline.policy import StreamPolicy
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.stages import Stage
 from responder.playbooks.matcher import explain
@@ -174,11 +175,12 @@ def simulate(
     stages: Sequence[Stage],
     playbooks: Sequence[Playbook],
     redactor: Redactor,
+    policy: StreamPolicy | None = None,
 ) -> list[Outcome]:
     """Take the deliveries, in order, through `stages` in a scratch database."""
     accepted = _accept(deliveries)
     with _scratch_engine() as engine:
-        processor = EventProcessor(engine, stages, lambda: playbooks, redactor)
+        processor = EventProcessor(engine, stages, lambda: playbooks, redactor, policy=policy)
         return _Simulation(engine, processor, playbooks).run(accepted)
 
 
