@@ -11,8 +11,17 @@ from pydantic import ValidationError
 
 from integrations.datadog import IncidentParams
 from responder.actions import Action, ActionResult, FollowUp
-from responder.domain import Transition
-from tests.contexts import RECOVERED, RENOTIFY, TRIGGERED, sample_alert
+from responder.domain import Alert, Transition
+from tests.contexts import (
+    NO_DATA,
+    RE_NO_DATA,
+    RECOVERED,
+    RENOTIFY,
+    TRIGGERED,
+    sample_alert,
+    stale_event,
+    stale_incident,
+)
 from tests.contexts import action_context as ctx
 from tests.contexts import incident_view as incident
 from tests.fakes.datadog import FakeDatadog
@@ -329,3 +338,81 @@ def test_resolve_describe(dd: dict[str, Action]) -> None:
     assert described["incident_id"] == "abc"
     assert described["attributes"]["fields"]["state"]["value"] == "resolved"
     assert described["attributes"]["customer_impact_end"] == RECOVERED.date.isoformat()
+
+
+# -- alert streams: No Data, stale -------------------------------------------------------------
+
+STALE_NOTE = (
+    "Resolved as stale at 03:40 UTC: no delivery for 1d, since 2026-11-23 03:40 UTC;"
+    " Datadog never reported a recovery"
+)
+MONITOR = "https://app.datadoghq.com/monitors/148275309"
+
+
+@pytest.mark.parametrize(
+    ("alert", "start"),
+    [
+        (NO_DATA, "No Data at 22:01 UTC: the monitor stopped receiving data (sum:trace.flask"),
+        (RE_NO_DATA, "Re-No Data at 22:11 UTC: the monitor still receives no data (sum:trace"),
+    ],
+)
+def test_timeline_says_what_no_data_means(
+    fake: FakeDatadog, dd: dict[str, Action], alert: Alert, start: str
+) -> None:
+    parent = declare(dd).response
+    run(dd, "datadog.incident_timeline", alert=alert, parent=parent)
+    (attachment,) = fake.incidents()[0].attachments
+    title = attachment["attributes"]["attachment"]["title"]
+    assert title.startswith(start)
+    assert title.endswith("has not reported data for 10m)")
+
+
+def test_a_stale_resolve_says_so_on_the_incident(fake: FakeDatadog, dd: dict[str, Action]) -> None:
+    parent = declare(dd).response
+    resolved = run(
+        dd, "datadog.incident_resolve", alert=stale_event(), parent=parent, view=stale_incident()
+    )
+    (stored,) = fake.incidents()
+    assert stored.state == "resolved"
+    (attachment,) = stored.attachments
+    assert attachment["attributes"]["attachment"] == {"title": STALE_NOTE, "documentUrl": MONITOR}
+    assert resolved.response["resolution"] == "stale"
+    assert resolved.response["resolved_at"] == "2026-11-24T03:40:00+00:00"
+    assert resolved.response["note"] == STALE_NOTE
+    assert resolved.response["note_adopted"] is False
+    assert "recovered_at" not in resolved.response
+
+
+def test_a_stale_resolve_retried_writes_its_note_once(
+    fake: FakeDatadog, dd: dict[str, Action]
+) -> None:
+    parent = declare(dd).response
+    fake.fail_next("UpdateIncident", 503)
+    stale: dict[str, Any] = {"alert": stale_event(), "parent": parent, "view": stale_incident()}
+    assert failure(lambda: run(dd, "datadog.incident_resolve", **stale)).retryable is True
+    retry = run(dd, "datadog.incident_resolve", attempt=2, **stale)
+    assert retry.response["note_adopted"] is True
+    (stored,) = fake.incidents()
+    assert len(stored.attachments) == 1
+    assert stored.state == "resolved"
+
+
+def test_a_recovered_resolve_writes_no_stale_note(fake: FakeDatadog, dd: dict[str, Action]) -> None:
+    parent = declare(dd).response
+    view = incident(status="resolved", resolution="recovered", resolved_at=RECOVERED.date)
+    result = run(dd, "datadog.incident_resolve", alert=RECOVERED, parent=parent, view=view)
+    assert fake.incidents()[0].attachments == []
+    assert "resolution" not in result.response
+    described = dd["datadog.incident_resolve"].describe(
+        ctx("datadog.incident_resolve", alert=RECOVERED, parent=parent, view=view)
+    )
+    assert "first" not in described
+
+
+def test_a_stale_resolve_describes_its_note(dd: dict[str, Action]) -> None:
+    parent = {"id": "abc", "public_id": 7, "url": "https://x"}
+    described = dd["datadog.incident_resolve"].describe(
+        ctx("datadog.incident_resolve", alert=stale_event(), parent=parent, view=stale_incident())
+    )
+    assert described["first"]["method"] == "CreateIncidentAttachment"
+    assert described["first"]["title"] == STALE_NOTE

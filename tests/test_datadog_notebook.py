@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from integrations.datadog import NotebookParams
 from responder.actions import Action, ActionResult, FollowUp
 from responder.domain import Transition
-from tests.contexts import RECOVERED, TRIGGERED, sample_alert
+from tests.contexts import RECOVERED, TRIGGERED, sample_alert, stale_event, stale_incident
 from tests.contexts import action_context as ctx
 from tests.contexts import incident_view as incident
 from tests.fakes.datadog import FakeDatadog
@@ -319,3 +319,24 @@ def test_recovery_time_falls_back_to_resolved_at(fake: FakeDatadog, dd: dict[str
     # Not a recovery, so its date is when it fired: the incident's resolved_at is the end.
     run(dd, "datadog.notebook_resolve", alert=TRIGGERED, parent=parent, view=view)
     assert "after 23m" in fake.notebooks()[0].markdown()[-1]
+
+
+def test_a_stale_resolution_is_not_called_a_recovery(
+    fake: FakeDatadog, dd: dict[str, Action]
+) -> None:
+    parent = create(dd).response
+    run(
+        dd,
+        "datadog.notebook_resolve",
+        alert=stale_event(),
+        parent=parent,
+        view=stale_incident(),
+        runs=RUNS,
+    )
+    text = fake.notebooks()[0].markdown()[-1]
+    assert (
+        "Resolved as stale at 2026-11-24 03:40:00 UTC (no delivery for 1d, since"
+        " 2026-11-23 03:40:00 UTC; opened 2026-11-22 22:00:00 UTC)."
+        " Datadog never reported a recovery." in text
+    )
+    assert "Recovered" not in text

@@ -27,7 +27,14 @@ from responder.actions import (
     FollowUp,
 )
 from responder.domain import Transition
-from tests.contexts import RECOVERED, TRIGGERED, sample_alert
+from tests.contexts import (
+    NO_DATA,
+    RECOVERED,
+    TRIGGERED,
+    sample_alert,
+    stale_event,
+    stale_incident,
+)
 from tests.contexts import action_context as ctx
 from tests.contexts import incident_view as incident
 from tests.fakes.pagerduty import (
@@ -826,3 +833,35 @@ def test_no_secret_ever_leaks(
         for secret in SECRETS:
             assert secret not in text
         assert "FAKEPDTOKEN" not in text and "WRONGTOKEN" not in text
+
+
+# -- alert streams: No Data, stale -------------------------------------------------------------
+
+
+def test_a_no_data_page_says_no_data(fake: FakePagerDuty, pd: dict[str, Action]) -> None:
+    trigger(pd, alert=NO_DATA)
+    payload = fake.events()[0].body["payload"]
+    # Datadog's own title carries the transition; nothing of ours calls it worse or recovered.
+    assert payload["summary"] == (
+        "[No Data on {host:ip-10-0-3-18}] Error rate spike in checkout-service"
+    )
+    assert payload["custom_details"]["transition"] == "No Data"
+
+
+def test_a_stale_resolve_is_the_bare_resolve_event(
+    fake: FakePagerDuty, pd: dict[str, Action]
+) -> None:
+    root = trigger(pd)
+    run(
+        pd,
+        "pagerduty.resolve",
+        {},
+        alert=stale_event(),
+        view=stale_incident(),
+        run_id="run-9",
+        parent=root.response,
+    )
+    (alert,) = fake.alerts(ROUTING_KEY)
+    assert alert.status == "resolved"
+    # The Events API's resolve carries no words, so it cannot claim a recovery.
+    assert fake.events()[1].body == {"event_action": "resolve", "dedup_key": alert.dedup_key}

@@ -22,8 +22,17 @@ from responder.actions import (
     ActionResult,
     FollowUp,
 )
-from responder.domain import Transition
-from tests.contexts import RECOVERED, TRIGGERED, sample_alert
+from responder.domain import Alert, Transition
+from tests.contexts import (
+    LAST_REPEAT_AT,
+    NO_DATA,
+    RE_NO_DATA,
+    RECOVERED,
+    TRIGGERED,
+    sample_alert,
+    stale_event,
+    stale_incident,
+)
 from tests.contexts import action_context as ctx
 from tests.contexts import incident_view as incident
 from tests.fakes.slack import FakeSlack
@@ -636,3 +645,162 @@ def test_messages_are_paced_per_channel_unless_pacing_is_off(fake: FakeSlack) ->
     assert reply is not None and reply.key == "slack:x"  # the step's channel, as written
     off = {a.name: a for a in slack_actions(TOKEN, fake.base_url, channel_interval=0)}
     assert off["slack.post"].pace(ctx("slack.post", {"channel": "#ops"})) is None
+
+
+# -- alert streams: reminders, No Data, stale ----------------------------------------------
+
+STALE_LINE = "Resolved as stale: no delivery for 1d, since 2026-11-23 03:40 UTC"
+NO_DATA_STATUS = (
+    "sum:trace.flask.request.errors{service:checkout-service,host:ip-10-0-3-18}.as_count()"
+    " has not reported data for 10m"
+)
+
+
+def context_texts(blocks: list[dict[str, Any]]) -> list[str]:
+    return [
+        element["text"]
+        for block in blocks
+        if block["type"] == "context"
+        for element in block["elements"]
+    ]
+
+
+def field_texts(blocks: list[dict[str, Any]]) -> list[str]:
+    return [field["text"] for block in blocks for field in block.get("fields", [])]
+
+
+@pytest.mark.parametrize(
+    ("repeats", "last", "line"),
+    [
+        (7, datetime(2026, 11, 22, 22, 40, tzinfo=UTC), "Repeated 7 times · last 22:40 UTC"),
+        (1, datetime(2026, 11, 22, 22, 10, tzinfo=UTC), "Repeated 1 time · last 22:10 UTC"),
+        # Another day than the opening: the date goes with the time.
+        (3, LAST_REPEAT_AT, "Repeated 3 times · last 2026-11-23 03:40 UTC"),
+        (2, None, "Repeated 2 times"),
+    ],
+)
+def test_the_root_says_how_often_datadog_repeated(
+    fake: FakeSlack, slack: dict[str, Action], repeats: int, last: datetime | None, line: str
+) -> None:
+    post(slack, view=incident(repeats=repeats, last_repeat_at=last))
+    (message,) = fake.root_messages(PAY)
+    blocks = message.blocks or []
+    assert [b["type"] for b in blocks] == ["header", "section", "context", "section", "context"]
+    assert blocks[2]["elements"][0]["text"] == line
+
+
+def test_a_root_without_repeats_has_no_repeat_line(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    post(slack, view=incident(repeats=0, last_repeat_at=None))
+    (message,) = fake.root_messages(PAY)
+    assert "Repeated" not in texts(message.blocks or [])
+
+
+def test_a_refresh_after_a_reminder_rewrites_the_repeat_line(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    root = post(slack).response
+    view = incident(repeats=4, last_repeat_at=LAST_REPEAT_AT)
+    params = {"channel": "#payments-alerts"}
+    reminder = sample_alert("payment-failure-rate.re-triggered")
+    slack["slack.refresh"].execute(
+        ctx("slack.refresh", params, alert=reminder, run_id="run-5", parent=root, view=view)
+    )
+    (message,) = fake.root_messages(PAY)
+    assert len(message.edits) == 1
+    assert "Repeated 4 times · last 2026-11-23 03:40 UTC" in context_texts(message.blocks or [])
+
+
+def stale_resolve(slack: dict[str, Action], root: ActionResult, **kwargs: Any) -> ActionResult:
+    kwargs.setdefault("view", stale_incident())
+    kwargs.setdefault("run_id", "run-9")
+    params = {"channel": "#payments-alerts"}
+    return slack["slack.resolve"].execute(
+        ctx("slack.resolve", params, alert=stale_event(), parent=root.response, **kwargs)
+    )
+
+
+def test_a_stale_resolution_never_claims_a_recovery(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    root = post(slack)
+    stale_resolve(slack, root)
+    (reply,) = fake.replies(PAY, root.response["ts"])
+    assert reply.text == STALE_LINE
+    assert reply.reply_broadcast is True
+    assert (reply.blocks or [])[0]["text"]["text"] == f"💤 {STALE_LINE}"
+    (message,) = fake.root_messages(PAY)
+    blocks = message.blocks or []
+    assert blocks[0]["text"]["text"] == "💤 Resolved (stale): High Payment Failure Rate"
+    assert blocks[1]["text"]["text"] == STALE_LINE
+    assert "*Transition*\nResolved (stale)" in field_texts(blocks)
+    assert "Repeated 7 times · last 2026-11-23 03:40 UTC" in context_texts(blocks)
+    assert message.text == f"💤 Resolved (stale): High Payment Failure Rate ({STALE_LINE})"
+    for sent in (reply.text or "", texts(reply.blocks or []), message.text, texts(blocks)):
+        assert "Recovered" not in sent
+        assert "✅" not in sent
+
+
+def test_stale_comes_from_the_timers_event_until_the_incident_says_why(
+    fake: FakeSlack, slack: dict[str, Action]
+) -> None:
+    root = post(slack)
+    stale_resolve(slack, root, view=stale_incident(resolution=None))
+    (reply,) = fake.replies(PAY, root.response["ts"])
+    assert reply.text == STALE_LINE
+    # Once the incident says it recovered, that wins over the run's event.
+    other = post(slack, run_id="run-10")
+    stale_resolve(slack, other, view=stale_incident(resolution="recovered"), run_id="run-11")
+    (recovered,) = fake.replies(PAY, other.response["ts"])
+    assert recovered.text is not None and recovered.text.startswith("Recovered after ")
+
+
+def test_a_late_refresh_keeps_the_stale_look(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    root = post(slack).response
+    params = {"channel": "#payments-alerts"}
+    slack["slack.refresh"].execute(
+        ctx("slack.refresh", params, run_id="run-12", parent=root, view=stale_incident())
+    )
+    (message,) = fake.root_messages(PAY)
+    assert (message.blocks or [])[0]["text"]["text"].startswith("💤 Resolved (stale): ")
+    assert STALE_LINE in texts(message.blocks or [])
+
+
+def test_a_recovered_root_keeps_the_repeat_line(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    root = post(slack)
+    view = incident(repeats=2, last_repeat_at=datetime(2026, 11, 22, 22, 20, tzinfo=UTC))
+    resolve(slack, root, view=view)
+    (message,) = fake.root_messages(PAY)
+    blocks = message.blocks or []
+    assert blocks[0]["text"]["text"] == "✅ Resolved: High Payment Failure Rate"
+    assert "Repeated 2 times · last 22:20 UTC" in context_texts(blocks)
+    assert "Recovered after 23m" in texts(blocks)
+
+
+@pytest.mark.parametrize(
+    ("alert", "line"),
+    [
+        (NO_DATA, f"No Data: the monitor stopped receiving data ({NO_DATA_STATUS})"),
+        (RE_NO_DATA, f"Re-No Data: the monitor still receives no data ({NO_DATA_STATUS})"),
+        (replace(NO_DATA, status_text=None), "No Data: the monitor stopped receiving data"),
+    ],
+)
+def test_no_data_reads_as_missing_data(
+    fake: FakeSlack, slack: dict[str, Action], alert: Alert, line: str
+) -> None:
+    root = post(slack).response
+    params = {"channel": "#payments-alerts"}
+    slack["slack.reply"].execute(ctx("slack.reply", params, alert=alert, run_id="r", parent=root))
+    (reply,) = fake.replies(PAY, root["ts"])
+    assert reply.text == escape(line)
+    assert (reply.blocks or [])[0]["text"]["text"] == escape(line)
+    for wrong in ("Escalated", "Recovered", "still failing"):
+        assert wrong not in (reply.text or "")
+
+
+def test_a_no_data_root_says_what_no_data_means(fake: FakeSlack, slack: dict[str, Action]) -> None:
+    post(slack, alert=NO_DATA)
+    (message,) = fake.root_messages(PAY)
+    fields = field_texts(message.blocks or [])
+    assert "*Transition*\nNo Data: the monitor stopped receiving data" in fields

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from integrations import streams
 from integrations.datadog import markdown as md
 from integrations.datadog.base import (
     AppLinks,
@@ -163,25 +164,7 @@ class IncidentTimelineAction(DatadogAction):
         api = self._client()
         incident_id = str(ref["id"])
         title, url = _timeline_entry(ctx, self._links, ref)
-        attachment_id: str | None = None
-        if ctx.may_have_acted:
-            # Cheap to check, and a doubled line would confuse whoever reads the incident.
-            listed = api.list_incident_attachments(incident_id)
-            attachment_id = _find_attachment(listed, title, url)
-        adopted = attachment_id is not None
-        if attachment_id is None:
-            body = {
-                "data": {
-                    "type": "incident_attachments",
-                    "attributes": {
-                        "attachment_type": "link",
-                        "attachment": {"documentUrl": url, "title": title},
-                    },
-                }
-            }
-            created = api.create_incident_attachment(incident_id, body)
-            data = created.get("data")
-            attachment_id = str(data.get("id")) if isinstance(data, dict) else None
+        attachment_id, adopted = _attach_link(api, incident_id, title, url, ctx.may_have_acted)
         # No refs: the incident's Datadog reference stays the incident itself.
         return ActionResult(
             response={
@@ -195,7 +178,12 @@ class IncidentTimelineAction(DatadogAction):
 
 
 class IncidentResolveAction(DatadogAction):
-    """The incident set to resolved; a retry sends the same update, so it is idempotent."""
+    """The incident set to resolved; a retry sends the same update, so it is idempotent.
+
+    Resolved as stale (nothing arrived, Datadog never said it recovered), it first says so
+    on the incident, as a link attachment like the timeline's: without it, the incident
+    would read as recovered to anyone who opens it.
+    """
 
     name: ClassVar[str] = "datadog.incident_resolve"
     params: ClassVar[type[StepParams]] = NoParams
@@ -208,6 +196,14 @@ class IncidentResolveAction(DatadogAction):
             "incident_id": str(ref["id"]) if ref else None,
             "attributes": _resolve_attributes(ctx, ref),
         }
+        if streams.resolved_as_stale(ctx):
+            title, url = _stale_entry(ctx, self._links, ref)
+            request["first"] = {
+                "method": "CreateIncidentAttachment",
+                "attachment_type": "link",
+                "title": title,
+                "documentUrl": url,
+            }
         if ref is None:
             request["skip"] = NO_INCIDENT
         return request
@@ -219,6 +215,19 @@ class IncidentResolveAction(DatadogAction):
             return ActionResult(response={}, skipped_reason=NO_INCIDENT)
         api = self._client()
         incident_id = str(ref["id"])
+        # Nobody saw a stale incident recover: the audit says when we gave up, and what we wrote.
+        ending: dict[str, Any] = {"recovered_at": iso_utc(ended_at(ctx))}
+        if streams.resolved_as_stale(ctx):
+            # Before the update: a retry after a failed update finds the line and adds no twin.
+            title, url = _stale_entry(ctx, self._links, ref)
+            attachment_id, adopted = _attach_link(api, incident_id, title, url, ctx.may_have_acted)
+            ending = {
+                "resolution": streams.STALE,
+                "resolved_at": iso_utc(streams.stale_resolved_at(ctx)),
+                "note": title,
+                "note_attachment_id": attachment_id,
+                "note_adopted": adopted,
+            }
         body = {
             "data": {
                 "id": incident_id,
@@ -235,7 +244,7 @@ class IncidentResolveAction(DatadogAction):
                 "url": ref.get("url"),
                 "state": _field(attributes, "state") or attributes.get("state"),
                 "resolved": attributes.get("resolved"),
-                "recovered_at": iso_utc(ended_at(ctx)),
+                **ending,
             }
         )
 
@@ -330,11 +339,49 @@ def _timeline_entry(
     """(title, documentUrl) of the link attachment for this transition."""
     moment = ctx.alert.date.astimezone(UTC)
     what = ctx.alert.status_text or alert_title(ctx)
+    no_data = streams.no_data_words(ctx.transition)
+    if no_data is not None:
+        # Said in words: "No Data" alone reads like "nothing wrong" to some, worse to others.
+        what = f"{no_data} ({what})"
     title = " ".join(f"{ctx.transition.value} at {moment:%H:%M} UTC: {what}".split())
     if len(title) > _TITLE_MAX:
         title = title[: _TITLE_MAX - 1] + "…"
     fallback = text_or_none(ref.get("url")) if ref else None
     return title, event_url(ctx) or monitor_url(ctx, links) or fallback or links.app_url
+
+
+def _stale_entry(
+    ctx: ActionContext, links: AppLinks, ref: Mapping[str, Any] | None
+) -> tuple[str, str]:
+    """(title, documentUrl) of the line saying the incident was resolved as stale."""
+    moment = streams.stale_resolved_at(ctx)
+    summary = streams.stale_summary(ctx).removeprefix("Resolved as stale: ")
+    title = f"Resolved as stale at {moment:%H:%M} UTC: {summary}; Datadog never reported a recovery"
+    fallback = text_or_none(ref.get("url")) if ref else None
+    # Our own event has no Datadog event to link to: the monitor shows what it is doing now.
+    return title[:_TITLE_MAX], monitor_url(ctx, links) or fallback or links.app_url
+
+
+def _attach_link(
+    api: DatadogApi, incident_id: str, title: str, url: str, check_first: bool
+) -> tuple[str | None, bool]:
+    """(attachment id, adopted): a link attachment on the incident, once even across retries."""
+    if check_first:
+        # Cheap to check, and a doubled line would confuse whoever reads the incident.
+        found = _find_attachment(api.list_incident_attachments(incident_id), title, url)
+        if found is not None:
+            return found, True
+    body = {
+        "data": {
+            "type": "incident_attachments",
+            "attributes": {
+                "attachment_type": "link",
+                "attachment": {"documentUrl": url, "title": title},
+            },
+        }
+    }
+    data = api.create_incident_attachment(incident_id, body).get("data")
+    return (str(data.get("id")) if isinstance(data, dict) else None), False
 
 
 def _find_attachment(answer: Json, title: str, url: str) -> str | None:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from integrations import streams
 from integrations.datadog import cells as nb
 from integrations.datadog import markdown as md
 from integrations.datadog.base import (
@@ -261,21 +262,34 @@ def _timeline_text(runs: Sequence[Mapping[str, Any]], opened: datetime) -> str:
 
 
 def _resolution_text(ctx: ActionContext) -> str:
-    opened = _utc(ctx.incident.opened_at)
-    recovered = _utc(ended_at(ctx))
-    seconds = _seconds_to_resolve(ctx)
-    took = f" after {format_duration(seconds)}" if seconds is not None else ""
     acked = _acknowledged_by(ctx)
     lines = [
         "## Resolution",
-        f"Recovered at {recovered:%Y-%m-%d %H:%M:%S} UTC{took} "
-        f"(opened {opened:%Y-%m-%d %H:%M:%S} UTC).",
+        _ending(ctx),
         f"Acknowledged by: {md.escape(acked) if acked else 'not recorded'}.",
         "### Timeline",
         md.runs_list(ctx.runs),
         f"_{RESOLUTION_MARK}_",
     ]
     return "\n\n".join(lines)
+
+
+def _ending(ctx: ActionContext) -> str:
+    """How the incident ended: Datadog's recovery, or our stale timer, which must never read
+    as a recovery (Datadog never said so; the problem may have gone on unnotified)."""
+    opened = f"opened {_utc(ctx.incident.opened_at):%Y-%m-%d %H:%M:%S} UTC"
+    if streams.resolved_as_stale(ctx):
+        resolved = streams.stale_resolved_at(ctx)
+        last = streams.last_delivery_at(ctx)
+        quiet = max((resolved - last).total_seconds(), 0)
+        return (
+            f"Resolved as stale at {resolved:%Y-%m-%d %H:%M:%S} UTC (no delivery for "
+            f"{format_duration(quiet)}, since {last:%Y-%m-%d %H:%M:%S} UTC; {opened}). "
+            "Datadog never reported a recovery."
+        )
+    seconds = _seconds_to_resolve(ctx)
+    took = f" after {format_duration(seconds)}" if seconds is not None else ""
+    return f"Recovered at {_utc(ended_at(ctx)):%Y-%m-%d %H:%M:%S} UTC{took} ({opened})."
 
 
 def _seconds_to_resolve(ctx: ActionContext) -> int | None:

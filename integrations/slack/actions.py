@@ -155,7 +155,8 @@ class ReplyAction(_SlackAction):
 
 
 class ResolveAction(_SlackAction):
-    """A broadcast "Recovered after ..." reply, then the root message rewritten as resolved."""
+    """A broadcast "Recovered after ..." (or "Resolved as stale: ...") reply, then the root
+    message rewritten as resolved."""
 
     name: ClassVar[str] = "slack.resolve"
     params: ClassVar[type[StepParams]] = ThreadParams

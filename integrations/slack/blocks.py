@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from integrations.streams import no_data_words
 from responder.domain import Transition
 
 Block = dict[str, Any]
@@ -27,6 +28,8 @@ FALLBACK_MAX = 3000
 
 DATADOG_APP = "https://app.datadoghq.com"
 RESOLVED_PREFIX = "✅ Resolved: "
+# Resolved by responder because nothing arrived: not a check mark, nobody saw it recover.
+STALE_PREFIX = "💤 Resolved (stale): "
 _ELLIPSIS = "…"
 _MONITOR_ID = re.compile(r"^[0-9]{1,20}$")
 
@@ -49,6 +52,8 @@ class IncidentCard:
     snapshot: str | None
     # (title, url) of what other runs made for the incident: PagerDuty, Datadog incident, ...
     links: tuple[tuple[str, str], ...] = ()
+    # Our own line about Datadog's reminders ("Repeated 7 times · last 03:40 UTC"), if any.
+    repeats: str | None = None
 
 
 def escape(text: str) -> str:
@@ -149,6 +154,8 @@ def root_blocks(card: IncidentCard, *, note: str | None = None) -> list[Block]:
     if note:
         blocks.append(section(note))
     blocks.append(fields_section(card_fields(card)))
+    if card.repeats:
+        blocks.append(context([escape(card.repeats)]))
     if card.message and card.message.strip():
         blocks.append(section(escape(card.message.strip())))
     links = card_links(card)
@@ -171,33 +178,46 @@ def root_text(card: IncidentCard, *, note: str | None = None) -> str:
     return clip(f"{note} {line}" if note else line, FALLBACK_MAX)
 
 
-def resolved_blocks(card: IncidentCard, *, summary: str) -> list[Block]:
-    """The root message rewritten on recovery: same facts, a resolved header, the duration."""
+def resolved_blocks(card: IncidentCard, *, summary: str, stale: bool = False) -> list[Block]:
+    """The root message rewritten on resolution: same facts, a resolved header, the duration.
+    A `stale` one says it was resolved for want of news, never that it recovered."""
+    prefix, transition = (
+        (STALE_PREFIX, "Resolved (stale)")
+        if stale
+        else (RESOLVED_PREFIX, Transition.RECOVERED.value)
+    )
     blocks = [
-        header(RESOLVED_PREFIX + escape(card.monitor or card.title)),
+        header(prefix + escape(card.monitor or card.title)),
         section(escape(summary)),
-        fields_section(card_fields(card, transition=Transition.RECOVERED.value)),
+        fields_section(card_fields(card, transition=transition)),
     ]
+    if card.repeats:
+        blocks.append(context([escape(card.repeats)]))
     links = card_links(card)
     if links:
         blocks.append(context([" · ".join(links)]))
     return limit_blocks(blocks)
 
 
-def resolved_text(card: IncidentCard, *, summary: str) -> str:
-    return clip(escape(f"{RESOLVED_PREFIX}{card.monitor or card.title} ({summary})"), FALLBACK_MAX)
+def resolved_text(card: IncidentCard, *, summary: str, stale: bool = False) -> str:
+    prefix = STALE_PREFIX if stale else RESOLVED_PREFIX
+    return clip(escape(f"{prefix}{card.monitor or card.title} ({summary})"), FALLBACK_MAX)
 
 
 def reply_line(transition: Transition, status: str | None) -> str:
     """Plain words for a thread reply about a later transition (escape before sending)."""
     detail = f": {status}" if status else ""
+    no_data = no_data_words(transition)
+    if no_data is not None:
+        # Neither a recovery (no alert data) nor a worse failure: the data itself is missing.
+        return f"{transition.value}: {no_data}" + (f" ({status})" if status else "")
     if transition is Transition.RENOTIFY:
         return f"Renotify: still failing{detail}"
     if transition.is_repeat:
         return f"{transition.value}{detail}"
     if transition.is_recovery:
         return "Recovered"
-    # Triggered, Warn or No Data on an incident that is already open: it got worse (or changed).
+    # Triggered or Warn on an incident that is already open: it got worse (or changed).
     return f"Escalated to {transition.value}{detail}"
 
 

@@ -5,6 +5,7 @@ Each is (fallback text, blocks); `blocks` turns the card into Block Kit and esca
 
 from __future__ import annotations
 
+from integrations import streams
 from integrations.slack import blocks as bk
 from integrations.slack.params import PostParams
 from responder.actions import ActionContext, format_duration, incident_links
@@ -28,18 +29,24 @@ def reply_message(ctx: ActionContext, notice: str | None = None) -> Message:
 
 def resolve_reply(ctx: ActionContext) -> Message:
     card = _card(ctx)
-    line = _recovered_after(ctx)
-    return bk.escape(line), bk.reply_blocks(card, f"✅ {line}")
+    line = _resolution(ctx)
+    icon = "💤" if streams.resolved_as_stale(ctx) else "✅"
+    return bk.escape(line), bk.reply_blocks(card, f"{icon} {line}")
 
 
 def resolved_root(ctx: ActionContext) -> Message:
     card = _card(ctx)
-    summary = _recovered_after(ctx)
-    return bk.resolved_text(card, summary=summary), bk.resolved_blocks(card, summary=summary)
+    summary = _resolution(ctx)
+    stale = streams.resolved_as_stale(ctx)
+    return (
+        bk.resolved_text(card, summary=summary, stale=stale),
+        bk.resolved_blocks(card, summary=summary, stale=stale),
+    )
 
 
 def _card(ctx: ActionContext) -> bk.IncidentCard:
     alert, incident = ctx.alert, ctx.incident
+    no_data = streams.no_data_words(alert.transition)
     return bk.IncidentCard(
         title=alert.title or incident.title,
         monitor=alert.monitor_name or incident.title,
@@ -48,7 +55,7 @@ def _card(ctx: ActionContext) -> bk.IncidentCard:
         scope=ctx.scope,
         service=alert.tag("service"),
         env=alert.tag("env"),
-        transition=alert.transition.value,
+        transition=f"{alert.transition.value}: {no_data}" if no_data else alert.transition.value,
         status=alert.status_text,
         message=alert.message,
         event_link=alert.link,
@@ -56,10 +63,15 @@ def _card(ctx: ActionContext) -> bk.IncidentCard:
         links=tuple(
             (link.title, link.url) for link in incident_links(incident.refs, exclude="slack")
         ),
+        repeats=streams.repeats_line(incident),
     )
 
 
-def _recovered_after(ctx: ActionContext) -> str:
+def _resolution(ctx: ActionContext) -> str:
+    """Why the incident ended: Datadog's recovery and how long it took, or our stale timer
+    (then the run's alert is our own event, and its date says nothing about a recovery)."""
+    if streams.resolved_as_stale(ctx):
+        return streams.stale_summary(ctx)
     took = ctx.time_to_recover
     if took is None:
         return "Recovered"
