@@ -6,6 +6,7 @@ restarted between steps (a new process on the same database).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,8 +67,6 @@ def incidents_of(service: Service) -> list[Incident]:
 
 
 def audit_of(service: Service, kind: str) -> list[dict[str, Any]]:
-    import json
-
     with Session(service.engine) as session:
         rows = session.exec(select(AuditEntry).where(AuditEntry.kind == kind)).all()
         return [json.loads(row.data) for row in rows]
@@ -267,6 +266,11 @@ def test_reminders_go_at_most_once_an_interval_and_recovery_goes_first(
     assert len(roots) == 1
     replies = [m.text or "" for m in fakes.slack.replies("C0SECURITY", roots[0].ts)]
     assert sum("Renotify" in text for text in replies) == 8  # one an hour, not 48
+    # The root says how many came and when the last did (rewritten with each reminder told,
+    # and at the end as resolved).
+    assert "Repeated 48 times · last" in json.dumps(roots[0].blocks, ensure_ascii=False)
+    refreshed = [edit for edit in roots[0].edits if "Repeated" in json.dumps(edit)]
+    assert len(refreshed) >= 8
     [dd_incident] = fakes.datadog.incidents()
     assert len(dd_incident.attachments) == 8
     assert dd_incident.state == "resolved"

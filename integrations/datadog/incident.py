@@ -8,7 +8,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from integrations import streams
 from integrations.datadog import markdown as md
 from integrations.datadog.base import (
     AppLinks,
@@ -25,6 +24,7 @@ from integrations.datadog.base import (
 )
 from integrations.datadog.client import DatadogApi, Json
 from responder.actions import (
+    STALE,
     ActionContext,
     ActionError,
     ActionResult,
@@ -32,6 +32,10 @@ from responder.actions import (
     StepParams,
     incident_links,
     iso_utc,
+    no_data_words,
+    resolved_as_stale,
+    stale_resolved_at,
+    stale_summary,
     step_params,
     text_or_none,
 )
@@ -196,7 +200,7 @@ class IncidentResolveAction(DatadogAction):
             "incident_id": str(ref["id"]) if ref else None,
             "attributes": _resolve_attributes(ctx, ref),
         }
-        if streams.resolved_as_stale(ctx):
+        if resolved_as_stale(ctx):
             title, url = _stale_entry(ctx, self._links, ref)
             request["first"] = {
                 "method": "CreateIncidentAttachment",
@@ -217,13 +221,13 @@ class IncidentResolveAction(DatadogAction):
         incident_id = str(ref["id"])
         # Nobody saw a stale incident recover: the audit says when we gave up, and what we wrote.
         ending: dict[str, Any] = {"recovered_at": iso_utc(ended_at(ctx))}
-        if streams.resolved_as_stale(ctx):
+        if resolved_as_stale(ctx):
             # Before the update: a retry after a failed update finds the line and adds no twin.
             title, url = _stale_entry(ctx, self._links, ref)
             attachment_id, adopted = _attach_link(api, incident_id, title, url, ctx.may_have_acted)
             ending = {
-                "resolution": streams.STALE,
-                "resolved_at": iso_utc(streams.stale_resolved_at(ctx)),
+                "resolution": STALE,
+                "resolved_at": iso_utc(stale_resolved_at(ctx)),
                 "note": title,
                 "note_attachment_id": attachment_id,
                 "note_adopted": adopted,
@@ -339,7 +343,7 @@ def _timeline_entry(
     """(title, documentUrl) of the link attachment for this transition."""
     moment = ctx.alert.date.astimezone(UTC)
     what = ctx.alert.status_text or alert_title(ctx)
-    no_data = streams.no_data_words(ctx.transition)
+    no_data = no_data_words(ctx.transition)
     if no_data is not None:
         # Said in words: "No Data" alone reads like "nothing wrong" to some, worse to others.
         what = f"{no_data} ({what})"
@@ -354,8 +358,8 @@ def _stale_entry(
     ctx: ActionContext, links: AppLinks, ref: Mapping[str, Any] | None
 ) -> tuple[str, str]:
     """(title, documentUrl) of the line saying the incident was resolved as stale."""
-    moment = streams.stale_resolved_at(ctx)
-    summary = streams.stale_summary(ctx).removeprefix("Resolved as stale: ")
+    moment = stale_resolved_at(ctx)
+    summary = stale_summary(ctx).removeprefix("Resolved as stale: ")
     title = f"Resolved as stale at {moment:%H:%M} UTC: {summary}; Datadog never reported a recovery"
     fallback = text_or_none(ref.get("url")) if ref else None
     # Our own event has no Datadog event to link to: the monitor shows what it is doing now.

@@ -9,7 +9,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from integrations import streams
 from integrations.datadog import cells as nb
 from integrations.datadog import markdown as md
 from integrations.datadog.base import (
@@ -35,6 +34,9 @@ from responder.actions import (
     format_duration,
     incident_links,
     iso_utc,
+    last_delivery_at,
+    resolved_as_stale,
+    stale_resolved_at,
     step_params,
     text_or_none,
 )
@@ -278,9 +280,9 @@ def _ending(ctx: ActionContext) -> str:
     """How the incident ended: Datadog's recovery, or our stale timer, which must never read
     as a recovery (Datadog never said so; the problem may have gone on unnotified)."""
     opened = f"opened {_utc(ctx.incident.opened_at):%Y-%m-%d %H:%M:%S} UTC"
-    if streams.resolved_as_stale(ctx):
-        resolved = streams.stale_resolved_at(ctx)
-        last = streams.last_delivery_at(ctx)
+    if resolved_as_stale(ctx):
+        resolved = stale_resolved_at(ctx)
+        last = last_delivery_at(ctx)
         quiet = max((resolved - last).total_seconds(), 0)
         return (
             f"Resolved as stale at {resolved:%Y-%m-%d %H:%M:%S} UTC (no delivery for "

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from integrations.streams import no_data_words
+from responder.actions import no_data_words
 from responder.domain import Transition
 
 Block = dict[str, Any]

@@ -5,10 +5,17 @@ Each is (fallback text, blocks); `blocks` turns the card into Block Kit and esca
 
 from __future__ import annotations
 
-from integrations import streams
 from integrations.slack import blocks as bk
 from integrations.slack.params import PostParams
-from responder.actions import ActionContext, format_duration, incident_links
+from responder.actions import (
+    ActionContext,
+    format_duration,
+    incident_links,
+    no_data_words,
+    repeats_line,
+    resolved_as_stale,
+    stale_summary,
+)
 
 Message = tuple[str, list[bk.Block]]
 
@@ -30,14 +37,14 @@ def reply_message(ctx: ActionContext, notice: str | None = None) -> Message:
 def resolve_reply(ctx: ActionContext) -> Message:
     card = _card(ctx)
     line = _resolution(ctx)
-    icon = "💤" if streams.resolved_as_stale(ctx) else "✅"
+    icon = "💤" if resolved_as_stale(ctx) else "✅"
     return bk.escape(line), bk.reply_blocks(card, f"{icon} {line}")
 
 
 def resolved_root(ctx: ActionContext) -> Message:
     card = _card(ctx)
     summary = _resolution(ctx)
-    stale = streams.resolved_as_stale(ctx)
+    stale = resolved_as_stale(ctx)
     return (
         bk.resolved_text(card, summary=summary, stale=stale),
         bk.resolved_blocks(card, summary=summary, stale=stale),
@@ -46,7 +53,7 @@ def resolved_root(ctx: ActionContext) -> Message:
 
 def _card(ctx: ActionContext) -> bk.IncidentCard:
     alert, incident = ctx.alert, ctx.incident
-    no_data = streams.no_data_words(alert.transition)
+    no_data = no_data_words(alert.transition)
     return bk.IncidentCard(
         title=alert.title or incident.title,
         monitor=alert.monitor_name or incident.title,
@@ -63,15 +70,15 @@ def _card(ctx: ActionContext) -> bk.IncidentCard:
         links=tuple(
             (link.title, link.url) for link in incident_links(incident.refs, exclude="slack")
         ),
-        repeats=streams.repeats_line(incident),
+        repeats=repeats_line(incident),
     )
 
 
 def _resolution(ctx: ActionContext) -> str:
     """Why the incident ended: Datadog's recovery and how long it took, or our stale timer
     (then the run's alert is our own event, and its date says nothing about a recovery)."""
-    if streams.resolved_as_stale(ctx):
-        return streams.stale_summary(ctx)
+    if resolved_as_stale(ctx):
+        return stale_summary(ctx)
     took = ctx.time_to_recover
     if took is None:
         return "Recovered"

@@ -58,6 +58,7 @@ def context(
             repeats=incident.repeats,
             last_repeat_at=incident.last_repeat_at,
             resolution=incident.resolution,
+            seen_at=incident.seen_at,
         ),
         alert=alert,
         transition=Transition(run.transition),

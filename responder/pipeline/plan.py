@@ -156,7 +156,9 @@ class PlanStage:
             key=f"f:refresh:{root.id}:{item.event.id}",
             parent_id=root.id,
         )
-        return replace(run, params=dict(root.params))
+        # The root's own event: the root is rebuilt from the alert that opened it, not
+        # from the reminder's (whose title reads "[Renotify] ...").
+        return replace(run, params=dict(root.params), event_id=root.event_id)
 
     def _notes(self, item: EventItem, batch: Batch, runs: list[RunRecord]) -> None:
         talk = self._conversation
