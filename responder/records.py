@@ -46,6 +46,11 @@ class IncidentRecord:
     reminded_at: datetime | None = None  # Datadog's date of the last repeat told to people
     stale_at: datetime | None = None  # resolved as stale if nothing arrives before
     resolution: str | None = None  # why it was resolved: recovered, stale, ...
+    grouping_key: str | None = None  # playbook + group_by values: how members find it
+    members: int = 1  # monitor + scope groups it holds
+    firing: int = 1  # of them, still firing: it resolves when none does
+    summary_at: datetime | None = None  # the next thread summary of new members
+    summarized: int = 1  # members told in the thread so far
 
     @property
     def is_open(self) -> bool:
@@ -78,6 +83,7 @@ class GroupRecord:
     quiet_at: datetime | None  # flapping ends if no change comes before
     incident_id: int | None  # the incident that holds the group now (open or last)
     updated_at: datetime
+    joined_at: datetime | None = None  # when it joined that incident
 
     @property
     def flapping(self) -> bool:

@@ -21,6 +21,7 @@ _COLUMNS = (
     "quiet_at",
     "incident_id",
     "updated_at",
+    "joined_at",
 )
 
 

@@ -29,6 +29,11 @@ _PIPELINE_COLUMNS = (
     "reminded_at",
     "stale_at",
     "resolution",
+    "grouping_key",
+    "members",
+    "firing",
+    "summary_at",
+    "summarized",
 )
 _SET_REFS = (
     sa.update(_INCIDENTS)

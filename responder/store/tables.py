@@ -104,6 +104,13 @@ class Incident(SQLModel, table=True):
     # The durable stale timer: resolved with reason `stale` when nothing arrives before it.
     stale_at: datetime | None = _ts(nullable=True, index=True)
     resolution: str | None = Field(default=None, max_length=32)  # recovered, stale, ...
+    # Grouping: the key new members find it by, how many monitor + scope groups it holds
+    # and how many still fire, and the durable timer of the next thread summary.
+    grouping_key: str | None = Field(default=None, max_length=300, index=True)
+    members: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    firing: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    summary_at: datetime | None = _ts(nullable=True, index=True)
+    summarized: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class AlertGroup(SQLModel, table=True):
@@ -117,8 +124,9 @@ class AlertGroup(SQLModel, table=True):
     changes: list[str] | None = _json()  # dates of the changes inside the flap window
     flapping_since: datetime | None = _ts(nullable=True)
     quiet_at: datetime | None = _ts(nullable=True, index=True)  # flapping ends if calm until
-    incident_id: int | None = Field(default=None)  # the incident that holds it now
+    incident_id: int | None = Field(default=None, index=True)  # the incident holding it now
     updated_at: datetime = _ts()
+    joined_at: datetime | None = _ts(nullable=True)  # when it joined that incident
 
 
 class ActionRun(SQLModel, table=True):
