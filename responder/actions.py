@@ -116,6 +116,8 @@ class IncidentView:
     # RESPONDER_STALE_AFTER); None while open.
     resolution: str | None = None
     seen_at: datetime | None = None  # Datadog's date of the newest delivery
+    members: int = 1  # monitor + scope groups a grouped incident holds (`group_by`)
+    firing: int = 1  # of them, still firing
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +233,13 @@ def stale_summary(ctx: ActionContext) -> str:
     quiet = stale_resolved_at(ctx) - last
     span = f" for {format_duration(quiet.total_seconds())}," if quiet.total_seconds() > 0 else ""
     return f"Resolved as stale: no delivery{span} since {last:%Y-%m-%d %H:%M} UTC"
+
+
+def members_line(incident: IncidentView) -> str | None:
+    """ "60 alerts grouped · 55 firing" for an incident that holds several (`group_by`)."""
+    if incident.members <= 1:
+        return None
+    return f"{incident.members} alerts grouped · {incident.firing} firing"
 
 
 def repeats_line(incident: IncidentView) -> str | None:

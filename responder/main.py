@@ -20,6 +20,7 @@ from responder.pipeline.claim import Claimer
 from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.correlate import CorrelateStage
 from responder.pipeline.flapping import FlapStage
+from responder.pipeline.grouping import GroupStage
 from responder.pipeline.lifecycle import LifecycleStage
 from responder.pipeline.match import MatchStage
 from responder.pipeline.notices import NoticePlanner, NoticeRules
@@ -118,6 +119,7 @@ def build_stages(
     stages: list[Stage] = [
         CorrelateStage(),
         FlapStage(),
+        GroupStage(),
         LifecycleStage(),
         MatchStage(),
         PlanStage(registry, max_age, CONVERSATION),

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from responder.main import Service
 from responder.pipeline.timers import TimerSweep
-from responder.store.tables import ActionRun, AuditEntry, Incident
+from responder.store.tables import ActionRun, AlertEvent, AuditEntry, Incident
 from tests.fakes.pagerduty import ROUTING_KEY
 from tests.harness import post, running, sample
 from tests.vendors import PAYMENTS_KEY, Vendors, settle, vendors
@@ -366,3 +366,71 @@ def test_any_delivery_moves_the_stale_timer(
         [after] = incidents_of(service)
         assert after.stale_at is not None and after.stale_at > before.stale_at
         assert after.status == "triggered"  # No Data is not a recovery
+
+
+# --- 5. Grouping ---------------------------------------------------------------------------
+
+
+def on_host(body: dict[str, Any], host: str) -> dict[str, Any]:
+    """The checkout monitor's delivery for another host (it alerts per host)."""
+    old = body["alert"]["scope"]
+    body["alert"]["scope"] = f"host:{host}"
+    body["tags"] = body["tags"].replace(old, f"host:{host}")
+    for key in ("event_title",):
+        body[key] = body[key].replace(old, f"host:{host}")
+    body["alert"]["title"] = body["alert"]["title"].replace(old, f"host:{host}")
+    return body
+
+
+def test_a_checkout_outage_on_60_hosts_is_one_incident(
+    migrated_url: str, fakes: Vendors, samples_dir: Path
+) -> None:
+    hosts = [f"ip-10-0-9-{n}" for n in range(60)]
+    trigger = "checkout-error-rate.triggered"
+    with running(fakes.settings(migrated_url)) as (service, client):
+        for n, host in enumerate(hosts):  # 60 hosts within 5 seconds
+            body = on_host(delivery(samples_dir, trigger, number=n, minutes=n / 720), host)
+            assert post(client, body).status_code == 202
+        settle(service)
+        [incident] = incidents_of(service)
+        assert (incident.members, incident.firing, incident.status) == (60, 60, "triggered")
+        assert len(audit_of(service, "incident.grouped")) == 59
+        assert incident.summary_at is not None
+    assert len(fakes.pagerduty.alerts(ROUTING_KEY)) == 1
+    assert len(fakes.datadog.instances()) == 1  # one scale-out
+    [root] = fakes.slack.root_messages("C0INCIDENTS")
+    assert fakes.slack.replies("C0INCIDENTS", root.ts) == []  # not a reply per host
+
+    # A restart, then the group window runs out: the new members are told in one message.
+    with running(fakes.settings(migrated_url)) as (service, client):
+        later = incident.summary_at + timedelta(seconds=1)
+        assert TimerSweep(service.engine).sweep(later) == 1
+        settle(service)
+        assert TimerSweep(service.engine).sweep(later) == 0
+        [summary] = [m.text or "" for m in fakes.slack.replies("C0INCIDENTS", root.ts)]
+        assert summary.startswith("59 more joined: host:ip-10-0-9-1, host:ip-10-0-9-2")
+        assert "and 49 more. 60 of 60 grouped alerts firing." in summary
+        assert "60 alerts grouped · 60 firing" in json.dumps(root.edits, ensure_ascii=False)
+
+        # Recoveries: nothing resolves while one host still fires; the last resolves all.
+        recovered = "checkout-error-rate.recovered"
+        for n, host in enumerate(hosts):
+            body = on_host(delivery(samples_dir, recovered, number=100 + n, minutes=n), host)
+            assert post(client, body).status_code == 202
+            if n == 58:
+                settle(service)
+                [incident] = incidents_of(service)
+                assert (incident.status, incident.firing) == ("triggered", 1)
+                assert len(fakes.pagerduty.open_alerts(ROUTING_KEY)) == 1
+        settle(service)
+        [incident] = incidents_of(service)
+        assert (incident.status, incident.firing) == ("resolved", 0)
+        with Session(service.engine) as session:
+            events = session.exec(
+                select(AlertEvent).where(AlertEvent.incident_id == incident.id)
+            ).all()
+        # the record holds every member's alerts, and the summary timer's own event
+        assert sum(e.source_id is not None for e in events) == 120
+        assert sum(e.fingerprint.startswith("timer:summary:") for e in events) == 1
+    assert fakes.pagerduty.open_alerts() == []
+    assert "resolved" in json.dumps(root.blocks).lower()

@@ -11,6 +11,7 @@ from responder.actions import (
     ActionContext,
     format_duration,
     incident_links,
+    members_line,
     no_data_words,
     repeats_line,
     resolved_as_stale,
@@ -70,7 +71,10 @@ def _card(ctx: ActionContext) -> bk.IncidentCard:
         links=tuple(
             (link.title, link.url) for link in incident_links(incident.refs, exclude="slack")
         ),
-        repeats=repeats_line(incident),
+        repeats=" · ".join(
+            line for line in (members_line(incident), repeats_line(incident)) if line
+        )
+        or None,
     )
 
 

@@ -15,7 +15,7 @@ from responder.store.audit import AuditRecord
 
 class CorrelateStage:
     def __call__(self, item: EventItem, batch: Batch) -> bool:
-        found = batch.incidents.correlate(item.alert, item.event.id)
+        found = batch.incidents.correlate(item.alert, item.event.id, item.grouping)
         item.correlation = found
         incident_id = found.incident.id if found.incident else None
         if found.late is not None:
@@ -44,6 +44,10 @@ def _timer_gone(item: EventItem, batch: Batch) -> str | None:
         return "the incident is already resolved"
     if cause == "stale" and (incident.stale_at is None or incident.stale_at > item.alert.date):
         return "a delivery came since: the incident is not stale"
+    if cause == "group-summary" and (
+        incident.summary_at is None or incident.summary_at > item.alert.date
+    ):
+        return "no summary of new members is due"
     if cause == "flap-quiet":
         group = batch.incidents.groups.get(found.group_key)
         if group is None or group.quiet_at is None or group.quiet_at > item.alert.date:

@@ -34,6 +34,8 @@ class FlapStage:
         elif alert.cause == "stale":
             if group is not None and group.flapping:
                 item.group = _settled(group)
+        elif alert.cause is not None:
+            pass  # another timer's event: no state change of the monitor
         elif alert.transition.changes_state:
             self._change(item, batch, group, alert, found.group_key)
         elif group is not None and group.flapping:

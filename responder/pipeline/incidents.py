@@ -25,7 +25,7 @@ class Correlation:
     group_key: str
     key: str  # the key a new incident would get
     late: str | None = None  # why the alert must not change anything (it is out of date)
-    joined: str | None = None  # why it joins an incident of another cycle (flapping)
+    joined: str | None = None  # why it joins an incident of another cycle (flapping, group)
 
 
 def group_key(alert: Alert) -> str:
@@ -45,12 +45,15 @@ class IncidentIndex:
         self.by_key: dict[str, IncidentRecord] = {}
         self.by_id: dict[int, IncidentRecord] = {}
         self.open_by_group: dict[str, IncidentRecord] = {}
+        self.open_by_grouping: dict[str, IncidentRecord] = {}  # grouped incidents, by key
         self.groups: dict[str, GroupRecord] = {}
         self.stored_groups: set[str] = set()  # keys that already have a row
         self.changed_groups: set[str] = set()  # keys to write back with the batch
 
     @classmethod
-    def load(cls, conn: sa.Connection, alerts: Iterable[Alert]) -> IncidentIndex:
+    def load(
+        cls, conn: sa.Connection, alerts: Iterable[Alert], groupings: Iterable[str] = ()
+    ) -> IncidentIndex:
         keys, open_groups, all_groups = set(), set(), set()
         for alert in alerts:
             group = group_key(alert)
@@ -65,26 +68,45 @@ class IncidentIndex:
         index.stored_groups = set(index.groups)
         for incident in incidents.for_alerts(conn, keys=keys, open_groups=open_groups):
             index.remember(incident)
+        for incident in incidents.open_grouped(conn, keys=groupings):
+            index.remember(incident)
         holders = {g.incident_id for g in index.groups.values() if g.incident_id is not None}
         for incident in incidents.by_ids(conn, ids=holders - set(index.by_id)).values():
             index.remember(incident)
+        # Every member of a grouped incident: it resolves when the last one recovers.
+        grouped = [i.id for i in index.by_id.values() if i.grouping_key and i.is_open]
+        for member in groups.of_incidents(conn, ids=grouped):
+            if member.key not in index.groups:
+                index.groups[member.key] = member
+                index.stored_groups.add(member.key)
         return index
 
     def remember(self, incident: IncidentRecord) -> None:
         self.by_key[incident.key] = incident
         self.by_id[incident.id] = incident
-        if incident.is_open:
-            self.open_by_group[incident.group_key] = incident
-        else:
-            known = self.open_by_group.get(incident.group_key)
-            if known is not None and known.id == incident.id:
-                del self.open_by_group[incident.group_key]
+        for index, key in (
+            (self.open_by_group, incident.group_key),
+            (self.open_by_grouping, incident.grouping_key),
+        ):
+            if key is None:
+                continue
+            if incident.is_open:
+                index[key] = incident
+            elif (known := index.get(key)) is not None and known.id == incident.id:
+                del index[key]
+
+    def members(self, incident_id: int) -> list[GroupRecord]:
+        """The monitor + scope groups the incident holds, as far as this batch knows them
+        (all of them for a grouped incident: the load fetched its members)."""
+        return [g for g in self.groups.values() if g.incident_id == incident_id]
 
     def keep_group(self, group: GroupRecord) -> None:
         self.groups[group.key] = group
         self.changed_groups.add(group.key)
 
-    def correlate(self, alert: Alert, event_id: int) -> Correlation:
+    def correlate(self, alert: Alert, event_id: int, grouping: str | None = None) -> Correlation:
+        """`grouping`: the key of the grouped incident the alert would join, if one is open
+        (its playbook's `group_by` values), when nothing of its own monitor holds it."""
         group = group_key(alert)
         key = cycle_key(alert)
         state = self.groups.get(group)
@@ -96,12 +118,12 @@ class IncidentIndex:
                 return Correlation(found, group, key, late="its alert cycle already recovered")
             if found is not None:
                 return Correlation(found, group, key)
-            holder = self._flapping_holder(state)
+            holder = self._holder(state)
             if holder is not None:
                 return self._join(alert, state, holder, group, key)
-            return Correlation(None, group, key)
+            return self._grouped(alert, grouping, group, key)
         new_key = f"{group}|event:{event_id}"[:400]
-        found = self.open_by_group.get(group)
+        found = self.open_by_group.get(group) or self._holder(state)
         if found is not None:
             return self._join(alert, state, found, group, new_key)
         last = self.by_id.get(state.incident_id) if state and state.incident_id else None
@@ -115,13 +137,23 @@ class IncidentIndex:
             # No cycle key to go by (Datadog's default template): the dates say it.
             when = state.changed_at.isoformat()
             return Correlation(last, group, new_key, late=f"dated before the recovery at {when}")
-        return Correlation(None, group, new_key)
+        return self._grouped(alert, grouping, group, new_key)
 
-    def _flapping_holder(self, state: GroupRecord | None) -> IncidentRecord | None:
-        if state is None or not state.flapping or state.incident_id is None:
+    def _holder(self, state: GroupRecord | None) -> IncidentRecord | None:
+        """The open incident holding this monitor + scope beyond its own cycle: a flapping
+        incident, or a grouped one it is a member of."""
+        if state is None or state.incident_id is None:
             return None
         holder = self.by_id.get(state.incident_id)
-        return holder if holder is not None and holder.is_open else None
+        if holder is None or not holder.is_open:
+            return None
+        return holder if state.flapping or holder.grouping_key is not None else None
+
+    def _grouped(self, alert: Alert, grouping: str | None, group: str, key: str) -> Correlation:
+        holder = self.open_by_grouping.get(grouping) if grouping else None
+        if holder is None or alert.transition.is_recovery:
+            return Correlation(None, group, key)
+        return Correlation(holder, group, key, joined=f"grouped by {grouping}")
 
     def _join(
         self,
@@ -143,7 +175,11 @@ class IncidentIndex:
             assert state is not None
             late = f"older than the {state.state} of {state.changed_at.isoformat()} already applied"
             return Correlation(incident, group, key, late=late)
-        joined = "the monitor is flapping" if state is not None and state.flapping else None
+        joined = None
+        if state is not None and state.flapping:
+            joined = "the monitor is flapping"
+        elif incident.grouping_key is not None and incident.group_key != group:
+            joined = f"grouped by {incident.grouping_key}"
         if incident.cycle_key is not None and alert.cycle_key == incident.cycle_key:
             joined = None
         return Correlation(incident, group, key, joined=joined)

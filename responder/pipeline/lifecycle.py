@@ -75,7 +75,7 @@ def apply(
             last_transition=alert.transition.value,
             seen_at=alert.date if seen is None else max(seen, alert.date),
         )
-    if alert.transition.is_repeat:
+    if alert.transition.is_repeat and alert.cause is None:
         last = incident.last_repeat_at
         after = replace(
             after,
@@ -90,6 +90,7 @@ def apply(
             resolved_at=resolved_at,
             resolution="stale" if alert.cause == "stale" else "recovered",
             stale_at=None,
+            summary_at=None,
         )
         return after, Change("incident.resolved", before, after.status)
     return after, Change("incident.updated", before, after.status)
@@ -131,6 +132,8 @@ class LifecycleStage:
             # Any delivery is activity, No Data included; the plan stage applies the
             # playbooks' own stale_after once it knows them.
             incident = replace(incident, stale_at=batch.now + batch.policy.stale_after)
+        if item.membership is not None:
+            incident = item.membership.applied(incident)
         item.incident = incident
         if item.group is not None:
             item.group = replace(item.group, incident_id=incident.id)

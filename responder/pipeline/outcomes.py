@@ -59,6 +59,8 @@ def context(
             last_repeat_at=incident.last_repeat_at,
             resolution=incident.resolution,
             seen_at=incident.seen_at,
+            members=incident.members,
+            firing=incident.firing,
         ),
         alert=alert,
         transition=Transition(run.transition),

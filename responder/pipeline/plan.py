@@ -162,7 +162,8 @@ class PlanStage:
 
     def _notes(self, item: EventItem, batch: Batch, runs: list[RunRecord]) -> None:
         talk = self._conversation
-        if not item.notes or talk is None or talk.reply not in self._registry.names():
+        wanted = item.notes or item.refresh_root
+        if not wanted or talk is None or talk.reply not in self._registry.names():
             return
         root = next(
             (
@@ -188,6 +189,8 @@ class PlanStage:
             )
             params: dict[str, Any] = {"channel": root.params.get("channel", ""), "notice": note}
             item.runs.append(replace(run, params=params))
+        if item.refresh_root and talk.refresh in self._registry.names():
+            item.runs.append(self._refresh(item, batch, root))
 
     def _stale_timer(self, item: EventItem, batch: Batch, earlier: list[RunRecord]) -> None:
         """The stale timer from the incident's own playbooks, once they are known."""

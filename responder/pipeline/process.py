@@ -22,6 +22,7 @@ from responder.domain import EventState, Transition
 from responder.pipeline.alerts import stored_alert
 from responder.pipeline.batch import BatchWrite
 from responder.pipeline.contexts import AlertContexts
+from responder.pipeline.grouping import grouping_key
 from responder.pipeline.incidents import IncidentIndex
 from responder.pipeline.jobs import Taken
 from responder.pipeline.policy import StreamPolicy
@@ -137,14 +138,19 @@ class EventProcessor:
         # recovery delivered before its trigger meets it here in the right order).
         parsed.sort(key=_datadog_order)
         items = [item for _, item in parsed if isinstance(item, EventItem)]
-        index = IncidentIndex.load(conn, [item.alert for item in items])
+        playbooks = self._playbooks()
+        if any(playbook.group_by for playbook in playbooks):
+            for one in items:  # which grouped incident each would join, loaded with the rest
+                one.grouping = grouping_key(playbooks, one.alert)
+        groupings = {one.grouping for one in items if one.grouping is not None}
+        index = IncidentIndex.load(conn, [item.alert for item in items], groupings)
         known = sorted(index.by_id)
         now = datetime.now(UTC)
         earlier = runs.primary_runs(conn, incident_ids=known)
         queued: dict[int, list[RunRecord]] = {}
         if any(item.alert.transition is Transition.RECOVERED for item in items):
             queued = runs.queued_reminders(conn, incident_ids=known, transitions=_REPEATS)
-        batch = Batch(now, RowIds(conn), index, earlier, self._playbooks(), self._policy, queued)
+        batch = Batch(now, RowIds(conn), index, earlier, playbooks, self._policy, queued)
         write = BatchWrite(self._engine, self._redactor, now)
         for event, item in parsed:
             try:

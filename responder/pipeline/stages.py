@@ -21,6 +21,7 @@ from responder.store.audit import AuditRecord
 from responder.store.events import StoredEvent
 
 if TYPE_CHECKING:
+    from responder.pipeline.grouping import Membership
     from responder.pipeline.incidents import Correlation, IncidentIndex
     from responder.pipeline.jobs import Taken
     from responder.playbooks.schema import Playbook
@@ -66,6 +67,9 @@ class EventItem:
     # Why this event's follow-ups are not planned (flapping): each is audited as suppressed.
     quiet: str | None = None
     notes: list[str] = field(default_factory=list)  # what to tell the incident's thread
+    refresh_root: bool = False  # rewrite the thread's root message (its counts changed)
+    grouping: str | None = None  # the grouped incident it would join (its playbook's group_by)
+    membership: Membership | None = None  # what a grouped incident holds after this event
     taken: list[Taken] = field(default_factory=list)  # runs claimed as they were planned
     errors: list[str] = field(default_factory=list)  # templates that failed to render
     outcome: dict[str, Any] | None = None  # set by a stage that drops the event

@@ -1,6 +1,8 @@
-"""Durable timers: an incident gone stale, a flapping monitor calm again.
+"""Durable timers: an incident gone stale, a flapping monitor calm again, a grouped
+incident's new members to summarise.
 
-A timer is a column in the database (`incident.stale_at`, `alert_group.quiet_at`), so it
+A timer is a column in the database (`incident.stale_at`, `alert_group.quiet_at`,
+`incident.summary_at`), so it
 survives restarts. When one runs out, the sweep stores an event of our own making into the
 same stream as Datadog's deliveries, keyed by timer and due time: however many workers
 sweep, the event is stored once (the fingerprint is unique), and the pipeline then handles
@@ -47,6 +49,8 @@ class TimerSweep:
             rows = [_stale_row(incident, now) for incident in _stale(conn, now)]
             for group, holder in _calm(conn, now):
                 rows.append(_quiet_row(group, holder, now))
+            for incident in incidents.summary_due(conn, now=now, limit=_BATCH):
+                rows.append(_summary_row(incident, now))
             stored = events.store_own(conn, rows) if rows else 0
         if stored:
             log.info("timers.fired", events=stored)
@@ -81,6 +85,15 @@ def _quiet_row(group: GroupRecord, holder: IncidentRecord, now: datetime) -> dic
     digest = hashlib.sha256(group.key.encode()).hexdigest()[:24]
     fingerprint = f"timer:calm:{digest}:{group.quiet_at.timestamp()}"
     return _row(alert, fingerprint, {"incident_id": holder.id, "group": group.key}, now)
+
+
+def _summary_row(incident: IncidentRecord, now: datetime) -> dict[str, object]:
+    assert incident.summary_at is not None
+    note = "new members of a grouped incident: told in the thread together"
+    # Triggered, neither a repeat nor a recovery: the event changes nothing but the thread.
+    alert = _own_alert(incident, Transition.TRIGGERED, incident.summary_at, "group-summary", note)
+    fingerprint = f"timer:summary:{incident.id}:{incident.summary_at.timestamp()}"
+    return _row(alert, fingerprint, {"incident_id": incident.id}, now)
 
 
 def _own_alert(

@@ -201,6 +201,8 @@ def _build_playbook(
         stale_after=header.stale_after,
         stale_off=header.stale_off,
         flapping=header.flapping,
+        group_by=header.group_by,
+        group_window=header.group_window,
         source=doc.path,
         line=doc.line,
         content_hash=_content_hash(doc.data),

@@ -195,7 +195,29 @@ class PlaybookDocument(BaseModel):
     stale_after: timedelta | None = None
     stale_off: bool = False
     flapping: FlapSpec | None = None
+    # Alerts whose tags agree on these keys join one incident while it is open, whatever
+    # their monitor or host; new members are told in the thread at most once per window.
+    group_by: tuple[str, ...] | None = None
+    group_window: timedelta = timedelta(minutes=5)
     actions: list[Any]
+
+    @field_validator("group_by", mode="before")
+    @classmethod
+    def _group_by(cls, value: Any) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        keys = []
+        for item in _one_or_many(value, "group_by"):
+            key = _text(item, "group_by")
+            if not key or ":" in key:
+                raise ValueError(f"group_by key {key!r} must be a plain tag name like 'service'")
+            keys.append(key)
+        return tuple(keys)
+
+    @field_validator("group_window", mode="before")
+    @classmethod
+    def _group_window(cls, value: Any) -> timedelta:
+        return parse_duration(value, "group_window")
 
     @model_validator(mode="before")
     @classmethod
@@ -262,6 +284,8 @@ class Playbook(BaseModel):
     stale_after: timedelta | None = None  # None: the service's default
     stale_off: bool = False
     flapping: FlapSpec | None = None  # None: the service's default
+    group_by: tuple[str, ...] | None = None
+    group_window: timedelta = timedelta(minutes=5)
     source: Path
     line: int
     content_hash: str  # sha256 of the document's canonical JSON: comments do not change it

@@ -35,6 +35,15 @@ def for_keys(conn: sa.Connection, *, keys: Iterable[str]) -> dict[str, GroupReco
     return found
 
 
+def of_incidents(conn: sa.Connection, *, ids: Iterable[int]) -> list[GroupRecord]:
+    """The groups these incidents hold (the members of grouped incidents)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    query = sa.select(_GROUPS).where(_GROUPS.c.incident_id.in_(wanted))
+    return [GroupRecord.from_row(row) for row in conn.execute(query).mappings()]
+
+
 def quiet_due(conn: sa.Connection, *, now: datetime, limit: int) -> list[GroupRecord]:
     """Flapping groups whose quiet timer has run out, oldest timer first."""
     query = (

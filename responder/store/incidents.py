@@ -60,6 +60,34 @@ def for_alerts(
     return sorted(rows, key=lambda incident: incident.id)
 
 
+def open_grouped(conn: sa.Connection, *, keys: Iterable[str]) -> list[IncidentRecord]:
+    """The open grouped incidents new members with these grouping keys would join."""
+    rows: list[IncidentRecord] = []
+    for chunk in _chunks(sorted(set(keys))):
+        rows += _select(
+            conn,
+            sa.and_(
+                _INCIDENTS.c.grouping_key.in_(chunk),
+                _INCIDENTS.c.status != IncidentStatus.RESOLVED.value,
+            ),
+        )
+    return rows
+
+
+def summary_due(conn: sa.Connection, *, now: datetime, limit: int) -> list[IncidentRecord]:
+    """Open grouped incidents whose next thread summary of new members is due."""
+    query = (
+        sa.select(_INCIDENTS)
+        .where(
+            _INCIDENTS.c.summary_at <= now,
+            _INCIDENTS.c.status != IncidentStatus.RESOLVED.value,
+        )
+        .order_by(_INCIDENTS.c.summary_at)
+        .limit(limit)
+    )
+    return [IncidentRecord.from_row(row) for row in conn.execute(query).mappings()]
+
+
 def stale_due(conn: sa.Connection, *, now: datetime, limit: int) -> list[IncidentRecord]:
     """Open incidents whose stale timer has run out, oldest timer first."""
     query = (
