@@ -359,3 +359,56 @@ def test_names_must_be_simple(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", "name: pay ments\nactions: []\n")
     [error] = errors_of(tmp_path)
     assert error.startswith(f"{path}:1: name: 'pay ments' may hold only letters")
+
+
+def test_stream_keys_flapping_stale_after_and_grouping(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "a.yaml",
+        """
+        name: shop
+        stale_after: 2h
+        flapping: {changes: 5, window: 30m, quiet: 10m}
+        group_by: [service, env]
+        group_window: 90s
+        actions: []
+        ---
+        name: quiet
+        stale_after: off
+        flapping: false
+        group_by: service
+        actions: []
+        """,
+    )
+    shop, quiet = load_playbooks(tmp_path, MODELS)
+    assert shop.stale_after == timedelta(hours=2) and not shop.stale_off
+    assert shop.flapping is not None
+    assert (shop.flapping.enabled, shop.flapping.changes) == (True, 5)
+    assert (shop.flapping.window, shop.flapping.quiet) == (
+        timedelta(minutes=30),
+        timedelta(minutes=10),
+    )
+    assert (shop.group_by, shop.group_window) == (("service", "env"), timedelta(seconds=90))
+    assert quiet.stale_after is None and quiet.stale_off
+    assert quiet.flapping is not None and not quiet.flapping.enabled
+    assert quiet.group_by == ("service",)
+
+
+def test_stream_keys_name_their_mistakes(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "a.yaml",
+        """
+        name: a
+        stale_after: soon
+        flapping: {changes: 0, window: 1 hour}
+        group_by: ["service:checkout"]
+        actions: []
+        """,
+    )
+    errors = "\n".join(errors_of(tmp_path))
+    assert "bad duration 'soon' for stale_after" in errors
+    assert "bad duration '1 hour' for window" in errors
+    assert "changes" in errors and "greater than or equal to 1" in errors
+    assert "group_by key 'service:checkout' must be a plain tag name" in errors
+    assert str(path) in errors

@@ -70,6 +70,9 @@ def alert(i: int, samples_dir: Path) -> bytes:
     data["alert"]["cycle_key"] = f"cycle-{i}"
     data["alert"]["scope"] = f"host:ip-10-0-0-{i}"
     data["alert"]["title"] = f"[Triggered on {{host:ip-10-0-0-{i}}}] Error rate spike <{i}>"
+    # An env of its own: checkout groups by service and env, and each alert here must be
+    # an incident of its own.
+    data["tags"] = data["tags"].replace("env:prod", f"env:restart-{i}")
     return json.dumps(data).encode()
 
 
