@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def playbooks(tmp_path: Path) -> list[Playbook]:
     return load(tmp_path / "pb", registry(), GROUPED)
 
 
-def host(name: str, transition: str = "Triggered", **fields: object) -> EventItem:
+def host(name: str, transition: str = "Triggered", **fields: Any) -> EventItem:
     return item(alert(transition, scope=f"host:{name}", **fields))
 
 
