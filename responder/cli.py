@@ -384,6 +384,19 @@ def _stable(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str
     return [f"no longer flapping: calm for {data['calm_for']}, {data['state']}"]
 
 
+def _grouped(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    data = record["data"]
+    return [
+        f"grouped: {data['member']} joins ({data['grouping']}; {data['members']} alerts),"
+        " told in the thread together"
+    ]
+
+
+def _summarized(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    data = record["data"]
+    return [f"summary: {data['new']} new, {data['firing']} of {data['members']} firing"]
+
+
 def _failed(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
     return [f"failed: {record['data']['error']}"]
 
@@ -402,6 +415,8 @@ _RECORDS: dict[str, _Renderer] = {
     "run.suppressed": _with_reason("suppressed", "action"),
     "incident.flapping": _flapping,
     "incident.stable": _stable,
+    "incident.grouped": _grouped,
+    "incident.summarized": _summarized,
     "event.failed": _failed,
 }
 

@@ -83,7 +83,8 @@ class FlapStage:
         if started:
             window, quiet = _span(rule.window), _span(rule.quiet)
             data = {"changes": len(changes), "window": window, "quiet": quiet}
-            item.records.append(AuditRecord("incident.flapping", data, item.event.id))
+            record = AuditRecord("incident.flapping", data, item.event.id, _incident_id(item))
+            item.records.append(record)
             item.notes.append(
                 f"🔁 Flapping: {len(changes)} state changes within {window}. This incident"
                 f" stays open and holds every change; the thread hears again once the"
@@ -95,12 +96,19 @@ class FlapStage:
         still = item.alert.transition is not Transition.RECOVERED
         item.group = _settled(group)
         data = {"calm_for": calm_for, "state": group.state}
-        item.records.append(AuditRecord("incident.stable", data, item.event.id))
+        record = AuditRecord("incident.stable", data, item.event.id, _incident_id(item))
+        item.records.append(record)
         if still:
             item.quiet = "flapping is over while it still fires: the note says so"
             item.notes.append(f"✅ No longer flapping: calm for {calm_for}, still {group.state}.")
         else:
             item.notes.append(f"✅ No longer flapping: recovered and calm for {calm_for}.")
+
+
+def _incident_id(item: EventItem) -> int | None:
+    """The incident the event reached, if it existed before it (a new one has no id yet)."""
+    found = item.correlation.incident if item.correlation else None
+    return found.id if found is not None else None
 
 
 def _settled(group: GroupRecord) -> GroupRecord:

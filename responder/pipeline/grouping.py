@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from responder.domain import Alert, Transition
 from responder.pipeline.stages import Batch, EventItem
-from responder.playbooks.matcher import select
+from responder.playbooks.matcher import matches
 from responder.playbooks.schema import Playbook
 from responder.records import GroupRecord, IncidentRecord
 from responder.store.audit import AuditRecord
@@ -52,15 +52,25 @@ class Membership:
 
 def grouping_key(playbooks: Sequence[Playbook], alert: Alert) -> str | None:
     """The grouped incident `alert` would join: the first playbook it selects that groups,
-    with the values of its `group_by` tags. None when it selects none, or lacks a tag."""
+    with the values of its `group_by` tags. None when it selects none, or lacks a tag.
+
+    Only what can decide it is evaluated (playbooks that group, and `final` ones before
+    them, which stop the rest): this runs for every event, before the match stage, and a
+    `when` expression is the costliest check there is. Fallback playbooks never group.
+    """
     if alert.cause is not None or alert.transition.is_recovery:
         return None
-    for playbook in select(playbooks, alert):
-        if playbook.group_by:
-            values = [(key, alert.tag(key)) for key in playbook.group_by]
-            if any(value is None for _, value in values):
-                return None
-            return f"{playbook.name}|" + ",".join(f"{k}={v}" for k, v in values)[:280]
+    for playbook in playbooks:
+        if playbook.fallback or not (playbook.group_by or playbook.final):
+            continue
+        if not matches(playbook.match, alert)[0]:
+            continue
+        if not playbook.group_by:
+            return None  # a final playbook without grouping stops the ones after it
+        values = [(key, alert.tag(key)) for key in playbook.group_by]
+        if any(value is None for _, value in values):
+            return None
+        return f"{playbook.name}|" + ",".join(f"{k}={v}" for k, v in values)[:280]
     return None
 
 
@@ -97,7 +107,7 @@ class GroupStage:
         recovered = item.alert.transition is Transition.RECOVERED
         if joined:
             data = {"member": key, "grouping": incident.grouping_key, "members": members}
-            item.records.append(AuditRecord("incident.grouped", data, item.event.id))
+            item.records.append(AuditRecord("incident.grouped", data, item.event.id, incident.id))
             item.quiet = "grouped: new members are told in the thread together"
         if recovered and firing > 0:
             item.hold = f"{firing} of {members} grouped alerts still fire"
@@ -125,7 +135,8 @@ class GroupStage:
             incident.grouping_key, len(members), firing, None, len(members)
         )
         data = {"members": len(members), "firing": firing, "new": len(fresh)}
-        item.records.append(AuditRecord("incident.summarized", data, item.event.id))
+        record = AuditRecord("incident.summarized", data, item.event.id, incident.id)
+        item.records.append(record)
 
 
 def _member(item: EventItem, batch: Batch, before: GroupRecord | None) -> GroupRecord:
