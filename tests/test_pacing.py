@@ -100,3 +100,17 @@ def test_waiting_drops_bookings_long_past() -> None:
     # then it is taken to be claimed elsewhere or cancelled, and forgotten
     assert not pacer.waiting(slot + timedelta(minutes=1) + MS)
     assert pacer.slot("C1", 1.0, 2, slot + timedelta(minutes=2)) is None
+
+
+def test_a_run_that_went_late_pushes_the_next_one_back() -> None:
+    pacer = Pacer()
+    assert pacer.slot("C1", 1.0, 1, NOW) is None
+    assert pacer.slot("C1", 1.0, 2, NOW) == NOW + SECOND
+    assert pacer.slot("C1", 1.0, 3, NOW) == NOW + 2 * SECOND
+    # Run 2 comes back half a second after its slot (the worker's poll) and goes then...
+    assert pacer.slot("C1", 1.0, 2, NOW + 1500 * MS) is None
+    # ...so run 3, back on time for its own slot, waits a full interval after run 2.
+    assert pacer.slot("C1", 1.0, 3, NOW + 2 * SECOND) == NOW + 2450 * MS
+    assert pacer.slot("C1", 1.0, 3, NOW + 2450 * MS) is None
+    # And a newcomer is booked after that.
+    assert pacer.slot("C1", 1.0, 4, NOW + 2450 * MS) == NOW + 3450 * MS

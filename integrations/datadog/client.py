@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import urllib3
-from datadog_api_client import ApiClient, Configuration
+from datadog_api_client import ApiClient, Configuration, rest
 from datadog_api_client.exceptions import ApiException, OpenApiException
 from datadog_api_client.model_utils import OpenApiModel, validate_and_convert_types
 from datadog_api_client.v1.api.notebooks_api import NotebooksApi
@@ -82,12 +82,22 @@ def enabled_unstable_operations(config: Configuration) -> frozenset[str]:
     return frozenset(name for name, enabled in values.items() if enabled)
 
 
+# As many pooled connections as the runner has threads calling: the SDK's default of 4
+# makes urllib3 discard (and later reopen) connections when more calls run at once.
+POOL_SIZE = 16
+
+
+class _PooledApiClient(ApiClient):
+    def _build_rest_client(self) -> rest.RESTClientObject:
+        return rest.RESTClientObject(self.configuration, maxsize=POOL_SIZE)  # type: ignore[no-untyped-call]
+
+
 class DatadogApi:
     """Incidents (v2), notebooks (v1) and workflow instances (v2), one attempt per call."""
 
     def __init__(self, config: Configuration) -> None:
         self._config = config
-        client = ApiClient(config)
+        client = _PooledApiClient(config)
         self._incidents = IncidentsApi(client)  # type: ignore[no-untyped-call]
         self._notebooks = NotebooksApi(client)  # type: ignore[no-untyped-call]
         self._workflows = WorkflowAutomationApi(client)  # type: ignore[no-untyped-call]

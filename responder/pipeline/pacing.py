@@ -24,20 +24,33 @@ class Pacer:
     def __init__(self) -> None:
         self._next_free: dict[str, datetime] = {}
         self._booked: dict[int, datetime] = {}
+        self._went: dict[str, datetime] = {}  # when the last call of each key was let go
         self._lock = threading.Lock()
 
     def slot(self, key: str, interval: float, run_id: int, now: datetime) -> datetime | None:
-        """None: the run may call now (its slot is taken). Else: the time it must wait for."""
+        """None: the run may call now (its slot is taken). Else: the time it must wait for.
+
+        A booked run comes back when the worker next looks, which may be a poll after its
+        slot; the run after it must still keep the interval from when that one actually
+        went, not from its slot, or two calls leave closer together than the vendor allows.
+        """
+        gap = timedelta(seconds=interval)
         with self._lock:
+            went = self._went.get(key)
+            earliest = now if went is None else max(now, went + gap - _EARLY)
             booked = self._booked.pop(run_id, None)
             if booked is not None:
-                if booked <= now + _EARLY:
+                due = max(booked, earliest)
+                if due <= now + _EARLY:
+                    self._went[key] = now
                     return None
-                self._booked[run_id] = booked
-                return booked
-            start = max(self._next_free.get(key, now), now)
-            self._next_free[key] = start + timedelta(seconds=interval)
+                self._booked[run_id] = due
+                self._next_free[key] = max(self._next_free.get(key, due), due + gap)
+                return due
+            start = max(self._next_free.get(key, now), earliest)
+            self._next_free[key] = start + gap
             if start <= now:
+                self._went[key] = now
                 return None
             self._booked[run_id] = start
             return start
