@@ -285,3 +285,63 @@ def test_steps_of_a_playbook_with_a_long_name_keep_distinct_keys(tmp_path: Path)
     keys = [r.idempotency_key for r in current.runs]
     assert all(len(key) <= 128 for key in keys)
     assert len(set(keys)) == 2
+
+
+def test_a_repeat_within_the_reminder_interval_is_suppressed_with_the_reason() -> None:
+    earlier = [run(run_id=40, action="slack.post")]
+    current = item(alert("Renotify", date=NOW + timedelta(minutes=20)), 9)
+    current.incident = replace(incident(incident_id=7), reminded_at=NOW)
+    current.opened = False
+    assert PlanStage(registry(), MAX_AGE)(current, batch(earlier={7: earlier})) is True
+    assert current.runs == []
+    [record] = current.records
+    assert (record.kind, record.run_id, record.data["action"]) == (
+        "run.suppressed",
+        40,
+        "slack.reply",
+    )
+    assert record.data["reason"] == (
+        "reminder interval: the last went out 20m before this one (at most one per 1h)"
+    )
+    assert current.incident.reminded_at == NOW  # unchanged: nothing was told
+
+
+def test_a_repeat_past_the_interval_is_told_and_moves_the_mark() -> None:
+    earlier = [run(run_id=40, action="slack.post")]
+    later = NOW + timedelta(minutes=61)
+    current = item(alert("Renotify", date=later), 9)
+    current.incident = replace(incident(incident_id=7), reminded_at=NOW)
+    current.opened = False
+    assert PlanStage(registry(), MAX_AGE)(current, batch(earlier={7: earlier})) is True
+    assert [(r.action, r.parent_id) for r in current.runs] == [("slack.reply", 40)]
+    assert current.incident is not None and current.incident.reminded_at == later
+
+
+def test_no_reminder_once_acknowledged() -> None:
+    earlier = [run(run_id=40, action="slack.post")]
+    current = item(alert("Renotify", date=NOW + timedelta(hours=3)), 9)
+    current.incident = replace(incident(incident_id=7), status="acknowledged", reminded_at=NOW)
+    current.opened = False
+    assert PlanStage(registry(), MAX_AGE)(current, batch(earlier={7: earlier})) is True
+    assert current.runs == []
+    assert current.records[0].data["reason"] == "acknowledged: reminders stop"
+
+
+def test_a_recovery_withdraws_the_reminders_still_queued() -> None:
+    reminder = replace(
+        run(run_id=50, action="slack.reply", state=RunState.PENDING),
+        parent_id=40,
+        transition="Renotify",
+    )
+    earlier = [run(run_id=40, action="slack.post")]
+    shared = batch(earlier={7: earlier})
+    shared.queued = {7: [reminder]}
+    current = item(alert("Recovered"), 9)
+    current.incident = replace(incident(incident_id=7), status="resolved")
+    current.opened = False
+    assert PlanStage(registry(), MAX_AGE)(current, shared) is True
+    assert current.withdrawn == [reminder]
+    cancelled = [r for r in current.records if r.kind == "run.cancelled"]
+    assert [(r.run_id, r.data["reason"]) for r in cancelled] == [
+        (50, "cancelled: the incident resolved; the recovery goes out first")
+    ]
