@@ -86,8 +86,9 @@ def test_an_older_state_change_than_the_one_applied_changes_nothing() -> None:
     newer = replace(group("Recovered", changes=1), changed_at=NOW + timedelta(minutes=1))
     shared = with_group(batch(incidents=[incident(incident_id=7)]), newer)
     current = item(alert("Triggered"))
-    assert CorrelateStage()(current, shared) is True
-    assert FlapStage()(current, shared) is True
+    assert CorrelateStage()(current, shared) is False  # recorded as late, changes nothing
+    assert current.outcome is not None
+    assert current.outcome["late"].startswith("older than the Recovered of")
     assert current.group is None
 
 

@@ -128,3 +128,14 @@ def test_the_summary_timer_tells_the_new_members_once(playbooks: list[Playbook])
     assert current.incident is not None
     assert (current.incident.summary_at, current.incident.summarized) == (None, 3)
     assert current.incident.repeats == 0 and current.incident.status == "triggered"
+
+
+def test_a_timer_event_is_no_sign_of_life_for_the_stale_timer(playbooks: list[Playbook]) -> None:
+    due = NOW + timedelta(minutes=2)
+    stale_at = NOW + timedelta(hours=3)
+    known = replace(grouped(), summary_at=due, stale_at=stale_at)
+    shared = batch(incidents=[known], playbooks=playbooks)
+    timer = replace(alert("Triggered", date=due), cause="group-summary")
+    current = chain(item(timer), shared, playbooks)
+    assert current.incident is not None
+    assert current.incident.stale_at == stale_at  # unmoved: only a delivery moves it

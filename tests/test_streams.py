@@ -434,3 +434,63 @@ def test_a_checkout_outage_on_60_hosts_is_one_incident(
         assert sum(e.fingerprint.startswith("timer:summary:") for e in events) == 1
     assert fakes.pagerduty.open_alerts() == []
     assert "resolved" in json.dumps(root.blocks).lower()
+
+
+def host_event(
+    samples_dir: Path, name: str, host: str, number: int, minutes: float, cycle: str
+) -> dict[str, Any]:
+    trigger = "checkout-error-rate.triggered"
+    body = delivery(samples_dir, name, number=number, minutes=minutes, cycle=cycle, since=trigger)
+    return on_host(body, host)
+
+
+@pytest.mark.parametrize("flapper", ["a", "b"])  # the member that opened it, or one that joined
+def test_a_flapping_member_calm_again_resolves_nothing_while_another_fires(
+    migrated_url: str, fakes: Vendors, samples_dir: Path, flapper: str
+) -> None:
+    trigger, recovery = "checkout-error-rate.triggered", "checkout-error-rate.recovered"
+    other = "b" if flapper == "a" else "a"
+    with running(fakes.settings(migrated_url)) as (service, client):
+        send(service, client, host_event(samples_dir, trigger, "a", 1, 0, "7716548230000000001"))
+        send(service, client, host_event(samples_dir, trigger, "b", 2, 0.5, "7716548230000000002"))
+        # The flapper: recovered, fired again, recovered again: flapping, held.
+        send(
+            service,
+            client,
+            host_event(
+                samples_dir,
+                recovery,
+                flapper,
+                3,
+                1,
+                f"77165482300000000{1 if flapper == 'a' else 2}",
+            ),
+        )
+        send(
+            service, client, host_event(samples_dir, trigger, flapper, 4, 2, "7716548230000000003")
+        )
+        send(
+            service, client, host_event(samples_dir, recovery, flapper, 5, 3, "7716548230000000003")
+        )
+        assert len(audit_of(service, "incident.flapping")) == 1
+        [grouped] = incidents_of(service)
+        assert (grouped.members, grouped.firing, grouped.status) == (2, 1, "triggered")
+    with running(fakes.settings(migrated_url)) as (service, client):
+        later = datetime.now(UTC) + timedelta(minutes=16)
+        assert TimerSweep(service.engine).sweep(later) >= 1
+        settle(service)
+        assert len(audit_of(service, "incident.stable")) == 1
+        [grouped] = incidents_of(service)
+        assert grouped.status == "triggered", f"host {other} still fires"
+        assert len(fakes.pagerduty.open_alerts(ROUTING_KEY)) == 1
+        # The other recovers: now the incident resolves, with everything it did.
+        send(
+            service,
+            client,
+            host_event(
+                samples_dir, recovery, other, 6, 20, f"77165482300000000{1 if other == 'a' else 2}"
+            ),
+        )
+        [grouped] = incidents_of(service)
+        assert (grouped.status, grouped.firing) == ("resolved", 0)
+    assert fakes.pagerduty.open_alerts() == []

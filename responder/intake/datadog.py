@@ -162,9 +162,7 @@ def _from_fields(f: _Fields, template: str, received_at: datetime) -> Alert:
         if found:
             monitor_id = found.group(1)
             notes.append("monitor id taken from the monitor link in the message")
-    # Datadog's own order of events: `last_updated` moves with each state change of the
-    # monitor, `date` is when this notification's event was made.
-    date = _date(f.top_str("last_updated", "date"), received_at, notes)
+    date = _datadog_date(f, received_at, notes)
     return Alert(
         source_id=f.top_str("id"),
         monitor_id=monitor_id,
@@ -265,6 +263,17 @@ def _priority(raw: str | None, prefixes: list[str], notes: list[str]) -> str | N
     if raw is not None:
         notes.append(f"priority {raw[:20]!r} is not P1-P5; treated as none")
     return None
+
+
+def _datadog_date(f: _Fields, received_at: datetime, notes: list[str]) -> datetime:
+    """Datadog's time of this event, which orders a monitor's events: the later of
+    `last_updated` and `date`. Which of the two moves with a reminder is not documented;
+    the later one is the event's own time either way, so a Renotify is never dated back to
+    the state change it repeats (and reminder pacing never sees it as older than it is)."""
+    updated, made = f.top_str("last_updated"), f.top_str("date")
+    if updated is None or made is None:
+        return _date(updated or made, received_at, notes)
+    return max(_date(updated, received_at, notes), _date(made, received_at, notes))
 
 
 def _date(raw: str | None, received_at: datetime, notes: list[str]) -> datetime:

@@ -59,6 +59,8 @@ class FlapStage:
         if changed:
             changes += (alert.date,)
         flapping_since = group.flapping_since if group is not None else None
+        if flapping_since is not None and not _held_here(item, group):
+            flapping_since = None  # the incident that held its flapping is over: start afresh
         started = (
             rule.enabled and flapping_since is None and changed and len(changes) > rule.changes
         )
@@ -92,7 +94,9 @@ class FlapStage:
             )
 
     def _calm(self, item: EventItem, group: GroupRecord) -> None:
-        calm_for = _span(item.alert.date - group.changed_at)
+        # Our clock on both sides: the timer's due time, and when the last change was applied
+        # (its Datadog date may be on another clock, or a delivery late).
+        calm_for = _span(item.alert.date - group.updated_at)
         still = item.alert.transition is not Transition.RECOVERED
         item.group = _settled(group)
         data = {"calm_for": calm_for, "state": group.state}
@@ -103,6 +107,14 @@ class FlapStage:
             item.notes.append(f"✅ No longer flapping: calm for {calm_for}, still {group.state}.")
         else:
             item.notes.append(f"✅ No longer flapping: recovered and calm for {calm_for}.")
+
+
+def _held_here(item: EventItem, group: GroupRecord | None) -> bool:
+    """Whether the event reached the open incident holding the group's flapping."""
+    found = item.correlation.incident if item.correlation else None
+    return (
+        group is not None and found is not None and found.is_open and found.id == group.incident_id
+    )
 
 
 def _incident_id(item: EventItem) -> int | None:

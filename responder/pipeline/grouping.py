@@ -79,18 +79,23 @@ class GroupStage:
         found = item.correlation
         assert found is not None, "correlate runs first"
         incident = found.incident
-        if item.alert.cause == "group-summary":
+        cause = item.alert.cause
+        if cause == "group-summary":
             assert incident is not None, "correlate checked the timer"
             self._summary(item, batch, incident)
         elif incident is None:
             if item.grouping is not None and not item.alert.transition.is_recovery:
-                item.group = _member(item, batch, None)
+                before = batch.incidents.groups.get(found.group_key)
+                item.group = replace(_member(item, batch, before), joined_at=batch.now)
                 item.membership = Membership(item.grouping, 1, 1, None, 1)
-        elif incident.grouping_key is not None and item.alert.cause is None:
+        elif incident.grouping_key is not None and cause in (None, "flap-quiet"):
             self._member_event(item, batch, incident)
         return True
 
     def _member_event(self, item: EventItem, batch: Batch, incident: IncidentRecord) -> None:
+        """Count the member in or out. The counts are kept on the incident and moved by each
+        member's own change (its group's state before and after), so no event needs the
+        other members: a grouped incident of thousands of hosts costs what one does."""
         assert item.correlation is not None and incident.grouping_key is not None
         key = item.correlation.group_key
         before = batch.incidents.groups.get(key)
@@ -99,12 +104,15 @@ class GroupStage:
         if joined:
             member = replace(member, joined_at=batch.now)
         item.group = member
-        others = [g for g in batch.incidents.members(incident.id) if g.key != key]
-        members = len(others) + 1
-        firing = sum(_firing(g) for g in others) + _firing(member)
+        was_firing = 0 if joined or before is None else _firing(before)
+        members = incident.members + (1 if joined else 0)
+        firing = max(0, incident.firing - was_firing + _firing(member))
         summary_at = incident.summary_at
         window = _window(batch.playbooks, incident.grouping_key)
         recovered = item.alert.transition is Transition.RECOVERED
+        if item.alert.cause is not None:  # a flapping member calm again: nothing to tell
+            recovered = recovered and firing > 0
+            joined = False
         if joined:
             data = {"member": key, "grouping": incident.grouping_key, "members": members}
             item.records.append(AuditRecord("incident.grouped", data, item.event.id, incident.id))

@@ -73,13 +73,16 @@ class IncidentIndex:
         holders = {g.incident_id for g in index.groups.values() if g.incident_id is not None}
         for incident in incidents.by_ids(conn, ids=holders - set(index.by_id)).values():
             index.remember(incident)
-        # Every member of a grouped incident: it resolves when the last one recovers.
-        grouped = [i.id for i in index.by_id.values() if i.grouping_key and i.is_open]
-        for member in groups.of_incidents(conn, ids=grouped):
-            if member.key not in index.groups:
-                index.groups[member.key] = member
-                index.stored_groups.add(member.key)
         return index
+
+    def load_members(self, conn: sa.Connection) -> None:
+        """Every member of the open grouped incidents, for their thread summaries (the
+        counts live on the incident: other events never need the members)."""
+        grouped = [i.id for i in self.by_id.values() if i.grouping_key and i.is_open]
+        for member in groups.of_incidents(conn, ids=grouped):
+            if member.key not in self.groups:
+                self.groups[member.key] = member
+                self.stored_groups.add(member.key)
 
     def remember(self, incident: IncidentRecord) -> None:
         self.by_key[incident.key] = incident
@@ -97,7 +100,7 @@ class IncidentIndex:
 
     def members(self, incident_id: int) -> list[GroupRecord]:
         """The monitor + scope groups the incident holds, as far as this batch knows them
-        (all of them for a grouped incident: the load fetched its members)."""
+        (all of them once `load_members` ran)."""
         return [g for g in self.groups.values() if g.incident_id == incident_id]
 
     def keep_group(self, group: GroupRecord) -> None:
@@ -117,7 +120,10 @@ class IncidentIndex:
                 # out-of-order delivery of a cycle that is over.
                 return Correlation(found, group, key, late="its alert cycle already recovered")
             if found is not None:
-                return Correlation(found, group, key)
+                # A recovery ends its cycle whatever its date; anything else of the cycle
+                # dated before the state already applied is out of date.
+                older = None if alert.transition.is_recovery else _older(alert, state)
+                return Correlation(found, group, key, late=older)
             holder = self._holder(state)
             if holder is not None:
                 return self._join(alert, state, holder, group, key)
@@ -165,15 +171,8 @@ class IncidentIndex:
     ) -> Correlation:
         """An alert joining an open incident that is not its own cycle's: a state change
         older than the one already applied is late, not news."""
-        older = (
-            state is not None
-            and alert.cause is None
-            and alert.transition.changes_state
-            and alert.date < state.changed_at
-        )
-        if older:
-            assert state is not None
-            late = f"older than the {state.state} of {state.changed_at.isoformat()} already applied"
+        late = _older(alert, state)
+        if late is not None:
             return Correlation(incident, group, key, late=late)
         joined = None
         if state is not None and state.flapping:
@@ -183,3 +182,12 @@ class IncidentIndex:
         if incident.cycle_key is not None and alert.cycle_key == incident.cycle_key:
             joined = None
         return Correlation(incident, group, key, joined=joined)
+
+
+def _older(alert: Alert, state: GroupRecord | None) -> str | None:
+    """Why a state change is out of date: the monitor's state applied so far is newer."""
+    if state is None or alert.cause is not None or not alert.transition.changes_state:
+        return None
+    if alert.date >= state.changed_at:
+        return None
+    return f"older than the {state.state} of {state.changed_at.isoformat()} already applied"

@@ -128,12 +128,16 @@ class LifecycleStage:
             item.opened = True
         else:
             incident, change = apply(found.incident, alert, batch.now, hold=bool(item.hold))
-        if incident.is_open and batch.policy.stale_after is not None:
+        if incident.is_open and batch.policy.stale_after is not None and alert.cause is None:
             # Any delivery is activity, No Data included; the plan stage applies the
             # playbooks' own stale_after once it knows them.
             incident = replace(incident, stale_at=batch.now + batch.policy.stale_after)
         if item.membership is not None:
             incident = item.membership.applied(incident)
+        if alert.cause == "flap-quiet" and not incident.is_open and item.group is not None:
+            # Resolved once calm: the recovery itself came at the group's last change.
+            recovered = min(item.group.changed_at, batch.now)
+            incident = replace(incident, resolved_at=max(recovered, incident.opened_at))
         item.incident = incident
         if item.group is not None:
             item.group = replace(item.group, incident_id=incident.id)
@@ -152,4 +156,11 @@ class LifecycleStage:
         if change.kind == "incident.resolved":
             data["resolution"] = incident.resolution
         item.records.append(AuditRecord(change.kind, data, item.event.id, incident.id))
+        # What the stages before said about the incident while it had no id (opened now).
+        item.records[:] = [
+            replace(r, incident_id=incident.id)
+            if r.incident_id is None and r.kind.startswith("incident.")
+            else r
+            for r in item.records
+        ]
         return True

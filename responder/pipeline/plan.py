@@ -196,8 +196,8 @@ class PlanStage:
         """The stale timer from the incident's own playbooks, once they are known."""
         incident = item.incident
         assert incident is not None
-        if not incident.is_open:
-            return
+        if not incident.is_open or item.alert.cause is not None:
+            return  # only a delivery moves it: a timer's own event is no sign of life
         names = {run.playbook for run in earlier} | {p.name for p in item.matched}
         chosen = [p for p in batch.playbooks if p.name in names]
         after = batch.policy.stale_after_for(chosen)

@@ -144,6 +144,8 @@ class EventProcessor:
                 one.grouping = grouping_key(playbooks, one.alert)
         groupings = {one.grouping for one in items if one.grouping is not None}
         index = IncidentIndex.load(conn, [item.alert for item in items], groupings)
+        if any(one.alert.cause == "group-summary" for one in items):
+            index.load_members(conn)
         known = sorted(index.by_id)
         now = datetime.now(UTC)
         earlier = runs.primary_runs(conn, incident_ids=known)

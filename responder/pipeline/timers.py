@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
@@ -81,7 +82,17 @@ def _quiet_row(group: GroupRecord, holder: IncidentRecord, now: datetime) -> dic
     assert group.quiet_at is not None
     note = f"no state change since {group.changed_at.isoformat()}: flapping is over"
     state = Transition(group.state)
-    alert = _own_alert(holder, state, group.quiet_at, "flap-quiet", note)
+    # About the flapping monitor + scope itself, which need not be the one that opened its
+    # incident (a member of a grouped incident): correlated through the group, not a cycle.
+    monitor, _, scope = group.key.partition("|")
+    named = monitor.removeprefix("title:") if monitor.startswith("title:") else None
+    alert = replace(
+        _own_alert(holder, state, group.quiet_at, "flap-quiet", note),
+        monitor_id=None if named is not None else monitor,
+        monitor_name=named if named is not None else holder.monitor_name,
+        scope=scope,
+        cycle_key=None,
+    )
     digest = hashlib.sha256(group.key.encode()).hexdigest()[:24]
     fingerprint = f"timer:calm:{digest}:{group.quiet_at.timestamp()}"
     return _row(alert, fingerprint, {"incident_id": holder.id, "group": group.key}, now)

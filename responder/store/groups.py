@@ -8,11 +8,13 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from responder.domain import IncidentStatus
 from responder.records import GroupRecord
 from responder.store.db import Bulk, bulk_insert, bulk_update
-from responder.store.tables import AlertGroup
+from responder.store.tables import AlertGroup, Incident
 
 _GROUPS: sa.Table = AlertGroup.__table__  # type: ignore[attr-defined]
+_INCIDENTS: sa.Table = Incident.__table__  # type: ignore[attr-defined]
 _COLUMNS = (
     "state",
     "changed_at",
@@ -45,10 +47,15 @@ def of_incidents(conn: sa.Connection, *, ids: Iterable[int]) -> list[GroupRecord
 
 
 def quiet_due(conn: sa.Connection, *, now: datetime, limit: int) -> list[GroupRecord]:
-    """Flapping groups whose quiet timer has run out, oldest timer first."""
+    """Flapping groups whose quiet timer has run out, oldest timer first. Only those whose
+    incident is still open: one resolved otherwise (stale, its last member) has nothing
+    left to end, and its group settles with its next state change."""
+    still_open = sa.select(_INCIDENTS.c.id).where(
+        _INCIDENTS.c.status != IncidentStatus.RESOLVED.value
+    )
     query = (
         sa.select(_GROUPS)
-        .where(_GROUPS.c.quiet_at <= now)
+        .where(_GROUPS.c.quiet_at <= now, _GROUPS.c.incident_id.in_(still_open))
         .order_by(_GROUPS.c.quiet_at)
         .limit(limit)
     )
