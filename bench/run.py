@@ -757,6 +757,9 @@ def bench_e2e(plan: Plan, logs: Path) -> dict[str, Any]:
                 # would take half an hour. The sink has no such limit, and this measures
                 # our own latency, so pacing is off here (and on by default).
                 RESPONDER_SLACK_CHANNEL_INTERVAL="0",
+                # And each alert's own root message is what is timed: storm mode, which
+                # would tell all but the first few in one summary, is off here too.
+                RESPONDER_STORM_RATE="0",
             )
             server = Server("e2e", serve_argv(port), env, port, logs / "e2e.log")
             with running(server):

@@ -348,6 +348,9 @@ class Conversation:
     root: str  # opens the conversation; its first success is where the thread is
     reply: str  # tells the thread something (params: channel, notice)
     refresh: str  # rewrites the root message with the incident's links
+    # Storm mode: posts, then rewrites, one summary of a channel's alert storm instead of
+    # the roots it holds back (params: channel, update, figures). None: no storm mode.
+    summary: str | None = None
 
     @property
     def vendor(self) -> str:

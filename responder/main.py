@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp
 
 from integrations.datadog import datadog_actions, default_app_url
-from integrations.pagerduty import pagerduty_actions
+from integrations.pagerduty import TriggerAction, pagerduty_actions
 from integrations.slack import CONVERSATION, slack_actions
 from responder.actions import Registry
 from responder.metrics import Metrics
@@ -29,6 +29,7 @@ from responder.pipeline.policy import StreamPolicy
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.runner import ActionRunner
 from responder.pipeline.stages import Stage
+from responder.pipeline.storm import StormEndStage, StormStage
 from responder.pipeline.takeover import TakeOverStage
 from responder.pipeline.timers import TimerSweep
 from responder.pipeline.wakeup import Wakeup
@@ -117,12 +118,14 @@ def build_stages(
 ) -> list[Stage]:
     """The event pipeline, in order. A new stage is a module and a line here."""
     stages: list[Stage] = [
+        StormEndStage(max_age, CONVERSATION),  # first: a storm's end is no incident's news
         CorrelateStage(),
         FlapStage(),
         GroupStage(),
         LifecycleStage(),
         MatchStage(),
         PlanStage(registry, max_age, CONVERSATION),
+        StormStage(max_age, CONVERSATION, page=TriggerAction.name),
     ]
     if claimer is not None:
         stages.append(TakeOverStage(claimer))  # last: nothing after it may fail
@@ -184,7 +187,10 @@ class Service:
 
 def stream_policy(settings: Settings) -> StreamPolicy:
     return StreamPolicy(
-        reminder_interval=settings.reminder_interval, stale_after=settings.stale_after
+        reminder_interval=settings.reminder_interval,
+        stale_after=settings.stale_after,
+        storm_rate=settings.storm_rate,
+        storm_quiet=settings.storm_quiet,
     )
 
 

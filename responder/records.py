@@ -1,4 +1,5 @@
-"""The typed records that travel through the pipeline: an incident and an action run.
+"""The typed records that travel through the pipeline: an incident, an action run, a monitor
++ scope's group and a channel's storm.
 
 The store turns rows into these and back (`from_row` / `row`); everything between reads them
 by name. Frozen: a stage that changes an incident or a run makes a new record
@@ -8,7 +9,7 @@ by name. Frozen: a stage that changes an incident or a run makes a new record
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any, Self
 
@@ -102,6 +103,49 @@ class GroupRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StormRecord:
+    """One Slack channel (a `storm` row): its new incidents of the last minute, and the
+    storm it is in, if any, with what the storm's one summary message tells."""
+
+    channel: str  # the key: lower case, without "#"
+    name: str  # as the playbook writes it; where the summary goes
+    opens: tuple[datetime, ...]  # new incidents' times within the last minute, oldest first
+    started_at: datetime | None  # None: no storm now
+    quiet_at: datetime | None  # the storm ends if the channel stays calm until then
+    incidents: int  # new incidents of the storm (told in the summary, not in roots)
+    open_ids: tuple[int, ...]  # of them, those still open
+    affected: Mapping[str, int]  # service (else monitor) -> new incidents in the storm
+    paged: tuple[str, ...]  # routing keys paged during the storm
+    summary_incident_id: int | None  # the incident whose runs carry the summary
+    summary_run_id: int | None  # the summary's post; its updates continue it
+    pending_run_id: int | None  # the update still waiting for `next_update_at`
+    next_update_at: datetime | None  # the earliest the next update may go
+    updates: int  # summary runs planned in this storm (their keys count them)
+    updated_at: datetime
+
+    @property
+    def storming(self) -> bool:
+        return self.started_at is not None
+
+    def row(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in _STORM_FIELDS}
+        data["opens"] = [moment.isoformat() for moment in self.opens]
+        data["open_ids"] = list(self.open_ids)
+        data["affected"] = dict(self.affected)
+        data["paged"] = list(self.paged)
+        return data
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Self:
+        data = {name: row[name] for name in _STORM_FIELDS}
+        data["opens"] = tuple(datetime.fromisoformat(text) for text in row["opens"] or ())
+        data["open_ids"] = tuple(int(i) for i in row["open_ids"] or ())
+        data["affected"] = {str(k): int(v) for k, v in (row["affected"] or {}).items()}
+        data["paged"] = tuple(str(key) for key in row["paged"] or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """One planned outside call (an `action_run` row) and what has happened to it so far."""
 
@@ -151,3 +195,26 @@ class RunRecord:
 _INCIDENT_FIELDS = tuple(f.name for f in fields(IncidentRecord))
 _RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
 _GROUP_FIELDS = tuple(f.name for f in fields(GroupRecord))
+_STORM_FIELDS = tuple(f.name for f in fields(StormRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """What the incident holds after this event, for the lifecycle stage to write."""
+
+    grouping_key: str
+    members: int
+    firing: int
+    summary_at: datetime | None
+    summarized: int
+
+    def applied(self, incident: IncidentRecord) -> IncidentRecord:
+        summary_at = self.summary_at if incident.is_open else None
+        return replace(
+            incident,
+            grouping_key=self.grouping_key,
+            members=self.members,
+            firing=self.firing,
+            summary_at=summary_at,
+            summarized=self.summarized,
+        )

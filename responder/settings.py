@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     stale_after: timedelta | None = Field(
         timedelta(hours=24), validation_alias="RESPONDER_STALE_AFTER"
     )
+    # Not in the contract table: storm mode. Above `storm_rate` new incidents a minute in
+    # one Slack channel (0: never), that channel gets one storm summary instead of new root
+    # messages, until it has stayed at or below the rate for `storm_quiet`.
+    storm_rate: int = Field(10, ge=0, validation_alias="RESPONDER_STORM_RATE")
+    storm_quiet: timedelta = Field(timedelta(minutes=5), validation_alias="RESPONDER_STORM_QUIET")
 
     @field_validator("reminder_interval", mode="before")
     @classmethod
@@ -81,6 +86,11 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() == "off":
             return None
         return parse_duration(value, "RESPONDER_STALE_AFTER") if isinstance(value, str) else value
+
+    @field_validator("storm_quiet", mode="before")
+    @classmethod
+    def _storm_quiet(cls, value: object) -> object:
+        return parse_duration(value, "RESPONDER_STORM_QUIET") if isinstance(value, str) else value
 
     @property
     def webhook_tokens(self) -> list[str]:

@@ -16,7 +16,14 @@ from sqlmodel import SQLModel
 from responder.store import db, migrate
 from responder.store import tables as _tables  # noqa: F401 - registers the models
 
-MODEL_TABLES = {"alert_event", "incident", "action_run", "audit_entry", "alert_group"}
+MODEL_TABLES = {
+    "alert_event",
+    "incident",
+    "action_run",
+    "audit_entry",
+    "alert_group",
+    "storm",
+}
 
 
 @pytest.fixture

@@ -43,6 +43,9 @@ def start(db_url: str, slack: FakeSlack, port: int, log: Path) -> subprocess.Pop
         "RESPONDER_SLACK_API_URL": slack.base_url,
         "RESPONDER_LEASE_SECONDS": "3",  # a dead worker's runs come back quickly
         "RESPONDER_POLL_SECONDS": "0.1",
+        # Every alert's own root is what these tests count: storm mode (a summary instead
+        # of the roots above its rate) is off.
+        "RESPONDER_STORM_RATE": "0",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "responder.cli", "serve", "--port", str(port)],

@@ -531,7 +531,13 @@ def test_the_token_never_leaks(
 
 def test_without_a_token_actions_are_unconfigured_but_describe(fake: FakeSlack) -> None:
     unconfigured = actions(fake, token=None)
-    assert sorted(unconfigured) == ["slack.post", "slack.refresh", "slack.reply", "slack.resolve"]
+    assert sorted(unconfigured) == [
+        "slack.post",
+        "slack.refresh",
+        "slack.reply",
+        "slack.resolve",
+        "slack.storm",
+    ]
     assert all(a.configured is False for a in unconfigured.values())
     assert all(a.markup == "slack" for a in unconfigured.values())
     described = unconfigured["slack.post"].describe(ctx("slack.post", {"channel": "#ops"}))

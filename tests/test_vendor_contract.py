@@ -84,6 +84,13 @@ def _slack_root(actions: Actions) -> Mapping[str, Any]:
     return actions["slack.post"].execute(ctx("slack.post", SLACK_CHANNEL)).response
 
 
+SLACK_STORM = {**SLACK_CHANNEL, "started_at": "2026-11-18T12:00:00+00:00", "incidents": 12}
+
+
+def _slack_storm(actions: Actions) -> Mapping[str, Any]:
+    return actions["slack.storm"].execute(ctx("slack.storm", SLACK_STORM)).response
+
+
 SLACK: Vendor[FakeSlack] = Vendor(
     name="slack",
     secrets=(SLACK_TOKEN,),
@@ -105,6 +112,13 @@ SLACK: Vendor[FakeSlack] = Vendor(
             "slack.refresh",
             "slack.refresh",
             lambda a: ctx("slack.refresh", SLACK_CHANNEL, parent=_slack_root(a)),
+        ),
+        Case("slack.storm", "slack.storm", lambda a: ctx("slack.storm", SLACK_STORM)),
+        # The storm summary rewritten in place: a different request, the same rules.
+        Case(
+            "slack.storm:update",
+            "slack.storm",
+            lambda a: ctx("slack.storm", {**SLACK_STORM, "update": True}, parent=_slack_storm(a)),
         ),
     ),
 )

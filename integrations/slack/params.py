@@ -42,3 +42,20 @@ class ThreadParams(StepParams):
     # Our own words for the thread (a failed page, a failed workflow); plain text, escaped
     # when sent. Without it a reply describes the alert's transition.
     notice: str | None = None
+
+
+class StormParams(StepParams):
+    """`slack.storm`: a channel's storm summary, as storm mode plans it (not for playbooks).
+
+    The figures are the pipeline's at planning time; a later run rewrites the message."""
+
+    channel: str  # where the storm is, as the playbooks write it
+    update: bool = False  # False: post the summary; True: rewrite the one posted
+    started_at: str  # ISO 8601
+    ended_at: str | None = None  # set once the storm is over
+    incidents: int = 0  # new incidents told here instead of in their own root messages
+    open: int = 0  # of them, still open
+    pages: int = 0  # pages sent during the storm (one per routing key)
+    top: tuple[tuple[str, int], ...] = ()  # most affected services or monitors, raw text
+    rate: int = 0  # new incidents a minute above which the channel is in a storm
+    quiet: str = ""  # how long it must stay at or below that before the storm ends

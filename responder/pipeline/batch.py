@@ -1,5 +1,6 @@
 """One batch of processed events, gathered for its single write: the incidents opened and
-changed, the runs planned and cancelled, each event's result and the audit records."""
+changed, the runs planned and cancelled, the groups and storms changed, each event's result
+and the audit records."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from responder.pipeline.incidents import IncidentIndex
 from responder.pipeline.jobs import Taken
 from responder.pipeline.plan import WITHDRAWN_REASON
 from responder.pipeline.stages import Batch, EventItem
+from responder.pipeline.stormbook import StormBook
 from responder.records import IncidentRecord, RunRecord
 from responder.redact import Redactor
-from responder.store import audit, events, groups, incidents, runs
+from responder.store import audit, events, groups, incidents, runs, storms
 from responder.store.audit import AuditRecord, PreparedRecord
 from responder.store.db import Bulk, run_bulk
 from responder.store.events import EventResult
@@ -29,6 +31,7 @@ class BatchWrite:
     def __init__(self, engine: sa.Engine, redactor: Redactor, now: datetime) -> None:
         self._engine = engine
         self._index: IncidentIndex | None = None  # the batch's, whose changed groups it writes
+        self._storms: StormBook | None = None  # the batch's, whose changed storms it writes
         self._redactor = redactor
         self.now = now
         self.opened: dict[int, IncidentRecord] = {}
@@ -62,6 +65,7 @@ class BatchWrite:
         self._index = batch.incidents
         if item.group is not None:
             batch.incidents.keep_group(item.group)
+        self._keep_storms(item, batch)
         if incident is not None:
             if item.withdrawn:
                 batch.queued.pop(incident.id, None)  # nothing left for a later recovery
@@ -86,6 +90,15 @@ class BatchWrite:
             )
         )
 
+    def _keep_storms(self, item: EventItem, batch: Batch) -> None:
+        self._storms = batch.storms
+        planned = {run.id for run in item.runs}
+        for storm in item.storms.values():
+            batch.storms.keep(storm)
+            if storm.pending_run_id in planned:
+                batch.storms.planned.add(storm.pending_run_id)
+        batch.storms.params.update(item.refreshed)
+
     def fail(self, result: EventResult, data: Mapping[str, Any]) -> None:
         self.failed += 1
         self.records.append(AuditRecord("event.failed", data, result.id))
@@ -98,8 +111,20 @@ class BatchWrite:
         if self.changed:
             ordered = [self.changed[i] for i in sorted(self.changed)]
             self._bulks.append(incidents.update(self._engine, ordered))
+        refreshed = dict(self._storms.params) if self._storms is not None else {}
+        if refreshed:
+            # A summary update planned by this very batch is inserted with its newest figures.
+            self.runs = [
+                replace(run, params=refreshed.pop(run.id)) if run.id in refreshed else run
+                for run in self.runs
+            ]
         if self.runs:
             self._bulks.append(runs.insert(self._engine, self.runs))
+        if refreshed:
+            rows = [{"id": run_id, "params": params} for run_id, params in refreshed.items()]
+            self._bulks.append(runs.refresh_params(self._engine, rows))
+        if self._storms is not None and self._storms.changed:
+            self._bulks.append(storms.upsert(self._engine, self._storms.changed_storms()))
         if self._index is not None:
             index = self._index
             changed = [index.groups[key] for key in sorted(index.changed_groups)]

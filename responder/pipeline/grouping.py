@@ -15,39 +15,17 @@ first alert is told at once, and the rest join it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 
 from responder.domain import Alert, Transition
 from responder.pipeline.stages import Batch, EventItem
 from responder.playbooks.matcher import matches
 from responder.playbooks.schema import Playbook
-from responder.records import GroupRecord, IncidentRecord
+from responder.records import GroupRecord, IncidentRecord, Membership
 from responder.store.audit import AuditRecord
 
 _SHOWN = 10  # members named in one summary; the rest are counted
-
-
-@dataclass(frozen=True, slots=True)
-class Membership:
-    """What the incident holds after this event, for the lifecycle stage to write."""
-
-    grouping_key: str
-    members: int
-    firing: int
-    summary_at: datetime | None
-    summarized: int
-
-    def applied(self, incident: IncidentRecord) -> IncidentRecord:
-        summary_at = self.summary_at if incident.is_open else None
-        return replace(
-            incident,
-            grouping_key=self.grouping_key,
-            members=self.members,
-            firing=self.firing,
-            summary_at=summary_at,
-            summarized=self.summarized,
-        )
 
 
 def grouping_key(playbooks: Sequence[Playbook], alert: Alert) -> str | None:

@@ -27,6 +27,7 @@ from responder.pipeline.incidents import IncidentIndex
 from responder.pipeline.jobs import Taken
 from responder.pipeline.policy import StreamPolicy
 from responder.pipeline.stages import Batch, EventItem, Stage, run_chain
+from responder.pipeline.stormbook import StormBook
 from responder.playbooks.schema import Playbook
 from responder.records import RunRecord
 from responder.redact import Redactor
@@ -152,7 +153,16 @@ class EventProcessor:
         queued: dict[int, list[RunRecord]] = {}
         if any(item.alert.transition is Transition.RECOVERED for item in items):
             queued = runs.queued_reminders(conn, incident_ids=known, transitions=_REPEATS)
-        batch = Batch(now, RowIds(conn), index, earlier, playbooks, self._policy, queued)
+        batch = Batch(
+            now,
+            RowIds(conn),
+            index,
+            earlier,
+            playbooks,
+            self._policy,
+            queued,
+            StormBook.reading(conn, now),
+        )
         write = BatchWrite(self._engine, self._redactor, now)
         for event, item in parsed:
             try:

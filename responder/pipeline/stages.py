@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from responder.domain import Alert
 from responder.pipeline.policy import StreamPolicy
-from responder.records import GroupRecord, IncidentRecord, RunRecord
+from responder.pipeline.stormbook import StormBook
+from responder.records import GroupRecord, IncidentRecord, Membership, RunRecord, StormRecord
 from responder.store.audit import AuditRecord
 from responder.store.events import StoredEvent
 
 if TYPE_CHECKING:
-    from responder.pipeline.grouping import Membership
     from responder.pipeline.incidents import Correlation, IncidentIndex
     from responder.pipeline.jobs import Taken
     from responder.playbooks.schema import Playbook
@@ -45,6 +45,8 @@ class Batch:
     policy: StreamPolicy = field(default_factory=StreamPolicy)
     # Reminders still waiting to go, of the incidents this batch recovers (cancelled then).
     queued: dict[int, list[RunRecord]] = field(default_factory=dict)
+    # The channels' storms (storm mode), read when a stage first asks.
+    storms: StormBook = field(default_factory=StormBook)
 
 
 @dataclass(slots=True)
@@ -70,6 +72,10 @@ class EventItem:
     refresh_root: bool = False  # rewrite the thread's root message (its counts changed)
     grouping: str | None = None  # the grouped incident it would join (its playbook's group_by)
     membership: Membership | None = None  # what a grouped incident holds after this event
+    # Channels' storms after this event, by channel, to keep in the batch (storm mode); and
+    # new params for summary updates still waiting, by run id.
+    storms: dict[str, StormRecord] = field(default_factory=dict)
+    refreshed: dict[int, dict[str, Any]] = field(default_factory=dict)
     taken: list[Taken] = field(default_factory=list)  # runs claimed as they were planned
     errors: list[str] = field(default_factory=list)  # templates that failed to render
     outcome: dict[str, Any] | None = None  # set by a stage that drops the event

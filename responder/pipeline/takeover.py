@@ -28,7 +28,9 @@ class TakeOverStage:
         lanes: set[str] = set()
         for index, run in enumerate(item.runs):
             due = run.state == RunState.PENDING and run.scheduled_at <= batch.now
-            if not due or run.lane in lanes:
+            # Only the new incident's own lanes are fresh: a run it planned for another
+            # incident's lane (a storm summary's update) may queue behind earlier ones.
+            if not due or run.lane in lanes or run.incident_id != incident.id:
                 continue
             lanes.add(run.lane)
             try:

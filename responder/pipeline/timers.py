@@ -1,13 +1,13 @@
 """Durable timers: an incident gone stale, a flapping monitor calm again, a grouped
-incident's new members to summarise.
+incident's new members to summarise, a channel's alert storm over.
 
 A timer is a column in the database (`incident.stale_at`, `alert_group.quiet_at`,
-`incident.summary_at`), so it
-survives restarts. When one runs out, the sweep stores an event of our own making into the
-same stream as Datadog's deliveries, keyed by timer and due time: however many workers
-sweep, the event is stored once (the fingerprint is unique), and the pipeline then handles
-it in order with everything else, audited like any delivery. An event whose reason went
-away meanwhile (a delivery came, the monitor changed state) is ignored when processed.
+`incident.summary_at`, `storm.quiet_at`), so it survives restarts. When one runs out, the
+sweep stores an event of our own making into the same stream as Datadog's deliveries, keyed
+by timer and due time: however many workers sweep, the event is stored once (the
+fingerprint is unique), and the pipeline then handles it in order with everything else,
+audited like any delivery. An event whose reason went away meanwhile (a delivery came, the
+monitor changed state, the channel got busy again) is ignored when processed.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import structlog
 
 from responder.actions import format_duration
 from responder.domain import Alert, Transition, alert_to_json, tag_map
-from responder.records import GroupRecord, IncidentRecord
-from responder.store import events, groups, incidents
+from responder.pipeline.storm import STORM_QUIET
+from responder.records import GroupRecord, IncidentRecord, StormRecord
+from responder.store import events, groups, incidents, storms
 from responder.store.db import transaction
 
 log = structlog.get_logger(__name__)
@@ -52,6 +53,8 @@ class TimerSweep:
                 rows.append(_quiet_row(group, holder, now))
             for incident in incidents.summary_due(conn, now=now, limit=_BATCH):
                 rows.append(_summary_row(incident, now))
+            for storm, holder in _storms_over(conn, now):
+                rows.append(_storm_row(storm, holder, now))
             stored = events.store_own(conn, rows) if rows else 0
         if stored:
             log.info("timers.fired", events=stored)
@@ -66,6 +69,13 @@ def _calm(conn: sa.Connection, now: datetime) -> list[tuple[GroupRecord, Inciden
     due = groups.quiet_due(conn, now=now, limit=_BATCH)
     holders = incidents.by_ids(conn, ids=[g.incident_id for g in due if g.incident_id])
     return [(g, holders[g.incident_id]) for g in due if g.incident_id in holders]
+
+
+def _storms_over(conn: sa.Connection, now: datetime) -> list[tuple[StormRecord, IncidentRecord]]:
+    due = storms.quiet_due(conn, now=now, limit=_BATCH)
+    ids = [s.summary_incident_id for s in due if s.summary_incident_id is not None]
+    holders = incidents.by_ids(conn, ids=ids)
+    return [(s, holders[s.summary_incident_id]) for s in due if s.summary_incident_id in holders]
 
 
 def _stale_row(incident: IncidentRecord, now: datetime) -> dict[str, object]:
@@ -105,6 +115,21 @@ def _summary_row(incident: IncidentRecord, now: datetime) -> dict[str, object]:
     alert = _own_alert(incident, Transition.TRIGGERED, incident.summary_at, "group-summary", note)
     fingerprint = f"timer:summary:{incident.id}:{incident.summary_at.timestamp()}"
     return _row(alert, fingerprint, {"incident_id": incident.id}, now)
+
+
+def _storm_row(storm: StormRecord, holder: IncidentRecord, now: datetime) -> dict[str, object]:
+    """The storm's end, about the incident that carries its summary (the event needs an
+    incident to read as; the storm stage takes it by its channel, whatever that incident's
+    state by now)."""
+    assert storm.quiet_at is not None
+    note = f"no more than the storm rate of new incidents in {storm.name}: the storm is over"
+    alert = _own_alert(
+        holder, Transition(holder.last_transition), storm.quiet_at, STORM_QUIET, note
+    )
+    digest = hashlib.sha256(storm.channel.encode()).hexdigest()[:24]
+    fingerprint = f"timer:storm:{digest}:{storm.quiet_at.timestamp()}"
+    about = {"incident_id": holder.id, "channel": storm.channel}
+    return _row(alert, fingerprint, about, now)
 
 
 def _own_alert(

@@ -54,6 +54,13 @@ def finish(engine: sa.Engine, rows: Sequence[dict[str, object]]) -> Bulk:
     return bulk_update(engine, _RUNS, FINISH_VALUES, _FINISH_WHERE, rows)
 
 
+def refresh_params(engine: sa.Engine, rows: Sequence[dict[str, object]]) -> Bulk:
+    """New params for runs still waiting ({"id", "params"}): a run already claimed keeps
+    what it was claimed with (the storm summary's coalesced update)."""
+    guarded = [{**row, "was_state": _PENDING} for row in rows]
+    return bulk_update(engine, _RUNS, ("params",), {"id": "id", "state": "was_state"}, guarded)
+
+
 def by_ids(conn: sa.Connection, *, ids: Iterable[int]) -> dict[int, RunRecord]:
     wanted = sorted(set(ids))
     if not wanted:

@@ -129,6 +129,28 @@ class AlertGroup(SQLModel, table=True):
     joined_at: datetime | None = _ts(nullable=True)  # when it joined that incident
 
 
+class Storm(SQLModel, table=True):
+    """One Slack channel's recent new incidents, and its storm while one lasts."""
+
+    __tablename__ = "storm"
+
+    channel: str = Field(max_length=200, primary_key=True)  # lower case, without "#"
+    name: str = Field(max_length=200)  # as the playbook writes it: where the summary goes
+    opens: list[str] | None = _json()  # new incidents' times within the last minute
+    started_at: datetime | None = _ts(nullable=True)  # None: no storm now
+    quiet_at: datetime | None = _ts(nullable=True, index=True)  # the storm ends if calm until
+    incidents: int = Field(default=0)  # new incidents told in the summary, not in roots
+    open_ids: list[int] | None = _json()  # of them, the incidents still open
+    affected: dict[str, Any] | None = _json()  # service or monitor -> new incidents
+    paged: list[str] | None = _json()  # routing keys paged during the storm
+    summary_incident_id: int | None = Field(default=None)  # whose runs carry the summary
+    summary_run_id: int | None = Field(default=None)  # the summary's post: updates follow it
+    pending_run_id: int | None = Field(default=None)  # the update waiting for its turn
+    next_update_at: datetime | None = _ts(nullable=True)  # when that update may go
+    updates: int = Field(default=0)  # summary runs planned in this storm
+    updated_at: datetime = _ts(index=True)
+
+
 class ActionRun(SQLModel, table=True):
     """The durable outbox: one planned outside call and everything that happened to it."""
 

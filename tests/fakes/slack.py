@@ -83,6 +83,7 @@ class FakeSlack(LocalServer):
         self._calls: list[tuple[str, Params]] = []
         self._last_post: dict[str, float] = {}
         self._rate_limited = False
+        self.rate_limited = 0  # chat.postMessage calls answered 429 by the per-channel limit
         self._clock = 1795384800_000000  # microseconds; every message gets the next 100
         self._methods: dict[str, Callable[[Params], dict[str, Any]]] = {
             "auth.test": self._auth_test,
@@ -298,6 +299,7 @@ class FakeSlack(LocalServer):
             return
         now = time.monotonic()
         if now - self._last_post.get(channel, float("-inf")) < 1.0:
+            self.rate_limited += 1
             raise SlackError("ratelimited", 429, {"Retry-After": "1"})
         self._last_post[channel] = now
 

@@ -1,0 +1,65 @@
+"""The channels' storms one batch touches (storm mode), read when first asked for.
+
+Which channels a batch touches is known only once its playbooks are rendered, so the book
+reads the live rows (channels in a storm, or with a new incident within the rate window)
+the first time a stage asks, in the batch's own connection: a batch that opens no incident
+reads nothing. Stages put what changed on their event (`EventItem.storms`); the batch keeps
+it here once the event went through (`BatchWrite.keep`) and writes it back with the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from responder.domain import RunState
+from responder.records import StormRecord
+from responder.store import runs, storms
+
+WINDOW = timedelta(minutes=1)  # the rate is new incidents per minute
+
+
+class StormBook:
+    def __init__(
+        self,
+        load: Callable[[], Mapping[str, StormRecord]] | None = None,
+        waiting: Callable[[int], bool] | None = None,
+    ) -> None:
+        self._load = load
+        self._waiting = waiting
+        self._storms: dict[str, StormRecord] | None = None
+        self.changed: set[str] = set()  # channels to write back
+        self.planned: set[int] = set()  # summary runs planned by this batch, not stored yet
+        self.params: dict[int, dict[str, Any]] = {}  # new params of waiting summary updates
+
+    @classmethod
+    def reading(cls, conn: sa.Connection, now: datetime) -> StormBook:
+        def waiting(run_id: int) -> bool:
+            found = runs.by_ids(conn, ids=[run_id]).get(run_id)
+            return found is not None and found.state == RunState.PENDING and found.not_before > now
+
+        return cls(lambda: storms.live(conn, since=now - WINDOW), waiting)
+
+    def all(self) -> dict[str, StormRecord]:
+        if self._storms is None:
+            self._storms = dict(self._load()) if self._load is not None else {}
+        return self._storms
+
+    def get(self, channel: str) -> StormRecord | None:
+        return self.all().get(channel)
+
+    def keep(self, storm: StormRecord) -> None:
+        self.all()[storm.channel] = storm
+        self.changed.add(storm.channel)
+
+    def waiting(self, run_id: int) -> bool:
+        """Whether a summary update has not gone yet, so that new figures may still join it."""
+        if run_id in self.planned:
+            return True
+        return self._waiting(run_id) if self._waiting is not None else False
+
+    def changed_storms(self) -> list[StormRecord]:
+        return [self.all()[channel] for channel in sorted(self.changed)]
