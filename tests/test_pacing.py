@@ -114,3 +114,10 @@ def test_a_run_that_went_late_pushes_the_next_one_back() -> None:
     assert pacer.slot("C1", 1.0, 3, NOW + 2450 * MS) is None
     # And a newcomer is booked after that.
     assert pacer.slot("C1", 1.0, 4, NOW + 2450 * MS) == NOW + 3450 * MS
+
+
+def test_a_call_that_leaves_later_than_its_slot_moves_the_interval() -> None:
+    pacer = Pacer()
+    assert pacer.slot("C1", 1.0, 1, NOW) is None  # taken as its batch began...
+    pacer.went("C1", 1.0, NOW + 300 * MS)  # ...and sent once the batch was committed
+    assert pacer.slot("C1", 1.0, 2, NOW + 400 * MS) == NOW + 1300 * MS

@@ -40,7 +40,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Vendors]:
 
 
 def fraud(samples_dir: Path, number: int, transition: str = "Triggered") -> dict[str, Any]:
-    """The fraud sample as another monitor on another host: an incident of its own."""
+    """The fraud sample as another monitor of another service: an incident of its own (the
+    security playbook groups by service and env)."""
     name = "triggered" if transition == "Triggered" else "recovered"
     body = sample(samples_dir, f"fraud-detection-down.{name}")
     body["id"] = f"88{number:05d}{0 if transition == 'Triggered' else 1}"
@@ -49,6 +50,7 @@ def fraud(samples_dir: Path, number: int, transition: str = "Triggered") -> dict
         scope=f"host:fraud-{number:02d}",
         cycle_key=f"77165482340{number:08d}",
     )
+    body["tags"] = body["tags"].replace("service:fraud", f"service:fraud-{number:02d}")
     moment = int(sample(samples_dir, "fraud-detection-down.triggered")["date"]) + number * 100
     if transition != "Triggered":
         moment += 600_000

@@ -55,6 +55,15 @@ class Pacer:
             self._booked[run_id] = start
             return start
 
+    def went(self, key: str, interval: float, at: datetime) -> None:
+        """A call of `key` leaves at `at`, later than its slot was taken (a run taken over
+        as it was planned goes only once its batch is committed): what follows keeps the
+        interval from then."""
+        with self._lock:
+            self._went[key] = max(self._went.get(key, at), at)
+            after = at + timedelta(seconds=interval)
+            self._next_free[key] = max(self._next_free.get(key, after), after)
+
     def release(self, run_id: int) -> None:
         """Forget a booking whose run will not come back (settled some other way)."""
         with self._lock:

@@ -56,6 +56,7 @@ class ActionRunner:
             engine, registry, redactor, metrics, alerts, owner=owner, lease=lease
         )
         self._executor = Executor(registry, redactor, metrics, wakeup, threads)
+        self._registry = registry
         self._recorder = Recorder(engine, redactor, metrics, owner, rules)
 
     @property
@@ -75,9 +76,14 @@ class ActionRunner:
 
     def start(self, taken: Sequence[Taken]) -> None:
         """Start runs claimed as they were planned, once their rows are committed."""
+        now = datetime.now(UTC)
         for item in taken:
             if item.settled is not None:
                 count(self._metrics, item.run, item.settled)
+            elif item.job is not None:
+                pace = self._registry.get(item.run.action).pace(item.job.ctx)
+                if pace is not None:  # its slot was taken when the batch began
+                    self.claimer.pacer.went(pace.key, pace.interval, now)
         self._executor.submit([item.job for item in taken if item.job is not None])
 
     def dispatch(self, rounds: int = 20) -> Dispatched:
