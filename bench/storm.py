@@ -620,9 +620,13 @@ def database_figures(engine: sa.Engine) -> dict[str, Any]:
         attempts = scalar(conn, "SELECT coalesce(sum(attempts), 0) FROM action_run")
         audit = counts(conn, "SELECT kind, count(*) FROM audit_entry GROUP BY kind")
         finals = ", ".join(f"'{k}'" for k in FINAL_RUN_KINDS)
+        # A run held back as it was planned (storm mode) ends with its `run.suppressed` row.
         runs_with_final = scalar(
             conn,
-            f"SELECT count(DISTINCT run_id) FROM audit_entry WHERE kind IN ({finals})",
+            "SELECT count(DISTINCT a.run_id) FROM audit_entry a"
+            " JOIN action_run r ON r.id = a.run_id"
+            f" WHERE a.kind IN ({finals})"
+            " OR (a.kind = 'run.suppressed' AND r.state = 'cancelled')",
         )
         runs_with_audit = scalar(
             conn, "SELECT count(DISTINCT run_id) FROM audit_entry WHERE run_id IS NOT NULL"

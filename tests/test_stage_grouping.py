@@ -139,3 +139,15 @@ def test_a_timer_event_is_no_sign_of_life_for_the_stale_timer(playbooks: list[Pl
     current = chain(item(timer), shared, playbooks)
     assert current.incident is not None
     assert current.incident.stale_at == stale_at  # unmoved: only a delivery moves it
+
+
+def test_a_members_change_is_told_with_the_others(playbooks: list[Playbook]) -> None:
+    shared = batch(incidents=[grouped(firing=1)], playbooks=playbooks)
+    shared.incidents.groups[member("web-1").key] = member("web-1")
+    shared.incidents.groups[member("web-2", "Recovered").key] = member("web-2", "Recovered")
+    again = host("web-2", tags="env:prod,service:checkout", cycle="another-cycle")
+    current = chain(again, shared, playbooks)
+    assert current.incident is not None
+    assert (current.incident.members, current.incident.firing) == (2, 2)
+    assert current.quiet == "grouped: members' changes are told in the thread together"
+    assert current.incident.summary_at == NOW + timedelta(minutes=2)

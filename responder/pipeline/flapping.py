@@ -87,11 +87,12 @@ class FlapStage:
             data = {"changes": len(changes), "window": window, "quiet": quiet}
             record = AuditRecord("incident.flapping", data, item.event.id, _incident_id(item))
             item.records.append(record)
-            item.notes.append(
-                f"🔁 Flapping: {len(changes)} state changes within {window}. This incident"
-                f" stays open and holds every change; the thread hears again once the"
-                f" monitor has been calm for {quiet}."
-            )
+            if not _in_group(item):  # a grouped incident's thread hears its members together
+                item.notes.append(
+                    f"🔁 Flapping: {len(changes)} state changes within {window}. This"
+                    f" incident stays open and holds every change; the thread hears again"
+                    f" once the monitor has been calm for {quiet}."
+                )
 
     def _calm(self, item: EventItem, group: GroupRecord) -> None:
         # Our clock on both sides: the timer's due time, and when the last change was applied
@@ -104,9 +105,19 @@ class FlapStage:
         item.records.append(record)
         if still:
             item.quiet = "flapping is over while it still fires: the note says so"
+        if _in_group(item):
+            return
+        if still:
             item.notes.append(f"✅ No longer flapping: calm for {calm_for}, still {group.state}.")
         else:
             item.notes.append(f"✅ No longer flapping: recovered and calm for {calm_for}.")
+
+
+def _in_group(item: EventItem) -> bool:
+    """Whether the event is one member's among several of a grouped incident, whose thread
+    hears its members together (a group of one is told like any incident)."""
+    found = item.correlation.incident if item.correlation else None
+    return found is not None and found.grouping_key is not None and found.members > 1
 
 
 def _held_here(item: EventItem, group: GroupRecord | None) -> bool:

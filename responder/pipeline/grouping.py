@@ -95,10 +95,17 @@ class GroupStage:
             data = {"member": key, "grouping": incident.grouping_key, "members": members}
             item.records.append(AuditRecord("incident.grouped", data, item.event.id, incident.id))
             item.quiet = "grouped: new members are told in the thread together"
+        # A group of one is told like any incident; with several, members' changes are news
+        # for the summary, not one reply each.
+        changed = item.alert.cause is None and item.alert.transition.changes_state
+        changed = changed and members > 1
+        if changed and not joined and not (recovered and firing == 0):
+            # A member firing again, warning, recovering while others fire: told together.
+            item.quiet = "grouped: members' changes are told in the thread together"
         if recovered and firing > 0:
             item.hold = f"{firing} of {members} grouped alerts still fire"
             item.quiet = "grouped: recoveries are told in the thread together"
-        if (joined or recovered) and summary_at is None and firing > 0:
+        if (joined or changed) and summary_at is None and firing > 0:
             summary_at = batch.now + window
         item.membership = Membership(
             incident.grouping_key, members, firing, summary_at, incident.summarized
