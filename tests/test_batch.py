@@ -19,13 +19,17 @@ from responder.pipeline.stages import Batch, EventItem, Stage, run_chain
 from responder.pipeline.takeover import TakeOverStage
 from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
+from responder.store import audit as audit_log
 from responder.store.audit import AuditRecord
+from responder.store.db import create_engine, transaction
 from responder.store.events import EventResult
+from responder.store.tables import ActionRun, AuditEntry
 from tests.stagekit import (
     CYCLE,
     MAX_AGE,
     MONITOR_ID,
     NOW,
+    Counter,
     alert,
     batch,
     claimer_for,
@@ -264,3 +268,47 @@ def test_a_resolved_incident_stays_out_of_the_open_groups(engine: sa.Engine) -> 
     assert fresh.opened
     assert fresh.incident is not None and fresh.incident.id == 100
     assert set(write.opened) == {100} and set(write.changed) == {7}
+
+
+def test_a_run_leased_before_the_write_is_not_recorded_as_cancelled(
+    migrated_url: str, playbooks: list[Playbook]
+) -> None:
+    engine = create_engine(migrated_url)
+    try:
+        first = BatchWrite(engine, Redactor([]), NOW)
+        opened = through(first, batch(playbooks=playbooks), item(alert(), 1))
+        first.prepare()
+        with transaction(engine) as conn:
+            first.apply(conn)
+        delayed = opened.runs[1]
+        assert delayed.scheduled_at > NOW  # the `after: 10m` step
+        runs_table = ActionRun.__table__  # type: ignore[attr-defined]
+        shared = batch(
+            incidents=[first.opened[100]],
+            earlier={100: list(opened.runs)},
+            ids=Counter(incident=200, action_run=600),
+        )
+        second = BatchWrite(engine, Redactor([]), NOW)
+        recovery = through(second, shared, item(alert("Recovered"), 2))
+        assert [r.id for r in recovery.cancelled] == [delayed.id]
+        second.prepare()
+        with transaction(engine) as conn:  # a worker leases it between decision and write
+            conn.execute(
+                sa.update(runs_table).where(runs_table.c.id == delayed.id).values(state="running")
+            )
+            second.apply(conn)
+        entries = AuditEntry.__table__  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            state = conn.execute(
+                sa.select(runs_table.c.state).where(runs_table.c.id == delayed.id)
+            ).scalar_one()
+            kinds = list(
+                conn.execute(
+                    sa.select(entries.c.kind).where(entries.c.run_id == delayed.id)
+                ).scalars()
+            )
+            assert audit_log.verify(conn).ok
+        assert state == "running"  # left to finish
+        assert "run.cancelled" not in kinds and kinds[-1] == "run.not_cancelled"
+    finally:
+        engine.dispose()

@@ -141,9 +141,33 @@ class BatchWrite:
         """The whole batch in a handful of bulk statements."""
         for bulk in self._bulks:
             run_bulk(conn, bulk)
-        runs.cancel_pending(conn, ids=self.cancelled, now=self.now, reason=CANCELLED_REASON)
-        runs.cancel_pending(conn, ids=self.withdrawn, now=self.now, reason=WITHDRAWN_REASON)
-        audit.append_prepared(conn, self._prepared)
+        wanted = {CANCELLED_REASON: self.cancelled, WITHDRAWN_REASON: self.withdrawn}
+        missed: set[int] = set()
+        for reason, ids in wanted.items():
+            done = runs.cancel_pending(conn, ids=ids, now=self.now, reason=reason)
+            missed |= set(ids) - done
+        audit.append_prepared(conn, self._told(missed))
+
+    def _told(self, missed: set[int]) -> list[PreparedRecord]:
+        """The audit records, true to what the write did: a run a worker leased between the
+        decision and this write was not cancelled, and the record says it went on."""
+        if not missed:
+            return self._prepared
+        dropped = {
+            r.run_id: r for r in self._prepared if r.kind == "run.cancelled" and r.run_id in missed
+        }
+        kept = [r for r in self._prepared if r.run_id not in dropped or r.kind != "run.cancelled"]
+        late = [
+            AuditRecord(
+                "run.not_cancelled",
+                {"reason": "it had already started when the cancellation was written"},
+                record.event_id,
+                record.incident_id,
+                run_id,
+            )
+            for run_id, record in sorted(dropped.items(), key=lambda pair: pair[0] or 0)
+        ]
+        return kept + audit.prepare(late, self._redactor)
 
 
 def _outcome(item: EventItem) -> dict[str, Any]:

@@ -196,13 +196,20 @@ def defer(conn: sa.Connection, *, until: Sequence[tuple[int, datetime]]) -> None
         conn.execute(_DEFER, [{"b_id": run_id, "not_before": when} for run_id, when in until])
 
 
-def cancel_pending(conn: sa.Connection, *, ids: Sequence[int], now: datetime, reason: str) -> None:
-    if ids:
-        conn.execute(
-            sa.update(_RUNS)
-            .where(_RUNS.c.id.in_(ids), _RUNS.c.state == _PENDING)
-            .values(state=RunState.CANCELLED.value, finished_at=now, last_error=reason)
-        )
+def cancel_pending(
+    conn: sa.Connection, *, ids: Sequence[int], now: datetime, reason: str
+) -> set[int]:
+    """Cancel the runs still pending; returns those cancelled (one a worker leased since
+    it was decided has started, and is left to finish)."""
+    if not ids:
+        return set()
+    done = conn.execute(
+        sa.update(_RUNS)
+        .where(_RUNS.c.id.in_(ids), _RUNS.c.state == _PENDING)
+        .values(state=RunState.CANCELLED.value, finished_at=now, last_error=reason)
+        .returning(_RUNS.c.id)
+    )
+    return set(done.scalars())
 
 
 def first_succeeded(
