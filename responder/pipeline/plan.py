@@ -13,6 +13,7 @@ are sent. Every follow-up not planned is audited as suppressed, with the reason.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -113,16 +114,8 @@ class PlanStage:
                     AuditRecord("run.suppressed", data, item.event.id, incident.id, run.id)
                 )
                 continue
-            follow_up = self._run(
-                item,
-                batch,
-                follow.action,
-                due=batch.now,
-                playbook=(run.playbook, run.playbook_hash, run.step),
-                key=f"f:{run.id}:{item.event.id}",
-                parent_id=run.id,
-            )
-            item.runs.append(replace(follow_up, params=dict(follow.params)))
+            key = f"f:{run.id}:{item.event.id}"
+            item.runs.append(self._continuing(item, batch, run, follow.action, key, follow.params))
             planned = True
             if reminder and self._conversation and run.action == self._conversation.root:
                 item.runs.append(self._refresh(item, batch, run))
@@ -147,18 +140,11 @@ class PlanStage:
     def _refresh(self, item: EventItem, batch: Batch, root: RunRecord) -> RunRecord:
         """The root message rewritten, so it shows the repeats so far."""
         assert self._conversation is not None
-        run = self._run(
-            item,
-            batch,
-            self._conversation.refresh,
-            due=batch.now,
-            playbook=(root.playbook, root.playbook_hash, root.step),
-            key=f"f:refresh:{root.id}:{item.event.id}",
-            parent_id=root.id,
-        )
+        key = f"f:refresh:{root.id}:{item.event.id}"
+        run = self._continuing(item, batch, root, self._conversation.refresh, key, root.params)
         # The root's own event: the root is rebuilt from the alert that opened it, not
         # from the reminder's (whose title reads "[Renotify] ...").
-        return replace(run, params=dict(root.params), event_id=root.event_id)
+        return replace(run, event_id=root.event_id)
 
     def _notes(self, item: EventItem, batch: Batch, runs: list[RunRecord]) -> None:
         talk = self._conversation
@@ -178,17 +164,9 @@ class PlanStage:
         if root is None:
             return  # no thread: the audit log holds what the note would have said
         for index, note in enumerate(item.notes):
-            run = self._run(
-                item,
-                batch,
-                talk.reply,
-                due=batch.now,
-                playbook=(root.playbook, root.playbook_hash, root.step),
-                key=f"n:note:{root.id}:{item.event.id}:{index}",
-                parent_id=root.id,
-            )
-            params: dict[str, Any] = {"channel": root.params.get("channel", ""), "notice": note}
-            item.runs.append(replace(run, params=params))
+            key = f"n:note:{root.id}:{item.event.id}:{index}"
+            params = {"channel": root.params.get("channel", ""), "notice": note}
+            item.runs.append(self._continuing(item, batch, root, talk.reply, key, params))
         if item.refresh_root and talk.refresh in self._registry.names():
             item.runs.append(self._refresh(item, batch, root))
 
@@ -204,6 +182,27 @@ class PlanStage:
         stale_at = batch.now + after if after is not None else None
         if stale_at != incident.stale_at:
             item.incident = replace(incident, stale_at=stale_at)
+
+    def _continuing(
+        self,
+        item: EventItem,
+        batch: Batch,
+        parent: RunRecord,
+        action: str,
+        key: str,
+        params: Mapping[str, Any],
+    ) -> RunRecord:
+        """A run due now that continues `parent` (a follow-up, a note, a refresh)."""
+        run = self._run(
+            item,
+            batch,
+            action,
+            due=batch.now,
+            playbook=(parent.playbook, parent.playbook_hash, parent.step),
+            key=key,
+            parent_id=parent.id,
+        )
+        return replace(run, params=dict(params))
 
     def _run(
         self,

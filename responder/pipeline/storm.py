@@ -206,24 +206,24 @@ def _current(item: EventItem, batch: Batch, channel: str) -> StormRecord | None:
     return item.storms.get(channel) or batch.storms.get(channel)
 
 
+# A channel in no storm: what `_calm` resets and a channel seen for the first time starts as.
+_NO_STORM: dict[str, Any] = {
+    "started_at": None,
+    "quiet_at": None,
+    "incidents": 0,
+    "open_ids": (),
+    "affected": {},
+    "paged": (),
+    "summary_incident_id": None,
+    "summary_run_id": None,
+    "pending_run_id": None,
+    "next_update_at": None,
+    "updates": 0,
+}
+
+
 def _fresh(channel: str, name: str, now: datetime) -> StormRecord:
-    return StormRecord(
-        channel=channel,
-        name=name[:200],
-        opens=(),
-        started_at=None,
-        quiet_at=None,
-        incidents=0,
-        open_ids=(),
-        affected={},
-        paged=(),
-        summary_incident_id=None,
-        summary_run_id=None,
-        pending_run_id=None,
-        next_update_at=None,
-        updates=0,
-        updated_at=now,
-    )
+    return StormRecord(channel=channel, name=name[:200], opens=(), updated_at=now, **_NO_STORM)
 
 
 def _start(storm: StormRecord, incident: IncidentRecord, batch: Batch) -> StormRecord:
@@ -237,21 +237,7 @@ def _start(storm: StormRecord, incident: IncidentRecord, batch: Batch) -> StormR
 
 def _calm(storm: StormRecord, now: datetime) -> StormRecord:
     """The channel without a storm; its recent new incidents still count."""
-    return replace(
-        storm,
-        started_at=None,
-        quiet_at=None,
-        incidents=0,
-        open_ids=(),
-        affected={},
-        paged=(),
-        summary_incident_id=None,
-        summary_run_id=None,
-        pending_run_id=None,
-        next_update_at=None,
-        updates=0,
-        updated_at=now,
-    )
+    return replace(storm, updated_at=now, **_NO_STORM)
 
 
 def _hold(item: EventItem, run: RunRecord, reason: str, now: datetime) -> None:

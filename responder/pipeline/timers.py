@@ -22,11 +22,12 @@ import sqlalchemy as sa
 import structlog
 
 from responder.actions import format_duration
-from responder.domain import Alert, Transition, alert_to_json, tag_map
+from responder.domain import Alert, Transition, tag_map
 from responder.pipeline.storm import STORM_QUIET
 from responder.records import GroupRecord, IncidentRecord, StormRecord
 from responder.store import events, groups, incidents, storms
 from responder.store.db import transaction
+from responder.store.intake import event_row
 
 log = structlog.get_logger(__name__)
 _BATCH = 100
@@ -169,21 +170,7 @@ def _own_alert(
 def _row(
     alert: Alert, fingerprint: str, about: dict[str, object], now: datetime
 ) -> dict[str, object]:
-    payload = {"timer": alert.cause, "due": alert.date.isoformat(), **about}
-    return {
-        "fingerprint": fingerprint[:80],
-        "source_id": None,
-        "monitor_id": alert.monitor_id,
-        "title": alert.title,
-        "transition": alert.transition.value,
-        "priority": alert.priority,
-        "scope": alert.scope,
-        "cycle_key": alert.cycle_key,
-        "template": alert.template,
-        "payload": orjson.dumps(payload).decode(),
-        "alert": alert_to_json(alert).decode(),
-        "received_at": now,
-        "state": "received",
-        "deliveries": 1,
-        "attempts": 0,
-    }
+    """The event row as intake stores a delivery, keyed by timer and due time."""
+    payload = orjson.dumps({"timer": alert.cause, "due": alert.date.isoformat(), **about})
+    row = event_row(alert, payload, payload.decode(), now)
+    return {**row, "fingerprint": fingerprint[:80]}

@@ -76,27 +76,22 @@ def open_grouped(conn: sa.Connection, *, keys: Iterable[str]) -> list[IncidentRe
 
 def summary_due(conn: sa.Connection, *, now: datetime, limit: int) -> list[IncidentRecord]:
     """Open grouped incidents whose next thread summary of new members is due."""
-    query = (
-        sa.select(_INCIDENTS)
-        .where(
-            _INCIDENTS.c.summary_at <= now,
-            _INCIDENTS.c.status != IncidentStatus.RESOLVED.value,
-        )
-        .order_by(_INCIDENTS.c.summary_at)
-        .limit(limit)
-    )
-    return [IncidentRecord.from_row(row) for row in conn.execute(query).mappings()]
+    return _timer_due(conn, _INCIDENTS.c.summary_at, now, limit)
 
 
 def stale_due(conn: sa.Connection, *, now: datetime, limit: int) -> list[IncidentRecord]:
     """Open incidents whose stale timer has run out, oldest timer first."""
+    return _timer_due(conn, _INCIDENTS.c.stale_at, now, limit)
+
+
+def _timer_due(
+    conn: sa.Connection, timer: sa.Column[Any], now: datetime, limit: int
+) -> list[IncidentRecord]:
+    """Open incidents whose `timer` column has run out by `now`, oldest first."""
     query = (
         sa.select(_INCIDENTS)
-        .where(
-            _INCIDENTS.c.stale_at <= now,
-            _INCIDENTS.c.status != IncidentStatus.RESOLVED.value,
-        )
-        .order_by(_INCIDENTS.c.stale_at)
+        .where(timer <= now, _INCIDENTS.c.status != IncidentStatus.RESOLVED.value)
+        .order_by(timer)
         .limit(limit)
     )
     return [IncidentRecord.from_row(row) for row in conn.execute(query).mappings()]
