@@ -26,7 +26,7 @@ from responder.domain import Alert, Transition, tag_map
 from responder.pipeline.storm import STORM_QUIET
 from responder.records import GroupRecord, IncidentRecord, StormRecord
 from responder.store import events, groups, incidents, storms
-from responder.store.db import transaction
+from responder.store.db import reader, transaction
 from responder.store.intake import event_row
 
 log = structlog.get_logger(__name__)
@@ -48,7 +48,9 @@ class TimerSweep:
         """Store an event for every timer that ran out by `now`; returns how many are new."""
         self._last = time.monotonic()
         now = now or datetime.now(UTC)
-        with transaction(self._engine) as conn:
+        # Read first, write only when something is due: on SQLite a write transaction
+        # takes the write lock, which every second would put the intake's commits behind it.
+        with reader(self._engine).connect() as conn:
             rows = [_stale_row(incident, now) for incident in _stale(conn, now)]
             for group, holder in _calm(conn, now):
                 rows.append(_quiet_row(group, holder, now))
@@ -56,7 +58,10 @@ class TimerSweep:
                 rows.append(_summary_row(incident, now))
             for storm, holder in _storms_over(conn, now):
                 rows.append(_storm_row(storm, holder, now))
-            stored = events.store_own(conn, rows) if rows else 0
+        if not rows:
+            return 0
+        with transaction(self._engine) as conn:  # the unique fingerprint stores each once
+            stored = events.store_own(conn, rows)
         if stored:
             log.info("timers.fired", events=stored)
         return stored
