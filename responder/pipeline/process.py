@@ -153,7 +153,8 @@ class EventProcessor:
             for one in items:  # which grouped incident each would join, loaded with the rest
                 one.grouping = grouping_key(playbooks, one.alert)
         groupings = {one.grouping for one in items if one.grouping is not None}
-        # Members of one grouped incident may sit in other partitions: their batches take
+        # A grouped incident's members are dealt into one partition, but events stored
+        # before a playbook change regrouped them may sit in others: their batches take
         # turns from here to the commit.
         hold_locks(conn, "grouping", groupings)
         index = IncidentIndex.load(conn, [item.alert for item in items], groupings)
