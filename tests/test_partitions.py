@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from responder.domain import Alert
+from responder.domain import Alert, group_key
 from responder.intake.datadog import normalise
 from responder.main import Service, build_registry, build_worker
 from responder.metrics import Metrics
@@ -30,12 +31,14 @@ from responder.settings import Settings
 from responder.store import audit, db, events
 from responder.store.tables import ActionRun, AlertEvent, AuditEntry, Incident
 from tests.harness import REPO, intake_row, post, running, sample
+from tests.stagekit import load
 from tests.vendors import PAYMENTS_KEY, Vendors, vendors
 
 SOLO = 45  # fraud monitors of services of their own: an incident each
 MEMBERS = 8  # monitors of one service, grouped by the security playbook into one incident
 WORKERS = 3
 CHANNEL = "C0SECURITY"
+REGISTRY = build_registry(Settings())  # the service's own actions, no credentials needed
 POSTGRES = pytest.mark.parametrize("migrated_url", ["postgres"], indirect=True)
 
 
@@ -76,7 +79,7 @@ def stream(samples_dir: Path) -> list[dict[str, Any]]:
 
 
 def test_a_grouped_incident_and_each_monitor_keep_one_partition(samples_dir: Path) -> None:
-    playbooks = load_playbooks(REPO / "playbooks", build_registry(Settings()).params_models())
+    playbooks = load_playbooks(REPO / "playbooks", REGISTRY.params_models())
     deal = Dealer(lambda: playbooks)
     bodies = stream(samples_dir)
     by_monitor: dict[str, set[int]] = {}
@@ -90,6 +93,45 @@ def test_a_grouped_incident_and_each_monitor_keep_one_partition(samples_dir: Pat
     # The solo incidents spread over the partitions, so workers have shares to take.
     solo = {p for m, parts in by_monitor.items() if m not in members for p in parts}
     assert len(solo) >= events.PARTITIONS // 2
+
+
+def playbook(name: str, team: str) -> str:
+    """A playbook of `team`'s alerts that does not group."""
+    post_step = f"  - slack.post: {{channel: '#{team}-alerts', text: x}}\n"
+    return f"name: {name}\nmatch:\n  tags: {{team: {team}}}\nactions:\n{post_step}"
+
+
+def test_without_common_grouping_tags_the_matcher_deals(tmp_path: Path, samples_dir: Path) -> None:
+    by_service = (
+        "name: by-service\nmatch:\n  tags: {team: security}\ngroup_by: [service]\n"
+        "actions:\n  - slack.post: {channel: '#security-alerts', text: x}\n"
+    )
+    by_env = (
+        "name: by-env\nmatch:\n  tags: {team: payments}\ngroup_by: [env]\n"
+        "actions:\n  - slack.post: {channel: '#payments-alerts', text: x}\n"
+    )
+    ungrouped = playbook("plain", "platform")
+    playbooks = load(tmp_path, REGISTRY, by_service, by_env, ungrouped)
+    deal = Dealer(lambda: playbooks)
+    members = [delivery(samples_dir, n, "triggered", "fraud-shared", 0) for n in range(12)]
+    recoveries = [delivery(samples_dir, n, "recovered", "fraud-shared", 600_000) for n in range(12)]
+    keys = {deal.key(_alert(body)) for body in members + recoveries}
+    assert keys == {"by-service|service=fraud-shared"}  # the grouping key, recoveries too
+    # Not grouped by any playbook: by monitor + scope, so its hosts spread out.
+    platform = [_alert(body) for body in members]
+    platform = [replace(a, tags=("team:platform",), tag_map={"team": "platform"}) for a in platform]
+    assert {deal.key(a) for a in platform} == {group_key(a) for a in platform}
+    assert len({deal(a) for a in platform}) > 1
+
+
+def test_without_grouping_each_monitor_and_scope_is_dealt_apart(
+    tmp_path: Path, samples_dir: Path
+) -> None:
+    plain = playbook("plain", "security")
+    playbooks = load(tmp_path, REGISTRY, plain)
+    deal = Dealer(lambda: playbooks)
+    alerts = [_alert(delivery(samples_dir, n, "triggered", "fraud-shared", 0)) for n in range(20)]
+    assert [deal.key(a) for a in alerts] == [group_key(a) for a in alerts]
 
 
 @POSTGRES
