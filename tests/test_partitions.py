@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
+from starlette.testclient import TestClient
 
 from responder.domain import Alert, group_key
 from responder.intake.datadog import normalise
@@ -173,19 +174,7 @@ def test_several_workers_share_the_stream_in_order_and_act_once(
     )
     bodies = stream(samples_dir)
     with running(settings) as (service, client):  # its own worker is never stepped
-        for body in bodies:
-            response = post(client, body)
-            assert response.status_code == 202, response.text
-        meters = [Metrics() for _ in range(WORKERS)]
-        workers = [_worker(service, metrics) for metrics in meters]
-        for worker in workers:
-            worker.start()
-        try:
-            _wait_until_settled(service.engine, timeout=120)
-        finally:
-            for worker in workers:
-                worker.stop()
-        shares = [_processed(metrics) for metrics in meters]
+        shares = _with_workers(service, client, bodies)
         assert sum(shares) == len(bodies)
         assert all(share > 0 for share in shares), shares
 
@@ -220,6 +209,51 @@ def test_several_workers_share_the_stream_in_order_and_act_once(
         with service.engine.connect() as conn:
             report = audit.verify(conn)
         assert report.ok, report
+
+
+@POSTGRES
+def test_several_workers_share_one_storm_book(
+    migrated_url: str, fakes: Vendors, samples_dir: Path
+) -> None:
+    rate = 3
+    settings = fakes.settings(
+        migrated_url,
+        RESPONDER_STORM_RATE=str(rate),
+        RESPONDER_SLACK_CHANNEL_INTERVAL="0",
+        RESPONDER_POLL_SECONDS="0.02",
+    )
+    triggers = [delivery(samples_dir, n, "triggered", f"fraud-{n:03d}", 0) for n in range(SOLO)]
+    with running(settings) as (service, client):
+        shares = _with_workers(service, client, triggers)
+        assert sum(shares) == SOLO
+        with Session(service.engine) as session:
+            runs = session.exec(select(ActionRun)).all()
+            started = session.exec(select(AuditEntry).where(AuditEntry.kind == "storm.started"))
+            assert len(started.all()) == 1
+    # Counted across the workers as by one: the roots before the storm, then one summary;
+    # the first page of the storm, then none; every other root and page held back.
+    assert len(fakes.slack.root_messages(CHANNEL)) == rate + 1
+    assert fakes.pagerduty.triggers() == rate + 1
+    held = [r for r in runs if r.state == "cancelled" and r.action == "slack.post"]
+    assert len(held) == SOLO - rate
+    assert len(fakes.datadog.incidents()) == SOLO
+
+
+def _with_workers(service: Service, client: TestClient, bodies: list[dict[str, Any]]) -> list[int]:
+    """Deliver `bodies`, then let WORKERS workers process them at once; each one's share."""
+    for body in bodies:
+        response = post(client, body)
+        assert response.status_code == 202, response.text
+    meters = [Metrics() for _ in range(WORKERS)]
+    workers = [_worker(service, metrics) for metrics in meters]
+    for worker in workers:
+        worker.start()
+    try:
+        _wait_until_settled(service.engine, timeout=120)
+    finally:
+        for worker in workers:
+            worker.stop()
+    return [_processed(metrics) for metrics in meters]
 
 
 def _worker(service: Service, metrics: Metrics) -> Worker:
