@@ -136,6 +136,14 @@ class Alert:
 _ALERT_FIELDS = tuple(f.name for f in fields(Alert) if f.name != "tag_map")
 
 
+def group_key(alert: Alert) -> str:
+    """The monitor + scope an alert is about, whatever its cycle: what flapping, correlation
+    and the event partitions are keyed by."""
+    # Datadog's default template has no monitor id: the monitor name is the best we have.
+    monitor = alert.monitor_id or f"title:{alert.monitor_name.lower()}"
+    return f"{monitor}|{alert.scope}"[:300]
+
+
 def alert_to_json(alert: Alert) -> bytes:
     """The normalised alert as stored beside its raw payload: intake normalises once, and the
     worker and runner read this back instead of parsing the payload again."""

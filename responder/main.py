@@ -3,7 +3,7 @@ imports integrations, and the one place that decides which stages run, in which 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -15,6 +15,7 @@ from integrations.datadog import datadog_actions, default_app_url
 from integrations.pagerduty import TriggerAction, pagerduty_actions
 from integrations.slack import CONVERSATION, slack_actions
 from responder.actions import Registry
+from responder.domain import Alert
 from responder.metrics import Metrics
 from responder.pipeline.claim import Claimer
 from responder.pipeline.contexts import AlertContexts
@@ -24,6 +25,7 @@ from responder.pipeline.grouping import GroupStage
 from responder.pipeline.lifecycle import LifecycleStage
 from responder.pipeline.match import MatchStage
 from responder.pipeline.notices import NoticePlanner, NoticeRules
+from responder.pipeline.partitions import Dealer
 from responder.pipeline.plan import PlanStage
 from responder.pipeline.policy import StreamPolicy
 from responder.pipeline.process import EventProcessor
@@ -38,7 +40,7 @@ from responder.playbooks.loader import load_playbooks
 from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
 from responder.settings import Settings, env_secret
-from responder.store.db import create_engine
+from responder.store.db import create_engine, is_postgres
 from responder.store.intake import IntakeWriter
 from responder.web.app import AppParts, create_app
 from responder.web.webhook import WebhookConfig
@@ -144,6 +146,7 @@ class Service:
     playbooks: list[Playbook]
     writer: IntakeWriter
     worker: Worker | None
+    deal: Callable[[Alert], int]  # the sequencer partition of an event (`dealer`)
     insecure: bool = False
     worker_thread: bool = True  # False: the caller steps `worker` itself (tests, one-shot tools)
     _started: bool = field(default=False, repr=False)
@@ -175,6 +178,7 @@ class Service:
         parts = AppParts(
             webhook,
             self.writer,
+            self.deal,
             self.metrics,
             self.engine,
             token,
@@ -233,8 +237,20 @@ def build_worker(
         wakeup,
         settings.poll_seconds,
         notices,
-        TimerSweep(engine),
+        TimerSweep(engine, dealer(engine, playbooks)),
     )
+
+
+def dealer(engine: sa.Engine, playbooks: Sequence[Playbook]) -> Callable[[Alert], int]:
+    """How events are dealt into sequencer partitions: on PostgreSQL so that several
+    workers share them; SQLite has one sequencer, which takes every event anyway."""
+    if is_postgres(engine):
+        return Dealer(lambda: playbooks)
+    return _one_partition
+
+
+def _one_partition(alert: Alert) -> int:
+    return 0
 
 
 def build_service(
@@ -257,5 +273,14 @@ def build_service(
         on_batch=metrics.intake_batch.observe,
     )
     return Service(
-        settings, engine, registry, redactor, metrics, playbooks, writer, worker, insecure
+        settings,
+        engine,
+        registry,
+        redactor,
+        metrics,
+        playbooks,
+        writer,
+        worker,
+        dealer(engine, playbooks),
+        insecure,
     )

@@ -12,6 +12,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from responder.main import Service, build_service
+from responder.pipeline.timers import TimerSweep
 from responder.settings import Settings
 from responder.store.migrate import upgrade
 
@@ -83,4 +84,10 @@ def intake_row(fingerprint: str, source_id: str) -> dict[str, Any]:
         "state": "received",
         "deliveries": 1,
         "attempts": 0,
+        "part": 0,
     }
+
+
+def sweep(service: Service, now: datetime) -> int:
+    """One timer sweep as of `now`, as any worker of the service would run it."""
+    return TimerSweep(service.engine, service.deal).sweep(now)

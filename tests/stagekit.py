@@ -20,13 +20,13 @@ from responder.actions import (
     Registry,
     StepParams,
 )
-from responder.domain import Alert, RunState, Transition
+from responder.domain import Alert, RunState, Transition, group_key
 from responder.intake.datadog import normalise
 from responder.metrics import Metrics
 from responder.pipeline.alerts import AlertSource
 from responder.pipeline.claim import Claimer
 from responder.pipeline.contexts import AlertContexts
-from responder.pipeline.incidents import IncidentIndex, cycle_key, group_key
+from responder.pipeline.incidents import IncidentIndex, cycle_key
 from responder.pipeline.lifecycle import open_incident
 from responder.pipeline.planned import new_run
 from responder.pipeline.stages import Batch, EventItem

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from responder.domain import IncidentStatus, Transition
+from responder.domain import IncidentStatus, Transition, group_key
 from responder.intake.datadog import normalise
 from responder.pipeline.correlate import CorrelateStage
-from responder.pipeline.incidents import IncidentIndex, cycle_key, group_key
+from responder.pipeline.incidents import IncidentIndex, cycle_key
 from tests.stagekit import CYCLE, MONITOR_ID, NOW, alert, batch, default_payload, incident, item
 
 GROUP = f"{MONITOR_ID}|host:web-1"

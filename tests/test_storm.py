@@ -19,11 +19,10 @@ from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 from responder.main import Service
-from responder.pipeline.timers import TimerSweep
 from responder.store.tables import ActionRun, AuditEntry, Incident, Storm
 from tests.fakes.pagerduty import ROUTING_KEY
 from tests.fakes.slack import FakeMessage
-from tests.harness import post, running, sample
+from tests.harness import post, running, sample, sweep
 from tests.vendors import PAYMENTS_KEY, Vendors, settle, vendors
 
 RATE = 3
@@ -134,10 +133,10 @@ def test_an_alert_storm_gets_one_summary_and_one_page_per_key(
     # A restart, then the quiet timer runs out: the storm ends by itself, and says so once.
     with running(settings) as (service, client):
         later = datetime.now(UTC) + timedelta(minutes=5, seconds=1)
-        assert TimerSweep(service.engine).sweep(later) == 1
-        assert TimerSweep(service.engine).sweep(later) == 0  # another worker: stored once
+        assert sweep(service, later) == 1
+        assert sweep(service, later) == 0  # another worker: stored once
         settle(service)
-        assert TimerSweep(service.engine).sweep(later) == 0  # over: no timer left
+        assert sweep(service, later) == 0  # over: no timer left
         [ended] = audit_of(service, "storm.ended")
         assert (ended["incidents"], ended["open"], ended["pages"]) == (in_storm, 0, 1)
         row = storm_row(service)

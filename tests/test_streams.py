@@ -17,10 +17,9 @@ from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 from responder.main import Service
-from responder.pipeline.timers import TimerSweep
 from responder.store.tables import ActionRun, AlertEvent, AuditEntry, Incident
 from tests.fakes.pagerduty import ROUTING_KEY
-from tests.harness import post, running, sample
+from tests.harness import post, running, sample, sweep
 from tests.vendors import PAYMENTS_KEY, Vendors, settle, vendors
 
 
@@ -194,8 +193,8 @@ def test_a_flapping_monitor_is_one_incident_until_it_is_calm(
     # A restart, then the quiet timer runs out: the group has been calm, recovered.
     with running(fakes.settings(migrated_url)) as (service, client):
         later = datetime.now(UTC) + timedelta(minutes=16)
-        assert TimerSweep(service.engine).sweep(later) == 1
-        assert TimerSweep(service.engine).sweep(later) == 0  # another worker: stored once
+        assert sweep(service, later) == 1
+        assert sweep(service, later) == 0  # another worker: stored once
         settle(service)
         _, held = incidents_of(service)
         assert (held.status, held.resolution) == ("resolved", "recovered")
@@ -224,7 +223,7 @@ def test_a_flapping_monitor_that_settles_firing_stays_open(
             ),
         )
         later = datetime.now(UTC) + timedelta(minutes=16)
-        assert TimerSweep(service.engine).sweep(later) == 1
+        assert sweep(service, later) == 1
         settle(service)
         *_, held = incidents_of(service)
         assert held.status == "triggered"
@@ -327,12 +326,12 @@ def test_an_incident_with_no_delivery_for_a_day_is_resolved_as_stale(
         send(service, client, sample(samples_dir, "payment-failure-rate.triggered"))
         [incident] = incidents_of(service)
         assert incident.stale_at is not None
-        assert TimerSweep(service.engine).sweep(incident.stale_at - timedelta(seconds=1)) == 0
+        assert sweep(service, incident.stale_at - timedelta(seconds=1)) == 0
     # A restart: the timer is a column, not a thread.
     with running(fakes.settings(migrated_url)) as (service, client):
         due = incident.stale_at + timedelta(seconds=1)
-        assert TimerSweep(service.engine).sweep(due) == 1
-        assert TimerSweep(service.engine).sweep(due) == 0  # a second worker stores nothing
+        assert sweep(service, due) == 1
+        assert sweep(service, due) == 0  # a second worker stores nothing
         settle(service)
         [incident] = incidents_of(service)
         assert (incident.status, incident.resolution, incident.stale_at) == (
@@ -404,9 +403,9 @@ def test_a_checkout_outage_on_60_hosts_is_one_incident(
     # A restart, then the group window runs out: the new members are told in one message.
     with running(fakes.settings(migrated_url)) as (service, client):
         later = incident.summary_at + timedelta(seconds=1)
-        assert TimerSweep(service.engine).sweep(later) == 1
+        assert sweep(service, later) == 1
         settle(service)
-        assert TimerSweep(service.engine).sweep(later) == 0
+        assert sweep(service, later) == 0
         [summary] = [m.text or "" for m in fakes.slack.replies("C0INCIDENTS", root.ts)]
         assert summary.startswith("59 more joined: host:ip-10-0-9-1, host:ip-10-0-9-2")
         assert "and 49 more. 60 of 60 grouped alerts firing." in summary
@@ -477,7 +476,7 @@ def test_a_flapping_member_calm_again_resolves_nothing_while_another_fires(
         assert (grouped.members, grouped.firing, grouped.status) == (2, 1, "triggered")
     with running(fakes.settings(migrated_url)) as (service, client):
         later = datetime.now(UTC) + timedelta(minutes=16)
-        assert TimerSweep(service.engine).sweep(later) >= 1
+        assert sweep(service, later) >= 1
         settle(service)
         assert len(audit_of(service, "incident.stable")) == 1
         [grouped] = incidents_of(service)

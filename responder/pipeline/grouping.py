@@ -38,6 +38,16 @@ def grouping_key(playbooks: Sequence[Playbook], alert: Alert) -> str | None:
     """
     if alert.cause is not None or alert.transition.is_recovery:
         return None
+    return grouping_of(playbooks, alert)
+
+
+def grouping_of(playbooks: Sequence[Playbook], alert: Alert) -> str | None:
+    """The grouping key of the first grouping playbook `alert` selects, whatever its
+    transition or cause (`grouping_key` says when an event actually joins by it)."""
+    if alert.transition.is_recovery:
+        # A recovery selects only playbooks that list it; its monitor + scope belongs with
+        # the group its triggers join.
+        alert = replace(alert, transition=Transition.TRIGGERED)
     for playbook in playbooks:
         if playbook.fallback or not (playbook.group_by or playbook.final):
             continue

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from responder.domain import Alert, Transition
+from responder.domain import Alert, Transition, group_key
 from responder.records import GroupRecord, IncidentRecord
 from responder.store import groups, incidents
 
@@ -26,12 +26,6 @@ class Correlation:
     key: str  # the key a new incident would get
     late: str | None = None  # why the alert must not change anything (it is out of date)
     joined: str | None = None  # why it joins an incident of another cycle (flapping, group)
-
-
-def group_key(alert: Alert) -> str:
-    # Datadog's default template has no monitor id: the monitor name is the best we have.
-    monitor = alert.monitor_id or f"title:{alert.monitor_name.lower()}"
-    return f"{monitor}|{alert.scope}"[:300]
 
 
 def cycle_key(alert: Alert) -> str | None:

@@ -1,8 +1,11 @@
 """Takes stored events through the stage chain and writes each batch in one transaction.
 
-Events are processed in arrival order by one sequencer at a time (on PostgreSQL a
-transaction-level advisory lock elects it), so a recovery is never handled before the
-trigger it ends. A batch is computed first (stages, audit records, even the ids of new rows)
+Each monitor + scope's events are processed in arrival order by one sequencer at a time,
+so a recovery is never handled before the trigger it ends. On SQLite there is one sequencer.
+On PostgreSQL events are dealt into partitions by monitor + scope (`events.claim`): each
+batch holds the partitions it took, and several workers process events at once. What
+partitions share is held for the batch too: a grouped incident (its grouping key) and the
+storm book. A batch is computed first (stages, audit records, even the ids of new rows)
 and then written in one short transaction of bulk statements: on SQLite the computing
 happens before the write lock is taken, so the intake never waits for it. An event whose
 stages raise fails alone and visibly; a batch whose write breaks is retried one event at a
@@ -11,6 +14,7 @@ time, so that only the culprit is set aside.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +36,7 @@ from responder.playbooks.schema import Playbook
 from responder.records import RunRecord
 from responder.redact import Redactor
 from responder.store import audit, events, runs
-from responder.store.db import classify, reader, transaction
+from responder.store.db import classify, hold_locks, reader, transaction
 from responder.store.events import EventResult, StoredEvent
 from responder.store.ids import RowIds
 
@@ -68,6 +72,9 @@ class EventProcessor:
         self._redactor = redactor
         self._batch_size = batch_size
         self._recent = recent or AlertContexts()
+        # Where this sequencer starts looking for a free partition: apart from the others'.
+        self._start = random.randrange(events.PARTITIONS)
+        self._reading: list[int] = []  # the events of the batch being computed
 
     def process_batch(self, limit: int | None = None) -> BatchResult:
         """Process the oldest waiting events (up to `limit`); returns what was handled."""
@@ -92,7 +99,8 @@ class EventProcessor:
                     if processed or failed:
                         break  # what committed so far is returned, so its runs still start
                     raise
-                self._set_aside(exc)
+                if not self._set_aside(exc):
+                    break  # nothing set aside (no event read, or it is no longer ours)
                 failed += 1
                 continue
             if not (result.processed or result.failed):
@@ -104,20 +112,21 @@ class EventProcessor:
         return BatchResult(processed, failed, planned, taken)
 
     def _process(self, limit: int) -> BatchResult:
+        self._reading = []
         if self._engine.dialect.name == "sqlite":
             # One sequencer per SQLite file (this thread), so what it reads stays true while
             # it computes; only the short write below holds the write lock.
             with reader(self._engine).connect() as conn:
-                write = self._compute(conn, limit)
+                write = self._compute(conn, events.waiting(conn, limit=limit))
             if write is None:
                 return BatchResult(0, 0, 0)
             with transaction(self._engine) as conn:
                 write.apply(conn)
         else:
             with transaction(self._engine) as conn:
-                if not events.elect_sequencer(conn):
-                    return BatchResult(0, 0, 0)
-                write = self._compute(conn, limit)
+                self._start = (self._start + 1) % events.PARTITIONS
+                waiting = events.claim(conn, limit=limit, start=self._start)
+                write = self._compute(conn, waiting)
                 if write is None:
                     return BatchResult(0, 0, 0)
                 write.apply(conn)
@@ -125,10 +134,10 @@ class EventProcessor:
             len(write.results) - write.failed, write.failed, len(write.runs), write.taken
         )
 
-    def _compute(self, conn: sa.Connection, limit: int) -> BatchWrite | None:
-        waiting = events.waiting(conn, limit=limit)
+    def _compute(self, conn: sa.Connection, waiting: list[StoredEvent]) -> BatchWrite | None:
         if not waiting:
             return None
+        self._reading = [event.id for event in waiting]
         parsed: list[tuple[StoredEvent, EventItem | Exception]] = []
         for event in waiting:
             try:
@@ -144,6 +153,10 @@ class EventProcessor:
             for one in items:  # which grouped incident each would join, loaded with the rest
                 one.grouping = grouping_key(playbooks, one.alert)
         groupings = {one.grouping for one in items if one.grouping is not None}
+        # A grouped incident's members are dealt into one partition, but events stored
+        # before a playbook change regrouped them may sit in others: their batches take
+        # turns from here to the commit.
+        hold_locks(conn, "grouping", groupings)
         index = IncidentIndex.load(conn, [item.alert for item in items], groupings)
         if any(one.alert.cause == "group-summary" for one in items):
             index.load_members(conn)
@@ -199,16 +212,19 @@ class EventProcessor:
             {"error": message, "attempt": attempts, "final": final},
         )
 
-    def _set_aside(self, exc: Exception) -> None:
-        """The oldest waiting event breaks even a batch of one: count the attempt, audited."""
+    def _set_aside(self, exc: Exception) -> bool:
+        """The event read last breaks even a batch of one: count the attempt, audited."""
+        if not self._reading:
+            return False
         with transaction(self._engine) as conn:
-            oldest = events.waiting(conn, limit=1)
-            if not oldest:
-                return
+            culprit = events.claim_one(conn, self._reading[0])
+            if culprit is None:  # done, or another sequencer holds it now
+                return False
             write = BatchWrite(self._engine, self._redactor, datetime.now(UTC))
-            self._failed(write, oldest[0], exc)
+            self._failed(write, culprit, exc)
             write.prepare()
             write.apply(conn)
+        return True
 
 
 _REPEATS = [t.value for t in Transition if t.is_repeat]

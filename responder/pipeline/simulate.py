@@ -163,7 +163,7 @@ def _accept(deliveries: Sequence[Delivery]) -> list[_Accepted]:
         except PayloadError as exc:
             errors.append(f"{delivery.source}: {exc}")
             continue
-        row = event_row(alert, delivery.body, payload, received_at)
+        row = event_row(alert, delivery.body, payload, received_at, part=0)  # one sequencer
         accepted.append(_Accepted(delivery, alert, row))
     if errors:
         raise DeliveryError(errors)

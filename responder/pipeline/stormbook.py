@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from responder.domain import RunState
 from responder.records import StormRecord
 from responder.store import runs, storms
+from responder.store.db import hold_locks
 
 WINDOW = timedelta(minutes=1)  # the rate is new incidents per minute
 
@@ -41,7 +42,13 @@ class StormBook:
             found = runs.by_ids(conn, ids=[run_id]).get(run_id)
             return found is not None and found.state == RunState.PENDING and found.not_before > now
 
-        return cls(lambda: storms.live(conn, since=now - WINDOW), waiting)
+        def load() -> Mapping[str, StormRecord]:
+            # Held until the batch commits: several sequencers count new incidents against
+            # the same channels, and each must see what the one before it wrote.
+            hold_locks(conn, "storm-book", [""])
+            return storms.live(conn, since=now - WINDOW)
+
+        return cls(load, waiting)
 
     def all(self) -> dict[str, StormRecord]:
         if self._storms is None:

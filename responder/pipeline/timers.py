@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -34,8 +35,9 @@ _BATCH = 100
 
 
 class TimerSweep:
-    def __init__(self, engine: sa.Engine, every: float = 1.0) -> None:
+    def __init__(self, engine: sa.Engine, deal: Callable[[Alert], int], every: float = 1.0) -> None:
         self._engine = engine
+        self._deal = deal  # the event's sequencer partition, as the intake deals deliveries
         self._every = every
         self._last = 0.0
 
@@ -51,20 +53,32 @@ class TimerSweep:
         # Read first, write only when something is due: on SQLite a write transaction
         # takes the write lock, which every second would put the intake's commits behind it.
         with reader(self._engine).connect() as conn:
-            rows = [_stale_row(incident, now) for incident in _stale(conn, now)]
+            due = [_stale_event(incident) for incident in _stale(conn, now)]
             for group, holder in _calm(conn, now):
-                rows.append(_quiet_row(group, holder, now))
+                due.append(_quiet_event(group, holder))
             for incident in incidents.summary_due(conn, now=now, limit=_BATCH):
-                rows.append(_summary_row(incident, now))
+                due.append(_summary_event(incident))
             for storm, holder in _storms_over(conn, now):
-                rows.append(_storm_row(storm, holder, now))
-        if not rows:
+                due.append(_storm_event(storm, holder))
+        if not due:
             return 0
+        rows = [self._row(event, now) for event in due]
         with transaction(self._engine) as conn:  # the unique fingerprint stores each once
             stored = events.store_own(conn, rows)
         if stored:
             log.info("timers.fired", events=stored)
         return stored
+
+    def _row(self, due: _Due, now: datetime) -> dict[str, object]:
+        """The event row as intake stores a delivery, keyed by timer and due time."""
+        alert, fingerprint, about = due
+        payload = orjson.dumps({"timer": alert.cause, "due": alert.date.isoformat(), **about})
+        row = event_row(alert, payload, payload.decode(), now, part=self._deal(alert))
+        return {**row, "fingerprint": fingerprint[:80]}
+
+
+# A timer's event: its alert, its fingerprint (timer and due time) and what it is about.
+_Due = tuple[Alert, str, dict[str, object]]
 
 
 def _stale(conn: sa.Connection, now: datetime) -> list[IncidentRecord]:
@@ -84,17 +98,17 @@ def _storms_over(conn: sa.Connection, now: datetime) -> list[tuple[StormRecord, 
     return [(s, holders[s.summary_incident_id]) for s in due if s.summary_incident_id in holders]
 
 
-def _stale_row(incident: IncidentRecord, now: datetime) -> dict[str, object]:
+def _stale_event(incident: IncidentRecord) -> _Due:
     assert incident.stale_at is not None
     since = incident.seen_at or incident.opened_at
     quiet = format_duration((incident.stale_at - incident.updated_at).total_seconds())
     note = f"no delivery for {quiet} (last at {since.isoformat()}): resolved as stale"
     alert = _own_alert(incident, Transition.RECOVERED, incident.stale_at, "stale", note)
     key = f"{incident.id}:{incident.stale_at.timestamp()}"
-    return _row(alert, f"timer:stale:{key}", {"incident_id": incident.id}, now)
+    return alert, f"timer:stale:{key}", {"incident_id": incident.id}
 
 
-def _quiet_row(group: GroupRecord, holder: IncidentRecord, now: datetime) -> dict[str, object]:
+def _quiet_event(group: GroupRecord, holder: IncidentRecord) -> _Due:
     assert group.quiet_at is not None
     note = f"no state change since {group.changed_at.isoformat()}: flapping is over"
     state = Transition(group.state)
@@ -111,19 +125,19 @@ def _quiet_row(group: GroupRecord, holder: IncidentRecord, now: datetime) -> dic
     )
     digest = hashlib.sha256(group.key.encode()).hexdigest()[:24]
     fingerprint = f"timer:calm:{digest}:{group.quiet_at.timestamp()}"
-    return _row(alert, fingerprint, {"incident_id": holder.id, "group": group.key}, now)
+    return alert, fingerprint, {"incident_id": holder.id, "group": group.key}
 
 
-def _summary_row(incident: IncidentRecord, now: datetime) -> dict[str, object]:
+def _summary_event(incident: IncidentRecord) -> _Due:
     assert incident.summary_at is not None
     note = "new members of a grouped incident: told in the thread together"
     # Triggered, neither a repeat nor a recovery: the event changes nothing but the thread.
     alert = _own_alert(incident, Transition.TRIGGERED, incident.summary_at, "group-summary", note)
     fingerprint = f"timer:summary:{incident.id}:{incident.summary_at.timestamp()}"
-    return _row(alert, fingerprint, {"incident_id": incident.id}, now)
+    return alert, fingerprint, {"incident_id": incident.id}
 
 
-def _storm_row(storm: StormRecord, holder: IncidentRecord, now: datetime) -> dict[str, object]:
+def _storm_event(storm: StormRecord, holder: IncidentRecord) -> _Due:
     """The storm's end, about the incident that carries its summary (the event needs an
     incident to read as; the storm stage takes it by its channel, whatever that incident's
     state by now)."""
@@ -135,7 +149,7 @@ def _storm_row(storm: StormRecord, holder: IncidentRecord, now: datetime) -> dic
     digest = hashlib.sha256(storm.channel.encode()).hexdigest()[:24]
     fingerprint = f"timer:storm:{digest}:{storm.quiet_at.timestamp()}"
     about = {"incident_id": holder.id, "channel": storm.channel}
-    return _row(alert, fingerprint, about, now)
+    return alert, fingerprint, about
 
 
 def _own_alert(
@@ -170,12 +184,3 @@ def _own_alert(
         notes=(note,),
         cause=cause,
     )
-
-
-def _row(
-    alert: Alert, fingerprint: str, about: dict[str, object], now: datetime
-) -> dict[str, object]:
-    """The event row as intake stores a delivery, keyed by timer and due time."""
-    payload = orjson.dumps({"timer": alert.cause, "due": alert.date.isoformat(), **about})
-    row = event_row(alert, payload, payload.decode(), now)
-    return {**row, "fingerprint": fingerprint[:80]}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -200,6 +201,24 @@ def reader(engine: sa.Engine) -> sa.Engine:
 
 def is_postgres(engine: sa.Engine | sa.Connection) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def hold_locks(conn: sa.Connection, space: str, names: Iterable[str]) -> None:
+    """Wait for PostgreSQL advisory locks named `space` + name, held until the transaction
+    ends: what several sequencers could otherwise change at once (a grouped incident, the
+    storm book). Taken in the order of their keys, and only before the audit lock, so two
+    holders never wait on each other. Nothing on SQLite, whose one sequencer is the only
+    writer anyway."""
+    if not is_postgres(conn):
+        return
+    keys = sorted({_lock_key(f"{space}\0{name}") for name in names})
+    for key in keys:
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
+def _lock_key(name: str) -> int:
+    # A signed 64-bit key, as pg_advisory_xact_lock(bigint) takes.
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), signed=True)
 
 
 def classify(exc_value: BaseException) -> bool:

@@ -3,6 +3,7 @@ them led to, and the normalised alerts the runner reads back."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,14 @@ from responder.store.tables import AlertEvent
 
 _EVENTS: sa.Table = AlertEvent.__table__  # type: ignore[attr-defined]
 _RESULT_COLUMNS = ("state", "incident_id", "outcome", "processed_at", "attempts")
-_SEQUENCER_LOCK = 0x7265737053455131  # arbitrary, fixed: "respSEQ1"
+# Events are dealt into a fixed number of partitions by monitor + scope; on PostgreSQL a
+# sequencer takes a partition with a transaction-level advisory lock (`claim`), so several
+# workers process events at once while each incident's events keep their order. Changing
+# the number re-deals the partitions: every waiting event would have to be re-dealt first.
+PARTITIONS = 16
+_PARTITION_LOCK = 0x7265737050000000  # arbitrary, fixed: "respP" and the partition number
+# How many of the oldest waiting events show which partitions have work, oldest first.
+_HINT = 64
 # The columns of a StoredEvent, in its order.
 _STORED = sa.select(
     _EVENTS.c.id,
@@ -31,6 +39,20 @@ _WAITING = (
     _STORED.where(_EVENTS.c.state == EventState.RECEIVED.value)
     .order_by(_EVENTS.c.id)
     .limit(sa.bindparam("limit", type_=sa.Integer()))
+)
+_WAITING_IN = (
+    _STORED.where(
+        _EVENTS.c.state == EventState.RECEIVED.value,
+        _EVENTS.c.part == sa.bindparam("part", type_=sa.Integer()),
+    )
+    .order_by(_EVENTS.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
+)
+_BUSY_PARTS = (
+    sa.select(_EVENTS.c.part)
+    .where(_EVENTS.c.state == EventState.RECEIVED.value)
+    .order_by(_EVENTS.c.id)
+    .limit(_HINT)
 )
 
 
@@ -60,18 +82,57 @@ class EventResult:
     attempts: int
 
 
-def elect_sequencer(conn: sa.Connection) -> bool:
-    """Whether this transaction is the one that processes events now (PostgreSQL: an
-    advisory lock held until it ends; SQLite: BEGIN IMMEDIATE made it the only writer)."""
-    if conn.dialect.name != "postgresql":
-        return True
-    got = conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(_SEQUENCER_LOCK)))
-    return bool(got.scalar_one())
+def partition_for(key: str) -> int:
+    """The partition of the events keyed `key` (see `pipeline.partitions`)."""
+    return zlib.crc32(key.encode()) % PARTITIONS
 
 
 def waiting(conn: sa.Connection, *, limit: int) -> list[StoredEvent]:
-    """The oldest events not processed yet, in arrival order."""
+    """The oldest events not processed yet, in arrival order (the one sequencer of SQLite)."""
     return [StoredEvent(*row) for row in conn.execute(_WAITING, {"limit": limit})]
+
+
+def claim(conn: sa.Connection, *, limit: int, start: int) -> list[StoredEvent]:
+    """Up to `limit` waiting events from partitions no other sequencer holds (PostgreSQL),
+    each partition's in arrival order; the partitions stay this transaction's until it ends.
+
+    The partitions of the oldest waiting events are tried first, then the others from
+    `start` on (workers start at different places, so they rarely reach for the same one).
+    A partition is read only once locked: what another sequencer processed and committed
+    in the meantime is not read again."""
+    busy = list(dict.fromkeys(conn.execute(_BUSY_PARTS).scalars()))
+    if not busy:
+        return []
+    rest = [(start + i) % PARTITIONS for i in range(PARTITIONS)]
+    taken: list[StoredEvent] = []
+    for part in busy + [p for p in rest if p not in busy]:
+        if len(taken) >= limit:
+            break
+        if not _try_lock(conn, part):
+            continue
+        rows = conn.execute(_WAITING_IN, {"part": part, "limit": limit - len(taken)})
+        taken += [StoredEvent(*row) for row in rows]
+    return taken
+
+
+def claim_one(conn: sa.Connection, event_id: int) -> StoredEvent | None:
+    """Event `event_id` if it still waits and no other sequencer holds its partition."""
+    row = conn.execute(
+        sa.select(_EVENTS.c.part).where(
+            _EVENTS.c.id == event_id, _EVENTS.c.state == EventState.RECEIVED.value
+        )
+    ).first()
+    if row is None or (conn.dialect.name == "postgresql" and not _try_lock(conn, row[0])):
+        return None
+    found = conn.execute(
+        _STORED.where(_EVENTS.c.id == event_id, _EVENTS.c.state == EventState.RECEIVED.value)
+    ).first()
+    return StoredEvent(*found) if found is not None else None
+
+
+def _try_lock(conn: sa.Connection, part: int) -> bool:
+    got = conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(_PARTITION_LOCK + part)))
+    return bool(got.scalar_one())
 
 
 def record_results(engine: sa.Engine, results: Sequence[EventResult]) -> Bulk:

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 
 class RowIds:
-    """Hands out ids for new rows before they are written; only the sequencer inserts them.
+    """Hands out ids for new rows before they are written; only sequencers insert them.
 
     SQLite continues after the largest id; PostgreSQL draws from the table's own sequence
     in small blocks, so that ids stay unique whatever else inserts.

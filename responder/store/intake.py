@@ -125,11 +125,14 @@ class IntakeWriter:
             self._on_stored(fresh)
 
 
-def event_row(alert: Alert, body: bytes, payload: str, received_at: datetime) -> dict[str, Any]:
+def event_row(
+    alert: Alert, body: bytes, payload: str, received_at: datetime, *, part: int
+) -> dict[str, Any]:
     """The alert_event row for one delivery, as `store` takes it.
 
     The fingerprint is what recognises a redelivery: Datadog's notification id when the
-    template sends one, else the exact body."""
+    template sends one, else the exact body. `part` is its sequencer partition (the one
+    sequencer of SQLite takes every partition)."""
     fingerprint = (
         f"dd:{alert.source_id}"[:80]
         if alert.source_id
@@ -151,6 +154,7 @@ def event_row(alert: Alert, body: bytes, payload: str, received_at: datetime) ->
         "state": "received",
         "deliveries": 1,
         "attempts": 0,
+        "part": part,
     }
 
 
@@ -202,6 +206,7 @@ COLUMNS = (
     "state",
     "deliveries",
     "attempts",
+    "part",
 )
 
 

@@ -46,7 +46,10 @@ class AlertEvent(SQLModel, table=True):
     """One webhook delivery, stored before it is acknowledged."""
 
     __tablename__ = "alert_event"
-    __table_args__ = (sa.Index("ix_alert_event_state_id", "state", "id"),)
+    __table_args__ = (
+        sa.Index("ix_alert_event_state_id", "state", "id"),
+        sa.Index("ix_alert_event_state_part_id", "state", "part", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     fingerprint: str = Field(max_length=80, unique=True)
@@ -66,6 +69,8 @@ class AlertEvent(SQLModel, table=True):
     deliveries: int = Field(default=1)
     attempts: int = Field(default=0)
     incident_id: int | None = Field(default=None, index=True)
+    # Which sequencer partition takes it: one per monitor + scope (`events.partition_of`).
+    part: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     outcome: dict[str, Any] | None = _json()  # playbooks matched, runs planned, or the error
     processed_at: datetime | None = _ts(nullable=True)
 

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from responder.domain import Alert
 from responder.metrics import Metrics
 from responder.store.intake import IntakeWriter
 from responder.web.api import HistoryApi
@@ -26,6 +27,7 @@ class AppParts:
 
     webhook: WebhookConfig
     writer: IntakeWriter
+    deal: Callable[[Alert], int]  # the sequencer partition of a delivery
     metrics: Metrics
     engine: sa.Engine
     api_token: str | None
@@ -53,7 +55,7 @@ class _Entry:
 
 
 def create_app(parts: AppParts) -> ASGIApp:
-    webhook = DatadogWebhook(parts.webhook, parts.writer, parts.metrics)
+    webhook = DatadogWebhook(parts.webhook, parts.writer, parts.metrics, parts.deal)
     api = HistoryApi(parts.engine, parts.api_token, parts.insecure)
 
     @asynccontextmanager

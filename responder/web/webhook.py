@@ -7,7 +7,7 @@ that names the problem.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +17,7 @@ import structlog
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from responder.domain import Alert
 from responder.intake.auth import presented_token, token_matches
 from responder.intake.datadog import PayloadError, decode, normalise
 from responder.metrics import Metrics
@@ -53,9 +54,16 @@ _WANTED = frozenset({"x-responder-token", "authorization", "content-type", "cont
 class DatadogWebhook:
     """A plain ASGI app: the hot path of the service skips the framework's request objects."""
 
-    def __init__(self, config: WebhookConfig, writer: IntakeWriter, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        config: WebhookConfig,
+        writer: IntakeWriter,
+        metrics: Metrics,
+        deal: Callable[[Alert], int],
+    ) -> None:
         self._config = config
         self._writer = writer
+        self._deal = deal  # the event's sequencer partition
         self._counts = {
             outcome: metrics.events.labels(outcome)
             for outcome in (
@@ -102,7 +110,7 @@ class DatadogWebhook:
         except PayloadError as exc:
             status = 400 if str(exc).startswith("unreadable") or not body else 422
             return self._error(status, str(exc), "rejected_payload")
-        row = event_row(alert, body, payload, received_at)
+        row = event_row(alert, body, payload, received_at, part=self._deal(alert))
         try:
             stored = await self._writer.submit(row, ACK_TIMEOUT)
         except (IntakeFull, TimeoutError):
