@@ -278,7 +278,9 @@ class FakeSlack(LocalServer):
 
     def _replies(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params.get("channel"), names_ok=False)
-        parent = self._find(channel, _str_or_none(params.get("ts")) or "", roots_only=True)
+        # `ts` may name the thread's parent or any message in it.
+        named = self._find(channel, _str_or_none(params.get("ts")) or "", roots_only=False)
+        parent = named and self._find(channel, named.thread_ts or named.ts, roots_only=True)
         if parent is None:
             raise SlackError("thread_not_found")
         limit = _limit(params.get("limit"), default=1000, most=REPLIES_LIMIT_MAX)
