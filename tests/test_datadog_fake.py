@@ -244,6 +244,34 @@ def test_search_rejects_bad_queries(fake: FakeDatadog, query: str) -> None:
     assert status == 400 and answer["errors"]
 
 
+def test_search_pages_by_offset_up_to_100(fake: FakeDatadog) -> None:
+    for n in range(150):
+        fake.add_incident(f"incident {n}")
+    base = "/api/v2/incidents/search?query=state%3Aactive&sort=-created"
+    _, first = call(fake, "GET", f"{base}&page%5Bsize%5D=100")
+    _, second = call(fake, "GET", f"{base}&page%5Bsize%5D=100&page%5Boffset%5D=100")
+    titles = [
+        i["data"]["attributes"]["title"]
+        for page in (first, second)
+        for i in page["data"]["attributes"]["incidents"]
+    ]
+    assert titles == [f"incident {n}" for n in reversed(range(150))]
+    assert second["data"]["attributes"]["total"] == 150
+    _, default = call(fake, "GET", base)
+    assert len(default["data"]["attributes"]["incidents"]) == 10  # page[size] defaults to 10
+    for bad in ("page%5Bsize%5D=101", "page%5Bsize%5D=0", "page%5Boffset%5D=-1"):
+        assert call(fake, "GET", f"{base}&{bad}")[0] == 400
+
+
+def test_search_sorts_by_creation_time(fake: FakeDatadog) -> None:
+    from datetime import UTC, datetime
+
+    older = fake.add_incident("older", created=datetime(2026, 1, 1, tzinfo=UTC))
+    newer = fake.add_incident("newer")
+    _, answer = call(fake, "GET", "/api/v2/incidents/search?query=state%3Aactive&sort=-created")
+    assert [i["data"]["id"] for i in answer["data"]["attributes"]["incidents"]] == [newer, older]
+
+
 def test_attachments_are_checked_and_listed(fake: FakeDatadog) -> None:
     incident_id = create_incident(fake)["id"]
     path = f"/api/v2/incidents/{incident_id}/attachments"
@@ -413,6 +441,17 @@ def test_workflow_errors_are_json_api_objects(fake: FakeDatadog) -> None:
     assert (status, answer["errors"][0]["code"]) == (404, "INSTANCE_NOT_FOUND")
     bad = {"meta": {"payload": ["not", "an", "object"]}}
     assert call(fake, "POST", f"/api/v2/workflows/{WORKFLOW}/instances", bad)[0] == 400
+
+
+def test_workflow_instances_page_newest_first_up_to_100(fake: FakeDatadog) -> None:
+    made = [fake.add_instance(WORKFLOW, {"n": n}) for n in range(150)]
+    path = f"/api/v2/workflows/{WORKFLOW}/instances?page%5Bsize%5D=100"
+    _, first = call(fake, "GET", path)
+    _, second = call(fake, "GET", f"{path}&page%5Bnumber%5D=1")
+    listed = [i["id"] for page in (first, second) for i in page["data"]]
+    assert listed == list(reversed(made))
+    assert first["meta"]["page"]["totalCount"] == 150
+    assert call(fake, "GET", f"/api/v2/workflows/{WORKFLOW}/instances?page%5Bsize%5D=101")[0] == 400
 
 
 def test_workflow_answers_fit_the_sdk_models(fake: FakeDatadog) -> None:

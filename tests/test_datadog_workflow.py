@@ -171,7 +171,7 @@ def test_a_refused_lookup_still_starts_with_a_note(
     fake.fail_next("ListWorkflowInstances", 403)
     result = start(dd, uncertain=True)
     assert result.response["adopted"] is False
-    assert "not checked for an earlier instance" in result.response["note"]
+    assert "not checked for an earlier workflow instance" in result.response["note"]
 
 
 def test_a_busy_lookup_retries_rather_than_starting_twice(

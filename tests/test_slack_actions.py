@@ -161,13 +161,21 @@ def test_post_with_a_missing_message_skips_that_block(
 def test_uncertain_retry_adopts_the_earlier_post(fake: FakeSlack, slack: dict[str, Action]) -> None:
     first = post(slack)
     again = post(slack, uncertain=True)
-    assert again.response == {"channel": PAY, "ts": first.response["ts"], "adopted": True}
+    assert again.response == {
+        "channel": PAY,
+        "ts": first.response["ts"],
+        "adopted": True,
+        "lookup": {"pages": 1, "examined": 1, "complete": True},
+    }
     assert again.refs == first.refs
     assert len(fake.root_messages(PAY)) == 1
     (history,) = fake.calls_to("conversations.history")
     assert history["channel"] == PAY
     assert history["include_all_metadata"] == "1"
-    assert history["limit"] == "100"
+    assert history["limit"] == "200"
+    # From an hour before the incident opened: nothing older can be this run's.
+    opened = incident().opened_at.timestamp()
+    assert float(history["oldest"]) == opened - 3600
 
 
 def test_uncertain_retry_of_another_run_posts(fake: FakeSlack, slack: dict[str, Action]) -> None:
@@ -296,8 +304,14 @@ def test_reply_lands_in_the_thread(
     assert reply.text is not None and reply.text.startswith(start)
     assert reply.reply_broadcast is False
     assert reply.blocks is not None and reply.blocks[0]["text"]["text"].startswith(start)
-    assert result.response == {"channel": PAY, "ts": reply.ts, "thread_ts": root.response["ts"]}
+    assert result.response == {
+        "channel": PAY,
+        "ts": reply.ts,
+        "thread_ts": root.response["ts"],
+        "adopted": False,
+    }
     assert result.refs == {}  # the incident keeps pointing at the root
+    assert fake.calls_to("conversations.replies") == []  # a first attempt posts straight away
     assert len(fake.root_messages(PAY)) == 1
 
 

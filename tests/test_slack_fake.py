@@ -224,6 +224,49 @@ def test_history_lists_roots_and_broadcasts_newest_first(fake: FakeSlack) -> Non
     assert full["messages"][1]["metadata"] == meta
 
 
+def test_history_pages_with_a_cursor_since_oldest(fake: FakeSlack) -> None:
+    web = client(fake)
+    sent = [web.chat_postMessage(channel="C0PAY", text=f"m{n}")["ts"] for n in range(12)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = web.conversations_history(channel="C0PAY", oldest=sent[1], limit=5, cursor=cursor)
+        seen += [m["ts"] for m in page["messages"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        assert page["has_more"] is bool(cursor)
+        if not cursor:
+            break
+    assert seen == list(reversed(sent[2:]))  # `oldest` itself is left out
+
+
+def test_history_rejects_a_bad_cursor_or_oldest(fake: FakeSlack) -> None:
+    web = client(fake)
+    history = web.conversations_history
+    assert error_code(lambda: history(channel="C0PAY", cursor="bm9wZQ==")) == "invalid_cursor"
+    assert error_code(lambda: history(channel="C0PAY", cursor="%%")) == "invalid_cursor"
+    assert error_code(lambda: history(channel="C0PAY", oldest="soon")) == "invalid_ts_oldest"
+
+
+def test_replies_page_the_thread_oldest_first(fake: FakeSlack) -> None:
+    web = client(fake)
+    root = web.chat_postMessage(channel="C0PAY", text="root")["ts"]
+    replies = [
+        web.chat_postMessage(channel="C0PAY", text=f"r{n}", thread_ts=root)["ts"] for n in range(7)
+    ]
+    web.chat_postMessage(channel="C0PAY", text="elsewhere")
+    first = web.conversations_replies(channel="C0PAY", ts=root, limit=5)
+    cursor = first["response_metadata"]["next_cursor"]
+    second = web.conversations_replies(channel="C0PAY", ts=root, limit=5, cursor=cursor)
+    assert [m["ts"] for m in first["messages"] + second["messages"]] == [root, *replies]
+    assert first["has_more"] is True and second["has_more"] is False
+    assert second["response_metadata"]["next_cursor"] == ""
+    replies_of = web.conversations_replies
+    assert error_code(lambda: replies_of(channel="C0PAY", ts="1.000001")) == "thread_not_found"
+    via_reply = replies_of(channel="C0PAY", ts=replies[3], limit=50)["messages"]
+    assert [m["ts"] for m in via_reply] == [root, *replies]  # any message names its thread
+    assert error_code(lambda: replies_of(channel="C0PAY", ts=root, cursor="x")) == "invalid_cursor"
+
+
 def test_history_and_update_need_a_channel_id(fake: FakeSlack) -> None:
     web = client(fake)
     ts = web.chat_postMessage(channel="#payments-alerts", text=TEXT)["ts"]

@@ -93,6 +93,11 @@ def as_dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def as_list(value: object) -> list[Any]:
+    """A JSON array from an answer, or [] when the answer has something else there."""
+    return value if isinstance(value, list) else []
+
+
 def alert_title(ctx: ActionContext) -> str:
     """The monitor's name (no "[Triggered]" prefix), as people know the problem."""
     return ctx.alert.monitor_name or ctx.incident.title or ctx.alert.title or "Datadog alert"

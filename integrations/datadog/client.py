@@ -110,13 +110,15 @@ class DatadogApi:
         request = self._body(IncidentCreateRequest, body)
         return self._call("CreateIncident", lambda: self._incidents.create_incident(request))
 
-    def search_incidents(self, query: str, page_size: int) -> Json:
+    def search_incidents(self, query: str, *, page_size: int, page_offset: int) -> Json:
+        """Newest first."""
         return self._call(
             "SearchIncidents",
             lambda: self._incidents.search_incidents(
                 query,
                 sort=IncidentSearchSortOrder.CREATED_DESCENDING,
                 page_size=page_size,
+                page_offset=page_offset,
             ),
         )
 
@@ -154,11 +156,17 @@ class DatadogApi:
             "UpdateNotebook", lambda: self._notebooks.update_notebook(notebook_id, request)
         )
 
-    def list_notebooks(self, query: str, count: int) -> Json:
+    def list_notebooks(self, query: str, *, count: int, start: int) -> Json:
+        """Those with `query` in their name (or author handle), oldest first."""
         return self._call(
             "ListNotebooks",
             lambda: self._notebooks.list_notebooks(
-                query=query, count=count, include_cells=False, sort_field="created"
+                query=query,
+                count=count,
+                start=start,
+                include_cells=False,
+                sort_field="created",
+                sort_dir="asc",
             ),
         )
 
@@ -177,10 +185,15 @@ class DatadogApi:
             lambda: self._workflows.get_workflow_instance(workflow_id, instance_id),
         )
 
-    def list_workflow_instances(self, workflow_id: str, page_size: int) -> Json:
+    def list_workflow_instances(
+        self, workflow_id: str, *, page_size: int, page_number: int
+    ) -> Json:
+        """Newest first."""
         return self._call(
             "ListWorkflowInstances",
-            lambda: self._workflows.list_workflow_instances(workflow_id, page_size=page_size),
+            lambda: self._workflows.list_workflow_instances(
+                workflow_id, page_size=page_size, page_number=page_number
+            ),
         )
 
     # -- plumbing ----------------------------------------------------------------------------

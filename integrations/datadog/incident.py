@@ -16,6 +16,7 @@ from integrations.datadog.base import (
     alert_links,
     alert_title,
     as_dict,
+    as_list,
     ended_at,
     event_url,
     monitor_url,
@@ -23,6 +24,7 @@ from integrations.datadog.base import (
     run_marker,
 )
 from integrations.datadog.client import DatadogApi, Json
+from integrations.datadog.lookup import Lookup, floor, look_for, looked
 from responder.actions import (
     STALE,
     ActionContext,
@@ -33,6 +35,7 @@ from responder.actions import (
     incident_links,
     iso_utc,
     no_data_words,
+    parse_time,
     resolved_as_stale,
     stale_resolved_at,
     stale_summary,
@@ -44,8 +47,9 @@ from responder.domain import Transition
 Severity = Literal["SEV-1", "SEV-2", "SEV-3", "SEV-4", "SEV-5", "UNKNOWN"]
 REF = "datadog_incident"
 NO_INCIDENT = "no Datadog incident for this incident"
-# Newest incidents searched for an earlier create of ours; it happened seconds or minutes ago.
-SEARCH_PAGE = 50
+# Every incident, 100 a page (the API's maximum), at most 2,000 looked at.
+SEARCH_PAGE = 100
+SEARCH_PAGES = 20
 SEARCH_QUERY = "state:(active OR stable OR resolved)"
 _TITLE_MAX = 200
 
@@ -91,18 +95,19 @@ class IncidentAction(DatadogAction):
     def execute(self, ctx: ActionContext) -> ActionResult:
         params = step_params(IncidentParams, ctx)
         api = self._client()
-        marker = run_marker(ctx)
-        note: str | None = None
+        lookup: Lookup | None = None
         if ctx.may_have_acted:
-            found, note = _earlier_incident(api, marker)
-            if found is not None:
-                return self._result(found, adopted=True, impacted=params.customer_impacted)
+            lookup = _earlier_incident(api, ctx)
+            if lookup.found is not None:
+                return self._result(
+                    lookup.found, adopted=True, impacted=params.customer_impacted, lookup=lookup
+                )
         created = api.create_incident(_create_body(ctx, params, self._links))
         data = created.get("data")
         if not isinstance(data, dict) or not data.get("id"):
             # Created, but we cannot tell which: the retry's search finds it by its marker.
             raise ActionError("datadog CreateIncident: answer without data.id", retryable=True)
-        return self._result(data, adopted=False, impacted=params.customer_impacted, note=note)
+        return self._result(data, adopted=False, impacted=params.customer_impacted, lookup=lookup)
 
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
         if transition.is_recovery:
@@ -112,7 +117,7 @@ class IncidentAction(DatadogAction):
         return FollowUp("datadog.incident_timeline", {})
 
     def _result(
-        self, data: Json, *, adopted: bool, impacted: bool, note: str | None = None
+        self, data: Json, *, adopted: bool, impacted: bool, lookup: Lookup | None
     ) -> ActionResult:
         attributes = as_dict(data.get("attributes"))
         public_id = attributes.get("public_id")
@@ -127,9 +132,8 @@ class IncidentAction(DatadogAction):
             "severity": _field(attributes, "severity") or attributes.get("severity"),
             "customer_impacted": bool(attributes.get("customer_impacted", impacted)),
             "adopted": adopted,
+            **looked(lookup),
         }
-        if note:
-            response["note"] = note
         return ActionResult(response=response, refs={REF: ref})
 
 
@@ -313,28 +317,34 @@ def _summary(ctx: ActionContext, links: AppLinks, marker: str) -> str:
     return "\n\n".join(lines)
 
 
-def _earlier_incident(api: DatadogApi, marker: str) -> tuple[Json | None, str | None]:
-    """Our incident from an attempt whose answer was lost, found by the marker in its title."""
-    try:
-        answer = api.search_incidents(SEARCH_QUERY, SEARCH_PAGE)
-    except ActionError as exc:
-        if exc.retryable:
-            raise  # busy or down: retry later rather than declare a second incident
-        # A permanent refusal (no incident_read) would fail this run on every retry and
-        # lose the incident; a possible duplicate is the lesser harm.
-        return None, f"not checked for an earlier incident: search answered {exc.message}"
-    data = answer.get("data")
-    attributes = data.get("attributes") if isinstance(data, dict) else None
-    found = attributes.get("incidents") if isinstance(attributes, dict) else None
-    for item in found if isinstance(found, list) else []:
-        incident = item.get("data") if isinstance(item, dict) else None
-        if not isinstance(incident, dict) or not incident.get("id"):
-            continue
-        incident_attributes = incident.get("attributes")
-        title = incident_attributes.get("title") if isinstance(incident_attributes, dict) else ""
-        if isinstance(title, str) and f"[{marker}]" in title:
-            return incident, None
-    return None, None
+def _earlier_incident(api: DatadogApi, ctx: ActionContext) -> Lookup:
+    """Our incident from an attempt whose answer was lost, found by the marker in its title.
+
+    The search API filters by facets only (state, severity...), not by title, so it pages
+    through all incidents newest first until ours, or one declared before our incident.
+    """
+    marker = f"[{run_marker(ctx)}]"
+    since = floor(ctx)
+
+    def read(page: int) -> list[Json]:
+        answer = api.search_incidents(
+            SEARCH_QUERY, page_size=SEARCH_PAGE, page_offset=page * SEARCH_PAGE
+        )
+        found = as_dict(as_dict(answer.get("data")).get("attributes")).get("incidents")
+        return [as_dict(as_dict(item).get("data")) for item in as_list(found)]
+
+    def ours(incident: Json) -> Json | None:
+        title = as_dict(incident.get("attributes")).get("title")
+        mine = isinstance(title, str) and marker in title and incident.get("id")
+        return incident if mine else None
+
+    def older(incident: Json) -> bool:
+        created = parse_time(as_dict(incident.get("attributes")).get("created"))
+        return created is not None and created < since
+
+    return look_for(
+        "incident", read, ours, page_size=SEARCH_PAGE, max_pages=SEARCH_PAGES, older=older
+    )
 
 
 def _timeline_entry(

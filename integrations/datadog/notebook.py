@@ -18,12 +18,14 @@ from integrations.datadog.base import (
     alert_links,
     alert_title,
     as_dict,
+    as_list,
     ended_at,
     now_utc,
     ref_from,
     run_marker,
 )
 from integrations.datadog.client import DatadogApi, Json
+from integrations.datadog.lookup import Lookup, look_for, looked
 from integrations.datadog.monitor_query import graph_query
 from responder.actions import (
     ActionContext,
@@ -48,6 +50,9 @@ ALREADY_RESOLVED = "the notebook already has a resolution note"
 # Written at the end of the resolution cell; finding it again makes the resolve idempotent.
 RESOLUTION_MARK = "Resolution note added by responder."
 NAME_MAX = 80  # Datadog refuses longer notebook names
+# Notebooks named with our marker, 100 a page (the API's default), at most 1,000 looked at.
+SEARCH_PAGE = 100
+SEARCH_PAGES = 10
 _WINDOW = re.compile(r"^\s*(\d+)\s*(m|min|h|d)?\s*$", re.IGNORECASE)
 _UNIT_MINUTES = {"m": 1, "min": 1, "h": 60, "d": 1440}
 
@@ -107,22 +112,22 @@ class NotebookAction(DatadogAction):
     def execute(self, ctx: ActionContext) -> ActionResult:
         params = step_params(NotebookParams, ctx)
         api = self._client()
-        note: str | None = None
+        lookup: Lookup | None = None
         if ctx.may_have_acted:
-            found, note = _earlier_notebook(api, run_marker(ctx))
-            if found is not None:
-                return self._result(found, adopted=True)
+            lookup = _earlier_notebook(api, run_marker(ctx))
+            if lookup.found is not None:
+                return self._result(lookup.found, adopted=True, lookup=lookup)
         created = api.create_notebook(_create_body(ctx, params, self._links))
         data = as_dict(created.get("data"))
         if data.get("id") is None:
             # Created, but we cannot tell which: the retry's search finds it by its marker.
             raise ActionError("datadog CreateNotebook: answer without data.id", retryable=True)
-        return self._result(data, adopted=False, note=note)
+        return self._result(data, adopted=False, lookup=lookup)
 
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
         return FollowUp("datadog.notebook_resolve", {}) if transition.is_recovery else None
 
-    def _result(self, data: Json, *, adopted: bool, note: str | None = None) -> ActionResult:
+    def _result(self, data: Json, *, adopted: bool, lookup: Lookup | None) -> ActionResult:
         attributes = as_dict(data.get("attributes"))
         ref = {"id": data["id"], "url": self._links.notebook(data["id"])}
         cells = attributes.get("cells")
@@ -131,9 +136,8 @@ class NotebookAction(DatadogAction):
             "name": attributes.get("name"),
             "cells": len(cells) if isinstance(cells, list) else None,
             "adopted": adopted,
+            **looked(lookup),
         }
-        if note:
-            response["note"] = note
         return ActionResult(response=response, refs={REF: ref})
 
 
@@ -314,22 +318,24 @@ def _acknowledged_by(ctx: ActionContext) -> str | None:
     return None
 
 
-def _earlier_notebook(api: DatadogApi, marker: str) -> tuple[Json | None, str | None]:
-    """Our notebook from an attempt whose answer was lost: its name carries the marker."""
-    try:
-        answer = api.list_notebooks(marker, count=20)
-    except ActionError as exc:
-        if exc.retryable:
-            raise  # busy or down: retry later rather than create a second notebook
-        # A permanent refusal would fail this run on every retry; a duplicate is less harm.
-        return None, f"not checked for an earlier notebook: search answered {exc.message}"
-    items = answer.get("data")
-    for item in items if isinstance(items, list) else []:
-        found = as_dict(item)
-        name = as_dict(found.get("attributes")).get("name")
-        if isinstance(name, str) and f"[{marker}]" in name and found.get("id") is not None:
-            return found, None
-    return None, None
+def _earlier_notebook(api: DatadogApi, marker: str) -> Lookup:
+    """Our notebook from an attempt whose answer was lost: its name carries the marker.
+
+    Datadog's search matches the marker anywhere in a name (or author handle), so clones
+    and notes about ours match too; oldest first, the first named as ours is the original.
+    """
+    tag = f"[{marker}]"
+
+    def read(page: int) -> list[Json]:
+        answer = api.list_notebooks(marker, count=SEARCH_PAGE, start=page * SEARCH_PAGE)
+        return [as_dict(item) for item in as_list(answer.get("data"))]
+
+    def ours(notebook: Json) -> Json | None:
+        name = as_dict(notebook.get("attributes")).get("name")
+        mine = isinstance(name, str) and tag in name and notebook.get("id") is not None
+        return notebook if mine else None
+
+    return look_for("notebook", read, ours, page_size=SEARCH_PAGE, max_pages=SEARCH_PAGES)
 
 
 def _notebook_id(value: object) -> int:

@@ -12,8 +12,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from integrations.datadog.base import DatadogAction, as_dict, now_utc, run_marker
+from integrations.datadog.base import DatadogAction, as_dict, as_list, now_utc, run_marker
 from integrations.datadog.client import DatadogApi, Json
+from integrations.datadog.lookup import Lookup, floor, look_for, looked
 from responder.actions import (
     ActionContext,
     ActionError,
@@ -31,8 +32,10 @@ FIRST_POLL = 5.0
 MAX_POLL = 60.0
 SUCCEEDED = frozenset({"SUCCEEDED", "SUCCESS", "COMPLETED"})
 FAILED = frozenset({"FAILED", "FAILURE", "ERROR", "CANCELED", "CANCELLED", "TIMED_OUT"})
-# Instances looked at for an earlier start of ours: it happened seconds or minutes ago.
-RECENT_INSTANCES = 10
+# Instances looked at for an earlier start of ours, 100 a page (the API's maximum), each
+# read in full: at most 500, fewer when older ones come first.
+LIST_PAGE = 100
+LIST_PAGES = 5
 
 
 class WorkflowParams(StepParams):
@@ -96,12 +99,13 @@ class WorkflowAction(DatadogAction):
         api = self._client()
         if ctx.previous is not None and _instance_id(ctx.previous) is not None:
             return self._poll(api, params, ctx.previous)
-        note: str | None = None
+        lookup: Lookup | None = None
         if ctx.may_have_acted:
-            found, note = _earlier_instance(api, params.workflow_id, run_marker(ctx))
-            if found is not None:
+            lookup = _earlier_instance(api, params.workflow_id, ctx)
+            if lookup.found is not None:
+                found = lookup.found
                 started = parse_time(as_dict(found.get("attributes")).get("startTimestamp"))
-                return self._started(params, str(found["id"]), started, adopted=True)
+                return self._started(params, str(found["id"]), started, adopted=True, lookup=lookup)
         answer = api.create_workflow_instance(params.workflow_id, _payload(ctx, params))
         instance_id = as_dict(answer.get("data")).get("id")
         if not instance_id:
@@ -109,7 +113,7 @@ class WorkflowAction(DatadogAction):
             raise ActionError(
                 "datadog CreateWorkflowInstance: answer without data.id", retryable=True
             )
-        return self._started(params, str(instance_id), None, adopted=False, note=note)
+        return self._started(params, str(instance_id), None, adopted=False, lookup=lookup)
 
     def _started(
         self,
@@ -118,7 +122,7 @@ class WorkflowAction(DatadogAction):
         started: datetime | None,
         *,
         adopted: bool,
-        note: str | None = None,
+        lookup: Lookup | None,
     ) -> ActionResult:
         response: dict[str, Any] = {
             "workflow_id": params.workflow_id,
@@ -127,9 +131,8 @@ class WorkflowAction(DatadogAction):
             "started_at": iso_utc(started or now_utc()),
             "polls": 0,
             "adopted": adopted,
+            **looked(lookup),
         }
-        if note:
-            response["note"] = note
         return ActionResult(
             response=response, refs=self._refs(params, instance_id), poll_after=FIRST_POLL
         )
@@ -191,31 +194,34 @@ def _instance_id(previous: Mapping[str, Any] | None) -> str | None:
     return str(value) if value else None
 
 
-def _earlier_instance(
-    api: DatadogApi, workflow_id: str, marker: str
-) -> tuple[Json | None, str | None]:
+def _earlier_instance(api: DatadogApi, workflow_id: str, ctx: ActionContext) -> Lookup:
     """An instance we started whose answer was lost, recognised by the marker in its inputs.
 
-    The list answer holds ids and statuses only, so each recent instance is read in full;
-    wherever Datadog shows the trigger's payload, the marker is a value inside it.
+    The list answer holds ids and statuses only, so each instance is read in full, newest
+    first, until ours or one started before our incident opened; wherever Datadog shows the
+    trigger's payload, the marker is a value inside it.
     """
-    try:
-        listed = api.list_workflow_instances(workflow_id, page_size=RECENT_INSTANCES)
-        items = listed.get("data")
-        for item in items if isinstance(items, list) else []:
-            instance_id = as_dict(item).get("id")
-            if not instance_id:
-                continue
-            full = as_dict(api.get_workflow_instance(workflow_id, str(instance_id)).get("data"))
-            if _holds(full.get("attributes"), marker):
-                return {**full, "id": instance_id}, None
-    except ActionError as exc:
-        if exc.retryable:
-            raise  # busy or down: retry later rather than start a second instance
-        # A permanent refusal (no workflows_read) would fail this run on every retry and
-        # never run the workflow; a possible second instance is the lesser harm.
-        return None, f"not checked for an earlier instance: {exc.message}"
-    return None, None
+    marker = run_marker(ctx)
+    since = floor(ctx)
+
+    def read(page: int) -> list[Json]:
+        listed = api.list_workflow_instances(workflow_id, page_size=LIST_PAGE, page_number=page)
+        return [as_dict(item) for item in as_list(listed.get("data"))]
+
+    def ours(item: Json) -> Json | None:
+        instance_id = item.get("id")
+        if not instance_id or older(item):
+            return None
+        full = as_dict(api.get_workflow_instance(workflow_id, str(instance_id)).get("data"))
+        return {**full, "id": instance_id} if _holds(full.get("attributes"), marker) else None
+
+    def older(item: Json) -> bool:
+        started = parse_time(as_dict(item.get("attributes")).get("startTimestamp"))
+        return started is not None and started < since
+
+    return look_for(
+        "workflow instance", read, ours, page_size=LIST_PAGE, max_pages=LIST_PAGES, older=older
+    )
 
 
 def _holds(value: object, marker: str, depth: int = 0) -> bool:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from integrations.slack import blocks as bk
 from integrations.slack.client import SlackApi
+from integrations.slack.lookup import earlier_message, earlier_reply, run_metadata
 from integrations.slack.messages import (
     Message,
     reply_message,
@@ -28,7 +29,6 @@ from responder.actions import (
 )
 from responder.domain import Transition
 
-METADATA_EVENT = "responder_action"
 NO_ROOT = "no root message to reply to"
 CHANNEL_INTERVAL = 1.1  # seconds between messages to one channel; Slack's limit is about 1/s
 
@@ -83,14 +83,14 @@ class PostAction(_SlackAction):
             "text": text,
             "blocks": len(blocks),
             "thread_ts": None,
-            "metadata": _metadata(ctx),
+            "metadata": run_metadata(ctx),
             "check_history_first": ctx.may_have_acted,
         }
 
     def execute(self, ctx: ActionContext) -> ActionResult:
         params = step_params(PostParams, ctx)
         api = self._client()
-        note: str | None = None
+        said: dict[str, Any] = {}
         if ctx.may_have_acted:
             try:
                 channel_id = api.channel_id(params.channel)
@@ -101,16 +101,21 @@ class PostAction(_SlackAction):
             if channel_id is None:
                 # conversations.history takes IDs only; posting may duplicate, not posting
                 # could lose the alert.
-                note = f"not checked for an earlier post: no channel ID known for {params.channel}"
+                said["note"] = (
+                    f"not checked for an earlier post: no channel ID known for {params.channel}"
+                )
             else:
-                ts, note = _earlier_message(api, channel_id, ctx.run_id)
-                if ts is not None:
-                    return _root_result(api, channel_id, ts, adopted=True)
+                lookup = earlier_message(api, channel_id, ctx)
+                if lookup.ts is not None:
+                    return _root_result(
+                        api, channel_id, lookup.ts, adopted=True, said=lookup.said()
+                    )
+                said = lookup.said()
         text, blocks = root_message(ctx, params)
         posted = api.post_message(
-            channel=params.channel, text=text, blocks=blocks, metadata=_metadata(ctx)
+            channel=params.channel, text=text, blocks=blocks, metadata=run_metadata(ctx)
         )
-        return _root_result(api, posted["channel"], posted["ts"], adopted=False, note=note)
+        return _root_result(api, posted["channel"], posted["ts"], adopted=False, said=said)
 
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
         channel = params.get("channel")
@@ -131,7 +136,8 @@ class ReplyAction(_SlackAction):
         params = step_params(ThreadParams, ctx)
         root = _root(ctx.parent)
         text, blocks = reply_message(ctx, params.notice)
-        return _thread_request(params, root, text, blocks)
+        request = _thread_request(params, root, text, blocks)
+        return {**request, "check_thread_first": ctx.may_have_acted}
 
     def execute(self, ctx: ActionContext) -> ActionResult:
         params = step_params(ThreadParams, ctx)
@@ -139,19 +145,24 @@ class ReplyAction(_SlackAction):
         if root is None:
             return ActionResult(response={}, skipped_reason=NO_ROOT)
         api = self._client()
+        said: dict[str, Any] = {}
+        if ctx.may_have_acted:
+            # A plain reply is not in the channel's history: the thread is read instead.
+            lookup = earlier_reply(api, root.channel, root.ts, ctx)
+            if lookup.ts is not None:
+                adopted = {"channel": root.channel, "ts": lookup.ts, "thread_ts": root.ts}
+                return ActionResult(response={**adopted, "adopted": True, **lookup.said()})
+            said = lookup.said()
         text, blocks = reply_message(ctx, params.notice)
-        # No duplicate check here, on purpose: a plain thread reply is not in
-        # conversations.history, and a second "Renotify" line in a thread costs little.
-        # The root post (slack.post) is the message that must never be doubled.
         posted = api.post_message(
             channel=root.channel,
             thread_ts=root.ts,
             text=text,
             blocks=blocks,
-            metadata=_metadata(ctx),
+            metadata=run_metadata(ctx),
         )
         # No refs: the incident's Slack reference must stay the root message.
-        return ActionResult(response={**posted, "thread_ts": root.ts})
+        return ActionResult(response={**posted, "thread_ts": root.ts, "adopted": False, **said})
 
 
 class ResolveAction(_SlackAction):
@@ -186,10 +197,11 @@ class ResolveAction(_SlackAction):
             return ActionResult(response={}, skipped_reason=NO_ROOT)
         api = self._client()
         reply_ts: str | None = None
+        said: dict[str, Any] = {}
         if ctx.may_have_acted:
-            # A broadcast reply is also a channel message, so unlike slack.reply it can be
-            # found in history; a miss there (busy channel) costs a duplicate reply only.
-            reply_ts, _ = _earlier_message(api, root.channel, ctx.run_id)
+            # The thread is as sure a place to look as the channel, and smaller.
+            lookup = earlier_reply(api, root.channel, root.ts, ctx)
+            reply_ts, said = lookup.ts, lookup.said()
         adopted = reply_ts is not None
         if reply_ts is None:
             text, blocks = resolve_reply(ctx)
@@ -199,7 +211,7 @@ class ResolveAction(_SlackAction):
                 reply_broadcast=True,
                 text=text,
                 blocks=blocks,
-                metadata=_metadata(ctx),
+                metadata=run_metadata(ctx),
             )["ts"]
         # chat.update is naturally idempotent: a retry rewrites the same content.
         text, blocks = resolved_root(ctx)
@@ -211,6 +223,7 @@ class ResolveAction(_SlackAction):
                 "reply_ts": reply_ts,
                 "reply_adopted": adopted,
                 "updated": True,
+                **said,
             }
         )
 
@@ -254,39 +267,6 @@ class RefreshAction(_SlackAction):
         return root_message(ctx, params)
 
 
-def _metadata(ctx: ActionContext) -> dict[str, Any]:
-    return {
-        "event_type": METADATA_EVENT,
-        "event_payload": {"run_id": ctx.run_id, "incident_id": ctx.incident.id},
-    }
-
-
-def _earlier_message(api: SlackApi, channel_id: str, run_id: str) -> tuple[str | None, str | None]:
-    """(ts of our earlier message for this run, or None; a note when history could not tell)."""
-    try:
-        return _find_run(api.history(channel_id), run_id), None
-    except ActionError as exc:
-        if exc.retryable:
-            raise  # busy or down: retry later rather than post blind
-        # A permanent refusal (say missing_scope: history needs channels:history) would fail
-        # this run on every retry and lose the alert; a possible duplicate is the lesser harm.
-        reason = exc.response.get("error", "an error")
-        return None, f"not checked for an earlier post: conversations.history answered {reason}"
-
-
-def _find_run(messages: list[dict[str, Any]], run_id: str) -> str | None:
-    """The ts of a message we posted for `run_id`, found through its metadata."""
-    for message in messages:
-        metadata = message.get("metadata")
-        if not isinstance(metadata, Mapping) or metadata.get("event_type") != METADATA_EVENT:
-            continue
-        payload = metadata.get("event_payload")
-        ts = message.get("ts")
-        if isinstance(payload, Mapping) and payload.get("run_id") == run_id and isinstance(ts, str):
-            return ts
-    return None
-
-
 def _root(parent: Mapping[str, Any] | None) -> _Root | None:
     """The root message from the parent run's result (its response, or its refs)."""
     if not parent:
@@ -300,11 +280,9 @@ def _root(parent: Mapping[str, Any] | None) -> _Root | None:
 
 
 def _root_result(
-    api: SlackApi, channel: str, ts: str, *, adopted: bool, note: str | None = None
+    api: SlackApi, channel: str, ts: str, *, adopted: bool, said: Mapping[str, Any]
 ) -> ActionResult:
-    response: dict[str, Any] = {"channel": channel, "ts": ts, "adopted": adopted}
-    if note:
-        response["note"] = note
+    response: dict[str, Any] = {"channel": channel, "ts": ts, "adopted": adopted, **said}
     ref: dict[str, Any] = {"channel": channel, "ts": ts}
     url = api.permalink(channel, ts)
     if url:

@@ -25,6 +25,10 @@ _TRANSIENT_ERRORS = frozenset({"ratelimited", "rate_limited", "internal_error", 
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
 
+# Messages of one page, and the cursor of the next page (None: this was the last).
+Page = tuple[list[dict[str, Any]], str | None]
+
+
 def build_web_client(token: str, base_url: str, timeout: float) -> WebClient:
     """A WebClient that makes exactly one HTTP attempt per call.
 
@@ -70,7 +74,8 @@ def is_channel_id(channel: str) -> bool:
 
 
 class SlackApi:
-    """chat.postMessage, chat.update, conversations.history and auth.test, one attempt each."""
+    """chat.postMessage, chat.update, conversations.history/replies/list and auth.test, one
+    attempt each."""
 
     def __init__(self, client: WebClient) -> None:
         self._client = client
@@ -158,18 +163,43 @@ class SlackApi:
         )
         return {"channel": str(response.get("channel", channel)), "ts": str(response.get("ts", ts))}
 
-    def history(self, channel_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest `limit` channel messages (roots and broadcast replies), metadata included."""
-        response = self._call(
+    def history(self, channel_id: str, *, oldest: str, cursor: str | None, limit: int) -> Page:
+        """One page of channel messages (roots and broadcast replies) newer than `oldest`,
+        newest first, metadata included; and the cursor of the next page, if any."""
+        return self._page(
             "conversations.history",
-            lambda: self._client.conversations_history(
-                channel=channel_id, include_all_metadata=True, limit=limit
+            functools.partial(
+                self._client.conversations_history,
+                channel=channel_id,
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=limit,
+                cursor=cursor,
             ),
         )
+
+    def replies(self, channel_id: str, ts: str, *, cursor: str | None, limit: int) -> Page:
+        """One page of the thread under `ts` (that message first), oldest first, metadata
+        included; and the cursor of the next page, if any."""
+        return self._page(
+            "conversations.replies",
+            functools.partial(
+                self._client.conversations_replies,
+                channel=channel_id,
+                ts=ts,
+                include_all_metadata=True,
+                limit=limit,
+                cursor=cursor,
+            ),
+        )
+
+    def _page(self, method: str, send: Callable[[], SlackResponse]) -> Page:
+        response = self._call(method, send)
         messages = response.get("messages")
-        if not isinstance(messages, list):
-            return []
-        return [m for m in messages if isinstance(m, dict)]
+        found = [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+        meta = response.get("response_metadata")
+        cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+        return found, (cursor if isinstance(cursor, str) and cursor else None)
 
     def permalink(self, channel_id: str, ts: str) -> str | None:
         """A link to a message, built from the workspace URL (auth.test, asked once)."""

@@ -13,12 +13,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from integrations.slack import blocks as bk
-from integrations.slack.actions import (
-    _earlier_message,
-    _metadata,
-    _root,
-    _SlackAction,
-)
+from integrations.slack.actions import _root, _SlackAction
+from integrations.slack.lookup import earlier_message, run_metadata
 from integrations.slack.messages import Message
 from integrations.slack.params import StormParams
 from responder.actions import (
@@ -47,7 +43,7 @@ class StormAction(_SlackAction):
                 "channel": params.channel,
                 "text": text,
                 "blocks": len(blocks),
-                "metadata": _metadata(ctx),
+                "metadata": run_metadata(ctx),
                 "check_history_first": ctx.may_have_acted,
             }
         summary = _root(ctx.parent)
@@ -80,7 +76,7 @@ class StormAction(_SlackAction):
             if earlier is not None:
                 return ActionResult(response={**earlier, "adopted": True})
         posted = api.post_message(
-            channel=params.channel, text=text, blocks=blocks, metadata=_metadata(ctx)
+            channel=params.channel, text=text, blocks=blocks, metadata=run_metadata(ctx)
         )
         # No refs: the incident's Slack reference is its own thread, which it does not have.
         return ActionResult(response={**posted, "adopted": False})
@@ -95,7 +91,7 @@ class StormAction(_SlackAction):
             return None  # cannot look: a second summary is the lesser harm than none
         if channel_id is None:
             return None
-        ts, _ = _earlier_message(api, channel_id, ctx.run_id)
+        ts = earlier_message(api, channel_id, ctx).ts
         return {"channel": channel_id, "ts": ts} if ts is not None else None
 
 

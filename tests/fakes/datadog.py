@@ -240,10 +240,36 @@ class FakeDatadog(LocalServer):
         with self._lock:
             self._set_status(self._instances[instance_id], status)
 
-    def add_instance(self, workflow_id: str, payload: dict[str, Any]) -> str:
-        """An instance somebody else started (for adoption tests)."""
+    def add_instance(
+        self, workflow_id: str, payload: dict[str, Any], started: datetime | None = None
+    ) -> str:
+        """An instance somebody else started (for adoption tests), now or at `started`."""
         with self._lock:
-            return self._new_instance(workflow_id, payload).id
+            instance = self._new_instance(workflow_id, payload)
+            if started is not None:
+                instance.started = _iso(started, z=True)
+            return instance.id
+
+    def add_incident(self, title: str, created: datetime | None = None) -> str:
+        """An incident somebody else declared, now or at `created`, as CreateIncident does."""
+        attributes = {"title": title, "customer_impacted": False}
+        body = {"data": {"type": "incidents", "attributes": attributes}}
+        with self._lock:
+            incident = self._CreateIncident(query={}, body=body)[2]["data"]
+            if created is not None:
+                self._incidents[incident["id"]].attributes["created"] = _iso(created)
+            return str(incident["id"])
+
+    def add_notebook(self, name: str) -> int:
+        """A notebook somebody else wrote, as CreateNotebook makes it."""
+        text = {"type": "markdown", "text": name}
+        cell = {"type": "notebook_cells", "attributes": {"definition": text}}
+        attributes = {"name": name, "cells": [cell], "time": {"live_span": "1d"}}
+        with self._lock:
+            answer = self._CreateNotebook(
+                query={}, body={"data": {"type": "notebooks", "attributes": attributes}}
+            )
+            return int(answer[2]["data"]["id"])
 
     # -- request handling ------------------------------------------------------------------
 
@@ -391,7 +417,7 @@ class FakeDatadog(LocalServer):
         match = _search_filter(text)
         found = sorted(
             (i for i in self._incidents.values() if match(i)),
-            key=lambda i: i.public_id,
+            key=lambda i: (_when(i.attributes["created"]), i.public_id),
             reverse=sort == "-created",
         )
         page = [{"data": self._incident_json(i)} for i in found[offset : offset + size]]
@@ -631,7 +657,9 @@ class FakeDatadog(LocalServer):
         size = _int(query.get("page[size]", "10"), "page[size]", low=1, high=PAGE_SIZE_MAX)
         number = _int(query.get("page[number]", "0"), "page[number]", low=0)
         mine = [i for i in self._instances.values() if i.workflow_id == workflow_id]
-        mine.reverse()  # newest first, as Datadog lists them
+        # Newest first, as Datadog lists them; started at the same moment, last made first.
+        order = {instance.id: n for n, instance in enumerate(self._instances.values())}
+        mine.sort(key=lambda i: (_when(i.started), order[i.id]), reverse=True)
         page = mine[number * size : (number + 1) * size]
         statuses = [i.status for i in mine]
         return (
@@ -1020,6 +1048,14 @@ def _with_id(cell: dict[str, Any]) -> dict[str, Any]:
 
 
 def _now(z: bool = False) -> str:
-    moment = datetime.now(UTC)
+    return _iso(datetime.now(UTC), z=z)
+
+
+def _iso(moment: datetime, z: bool = False) -> str:
+    text = moment.astimezone(UTC).isoformat()
     # Workflow instances print Go-style "...Z" times; the other APIs "+00:00".
-    return moment.isoformat().replace("+00:00", "Z") if z else moment.isoformat()
+    return text.replace("+00:00", "Z") if z else text
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text)

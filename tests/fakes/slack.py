@@ -6,6 +6,7 @@ Runs a ThreadingHTTPServer on 127.0.0.1; tests inspect what was posted and injec
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -34,6 +35,10 @@ SECTION_FIELDS_MAX = 10
 SECTION_FIELD_TEXT_MAX = 2000
 CONTEXT_ELEMENTS_MAX = 10
 ACTIONS_ELEMENTS_MAX = 25
+# conversations.history and .replies: "maximum of 999" and "default 1000, maximum 1000"
+# items a page; Slack serves at most that many, whatever `limit` asks for.
+HISTORY_LIMIT_MAX = 999
+REPLIES_LIMIT_MAX = 1000
 # Slack's error for a refused request, by the HTTP status other vendors would answer.
 _REFUSALS = {400: "invalid_arguments", 401: "invalid_auth", 403: "missing_scope"}
 BOT = {"user": "U0BOT", "bot_id": "B0FAKE", "app_id": "A0FAKE"}
@@ -91,6 +96,7 @@ class FakeSlack(LocalServer):
             "chat.update": self._update,
             "conversations.history": self._history,
             "conversations.list": self._list,
+            "conversations.replies": self._replies,
         }
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -248,20 +254,44 @@ class FakeSlack(LocalServer):
 
     def _history(self, params: Params) -> dict[str, Any]:
         channel = self._channel(params.get("channel"), names_ok=False)
-        limit = min(max(_int(params.get("limit"), 100), 1), 999)
-        with_metadata = _truthy(params.get("include_all_metadata"))
-        # Channel history holds roots and broadcast replies, newest first; no cursor support.
+        limit = _limit(params.get("limit"), default=100, most=HISTORY_LIMIT_MAX)
+        oldest = _ts_bound(params.get("oldest"), "invalid_ts_oldest", default=0.0)
+        latest = _ts_bound(params.get("latest"), "invalid_ts_latest", default=float("inf"))
+        # Channel history holds roots and broadcast replies, newest first, in the time range.
         visible = [
             m
             for m in reversed(self._messages)
-            if m.channel == channel and (m.thread_ts is None or m.reply_broadcast)
+            if m.channel == channel
+            and (m.thread_ts is None or m.reply_broadcast)
+            and oldest < float(m.ts) < latest
         ]
+        page, cursor = _paged(visible, params.get("cursor"), limit)
+        with_metadata = _truthy(params.get("include_all_metadata"))
         return {
-            "messages": [self._render(m, with_metadata) for m in visible[:limit]],
-            "has_more": len(visible) > limit,
+            "messages": [self._render(m, with_metadata) for m in page],
+            "has_more": cursor is not None,
             "pin_count": 0,
             "channel_actions_ts": None,
             "channel_actions_count": 0,
+            "response_metadata": {"next_cursor": cursor or ""},
+        }
+
+    def _replies(self, params: Params) -> dict[str, Any]:
+        channel = self._channel(params.get("channel"), names_ok=False)
+        # `ts` may name the thread's parent or any message in it.
+        named = self._find(channel, _str_or_none(params.get("ts")) or "", roots_only=False)
+        parent = named and self._find(channel, named.thread_ts or named.ts, roots_only=True)
+        if parent is None:
+            raise SlackError("thread_not_found")
+        limit = _limit(params.get("limit"), default=1000, most=REPLIES_LIMIT_MAX)
+        # The message itself, then its replies, oldest first.
+        thread = [parent, *(m for m in self._messages if m.thread_ts == parent.ts)]
+        page, cursor = _paged(thread, params.get("cursor"), limit)
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        return {
+            "messages": [self._render(m, with_metadata) for m in page],
+            "has_more": cursor is not None,
+            "response_metadata": {"next_cursor": cursor or ""},
         }
 
     def _list(self, params: Params) -> dict[str, Any]:
@@ -421,6 +451,47 @@ def _metadata(value: Any) -> dict[str, Any] | None:
     if not ok:
         raise SlackError("invalid_metadata_format")
     return dict(value)
+
+
+def _limit(value: Any, *, default: int, most: int) -> int:
+    return min(max(_int(value, default), 1), most)
+
+
+def _ts_bound(value: Any, error: str, *, default: float) -> float:
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SlackError(error) from None
+
+
+def _paged(
+    items: list[FakeMessage], cursor: Any, limit: int
+) -> tuple[list[FakeMessage], str | None]:
+    """One page from `cursor` on, and the next page's cursor: opaque, as Slack's are."""
+    start = 0
+    if cursor not in (None, ""):
+        start = _cursor_offset(cursor)
+        if start > len(items):
+            raise SlackError("invalid_cursor")
+    end = start + limit
+    return items[start:end], (_cursor(end) if end < len(items) else None)
+
+
+def _cursor(offset: int) -> str:
+    return base64.b64encode(f"next:{offset}".encode()).decode()
+
+
+def _cursor_offset(cursor: Any) -> int:
+    try:
+        text = base64.b64decode(str(cursor), validate=True).decode()
+    except ValueError:
+        raise SlackError("invalid_cursor") from None
+    kind, _, offset = text.partition(":")
+    if kind != "next" or not offset.isdigit():
+        raise SlackError("invalid_cursor")
+    return int(offset)
 
 
 def _truthy(value: Any) -> bool:
