@@ -12,11 +12,35 @@ import structlog
 from responder.redact import Redactor
 
 
+class _Masked(logging.Filter):
+    """Masks known secrets in the standard logging's lines (libraries log there), message
+    and traceback alike, before any handler writes them."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self._redactor.redact_text(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._redactor.redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._redactor.redact_text(record.stack_info)
+        return True
+
+
 def configure(level: str, redactor: Redactor) -> None:
     def mask(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         return redactor.redact(dict(event))  # type: ignore[no-any-return]
 
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    for handler in logging.getLogger().handlers:
+        # Configured again once the playbooks are loaded: their `env:` secrets join in.
+        for old in [f for f in handler.filters if isinstance(f, _Masked)]:
+            handler.removeFilter(old)
+        handler.addFilter(_Masked(redactor))
     # Alembic narrates every plugin it loads at INFO: noise on each start and CLI command.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     # The pagerduty SDK logs ERROR on every 429/5xx it hands back ("exceeded maximum number

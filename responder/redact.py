@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 REDACTED = "[REDACTED]"
 # A value that only names where a secret lives (a playbook's `routing_key: env:PD_KEY`, or
@@ -33,16 +35,60 @@ _SECRET_WORDS = (
 )
 
 
+def encoded_forms(secret: str) -> Iterator[str]:
+    """`secret` URL-encoded, and the part of its base64 (plain and URL-safe alphabets) that
+    is the same wherever in a longer encoded text it starts: at each of the three byte
+    offsets, the characters made only of the secret's own bits."""
+    yield quote(secret, safe="")
+    yield quote_plus(secret, safe="")
+    raw = secret.encode("utf-8")
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + raw).decode("ascii")
+        core = encoded[-(-offset * 8 // 6) : (offset + len(raw)) * 8 // 6]
+        if len(core) >= MIN_SECRET_LENGTH:
+            yield core
+            yield core.replace("+", "-").replace("/", "_")
+
+
+def _trie(words: list[str]) -> str:
+    """One pattern for all `words`, shared prefixes factored out: the regex engine then
+    tests one character class per position instead of every word in turn (several times
+    faster with dozens of words), and a word that extends another is matched whole."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _alternatives(root)
+
+
+def _alternatives(node: dict[str, Any]) -> str:
+    # A run of single characters is written out in a loop: only a branch point recurses,
+    # so a long secret costs no stack.
+    head: list[str] = []
+    while len(node) == 1 and "" not in node:
+        ((char, node),) = node.items()
+        head.append(re.escape(char))
+    branches = [re.escape(char) + _alternatives(child) for char, child in node.items() if char]
+    if not branches:
+        return "".join(head)
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if "" in node:  # a word ends here; a longer one is tried first (greedy)
+        body = f"(?:{body})?"
+    return "".join(head) + body
+
+
 class Redactor:
     """Replaces known secret values and the values of secret-looking keys with "[REDACTED]"."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        values = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
-        # Also as they look inside JSON text, where quotes and backslashes are escaped.
-        values |= {json.dumps(s)[1:-1] for s in values}
-        # Longest first, so a secret that contains another is replaced whole.
-        ordered = sorted(values, key=lambda s: (-len(s), s))
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        raw = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+        # Also as they look inside JSON text, where quotes and backslashes are escaped, and
+        # as a vendor or library may echo them: URL-encoded, or inside base64 (Basic auth).
+        values = raw | {json.dumps(s)[1:-1] for s in raw}
+        values |= {form for s in raw for form in encoded_forms(s)}
+        self._pattern = re.compile(_trie(sorted(values))) if values else None
 
     def redact(self, value: Any) -> Any:
         """A copy of `value` with every known secret and every secret-keyed value replaced."""

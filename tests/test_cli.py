@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import signal
 from collections.abc import Iterator
@@ -13,7 +12,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import structlog
 from typer.testing import CliRunner, Result
 
 from responder.cli import app
@@ -21,6 +19,7 @@ from responder.store.db import create_engine
 from responder.store.migrate import is_current, schema_state
 from tests.databases import BACKENDS, restore
 from tests.harness import API_TOKEN, REPO, drain, post, running, sample, settings_for
+from tests.logstate import logging_kept
 
 PAYMENT_SAMPLE = "payment-failure-rate.triggered"
 HANG_SECONDS = 60  # a refusal takes well under a second
@@ -51,15 +50,8 @@ def invoke(args: list[str], database_url: str, **env: str | None) -> Result:
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    # The CLI configures logging for the whole process, onto the runner's captured stderr:
-    # give the rest of the session back what it logged with.
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    with logging_kept():
+        yield
 
 
 class Hung(BaseException):

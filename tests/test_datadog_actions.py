@@ -82,9 +82,9 @@ def failure(call: Callable[[], object]) -> ActionError:
 # -- wiring and configuration -----------------------------------------------------------------
 
 
-def test_the_factory_makes_every_action_markdown(dd: dict[str, Action]) -> None:
+def test_the_factory_makes_every_action_with_plain_params(dd: dict[str, Action]) -> None:
     assert sorted(dd) == NAMES
-    assert all(a.configured and a.markup == "markdown" for a in dd.values())
+    assert all(a.configured and a.markup == "plain" for a in dd.values())
     assert {n for n, a in dd.items() if a.wants_runs} == {
         "datadog.notebook",
         "datadog.notebook_resolve",

@@ -38,14 +38,18 @@ class AppLinks:
 
 
 class DatadogAction(Action):
-    """Base of the Datadog actions: configured when a client exists; alert text as markdown.
+    """Base of the Datadog actions: configured when a client exists.
+
+    Step params render as plain text: none of them is Markdown (titles, queries, workflow
+    inputs), and Markdown escaping would put backslashes into a query or a service name.
+    The Markdown cells are written here, from the alert, escaped by `markdown.escape`.
 
     No pace of our own: Datadog limits per organisation and endpoint, not per incident or
     notebook, and a 429 says when its window resets (X-RateLimit-Reset); the runner waits.
     """
 
     params: ClassVar[type[StepParams]]
-    markup: ClassVar[str] = "markdown"
+    markup: ClassVar[str] = "plain"
 
     def __init__(self, api: DatadogApi | None, links: AppLinks) -> None:
         self._api = api

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from responder.domain import Alert, Transition, tag_map
+from responder.intake.limits import MAX_DEPTH, may_be_too_deep, too_deep
 
 MAX_FIELD = 64 * 1024  # any single text field; the whole body is capped by the web layer
 
@@ -51,12 +52,25 @@ def decode(body: bytes, content_type: str) -> tuple[Any, str]:
         except (UnicodeDecodeError, ValueError):
             raise PayloadError("unreadable body: not a valid URL-encoded form") from None
         data: Any = _form_to_payload(form)
+        _check_depth(data)  # before dumping it, which refuses more than 254 levels
         return data, orjson.dumps(data).decode()
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):  # orjson's own, at 1024 levels
+            raise PayloadError(_TOO_DEEP) from None
         raise PayloadError(f"unreadable body: not valid JSON ({exc})") from None
+    if may_be_too_deep(body):
+        _check_depth(data)
     return data, body.decode("utf-8")
+
+
+_TOO_DEEP = f"unreadable body: JSON nested deeper than {MAX_DEPTH} levels"
+
+
+def _check_depth(data: Any) -> None:
+    if too_deep(data):
+        raise PayloadError(_TOO_DEEP)
 
 
 def _form_to_payload(form: dict[str, str]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from responder.actions import ActionError, Registry
@@ -72,6 +73,15 @@ class Executor:
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
 
+    def _masked(self, outcome: Outcome) -> Outcome:
+        """The outcome with secrets masked in what it keeps of the vendor's answer: an error
+        body may repeat the request's credentials, encoded in ways a client cannot know."""
+        return replace(
+            outcome,
+            result=self._redactor.redact(outcome.result),
+            refs=self._redactor.redact(outcome.refs),
+        )
+
     def _call(self, job: Job) -> None:
         action = self._registry.get(job.run.action)
         started = time.monotonic()
@@ -86,7 +96,7 @@ class Executor:
                 RunState.FAILED, error=f"unexpected error: {error}", kind="run.failed"
             )
         self._metrics.run_latency.labels(job.run.action).observe(time.monotonic() - started)
-        self._done.put((job.run, outcome))
+        self._done.put((job.run, self._masked(outcome)))
         with self._lock:
             self._inflight -= 1
         self._wakeup.finished()

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
-from responder.intake.auth import token_matches
+from responder.intake.auth import header_bytes, token_matches
 from responder.store import history
 from responder.store.db import reader
 from responder.web.webhook import json_response
@@ -34,7 +34,9 @@ class HistoryApi:
         if self._insecure and not self._tokens:
             return True
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and token_matches(value.strip(), self._tokens)
+        return scheme.lower() == "bearer" and token_matches(
+            header_bytes(value.strip()), self._tokens
+        )
 
     def guard(self, handler: Callable[[Request], Any]) -> Handler:
         async def endpoint(request: Request) -> Response:
