@@ -16,7 +16,7 @@ from responder.pipeline.runner import ActionRunner
 from responder.pipeline.timers import TimerSweep
 from responder.pipeline.wakeup import Wakeup
 from responder.store import events, runs
-from responder.store.db import reader
+from responder.store.db import DISK_FULL, disk_full, reader
 
 log = structlog.get_logger(__name__)
 _GAUGE_EVERY = 2.0
@@ -99,9 +99,12 @@ class Worker:
             try:
                 busy = self.step()
                 failures = 0
-            except Exception:  # database down, or a bug: log, back off, carry on
+            except Exception as exc:  # database down, or a bug: log, back off, carry on
                 failures += 1
-                log.exception("worker.step_failed", consecutive=failures)
+                if disk_full(exc):  # said plainly: only an operator freeing space ends it
+                    log.error("worker.disk_full", consecutive=failures, error=DISK_FULL)
+                else:
+                    log.exception("worker.step_failed", consecutive=failures)
                 self._stopping.wait(min(self._poll * 2**failures, 30.0))
                 continue
             if busy and self.storm:
