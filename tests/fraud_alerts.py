@@ -22,6 +22,7 @@ from tests.vendors import Vendors
 
 SECURITY_CHANNEL = "C0SECURITY"
 _TRIGGERED = json.loads((SAMPLES / "fraud-detection-down.triggered.json").read_text())
+_RENOTIFY = json.loads((SAMPLES / "fraud-detection-down.renotify.json").read_text())
 _RECOVERED = json.loads((SAMPLES / "fraud-detection-down.recovered.json").read_text())
 
 
@@ -33,6 +34,12 @@ def tag(number: int) -> str:
 def triggered(number: int, delivery: int = 0) -> bytes:
     """Monitor `number` fires; each `delivery` is another Datadog event of the same alert."""
     return _body(_TRIGGERED, number, f"t{delivery}", "Triggered")
+
+
+def renotified(number: int, delivery: int) -> bytes:
+    """A reminder that monitor `number` still fires: told at most once an hour (by the
+    alert's date), so a flood of them is load without further actions."""
+    return _body(_RENOTIFY, number, f"n{delivery}", "Renotify")
 
 
 def recovered(number: int) -> bytes:
