@@ -40,9 +40,16 @@ class Sent:
         return found
 
 
-def send(url: str, bodies: Sequence[bytes], rate: float, connections: int = 8) -> Sent:
-    """Post every body to `url`'s Datadog webhook, about `rate` a second; blocks until done."""
-    return asyncio.run(_send(url, bodies, rate, connections))
+def send(
+    url: str,
+    bodies: Sequence[bytes],
+    rate: float,
+    connections: int = 8,
+    stop: threading.Event | None = None,
+) -> Sent:
+    """Post the bodies to `url`'s Datadog webhook in order, about `rate` a second, until all
+    are sent or `stop` is set (answers then cover only those sent); blocks until done."""
+    return asyncio.run(_send(url, bodies, rate, connections, stop or threading.Event()))
 
 
 @dataclass
@@ -55,14 +62,20 @@ class Background:
     connections: int = 8
     result: Sent | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def start(self) -> Background:
         def run() -> None:
-            self.result = send(self.url, self.bodies, self.rate, self.connections)
+            self.result = send(self.url, self.bodies, self.rate, self.connections, self._stop)
 
         self._thread = threading.Thread(target=run, name="load", daemon=True)
         self._thread.start()
         return self
+
+    def stop(self) -> Sent:
+        """Send nothing more; what was sent, once every answer is in."""
+        self._stop.set()
+        return self.join()
 
     def join(self, timeout: float = 120.0) -> Sent:
         assert self._thread is not None
@@ -71,7 +84,9 @@ class Background:
         return self.result
 
 
-async def _send(url: str, bodies: Sequence[bytes], rate: float, connections: int) -> Sent:
+async def _send(
+    url: str, bodies: Sequence[bytes], rate: float, connections: int, stop: threading.Event
+) -> Sent:
     answers: list[Answer] = ["not sent"] * len(bodies)
     target = f"{url}/webhooks/datadog"
     headers = {"Content-Type": "application/json", "X-Responder-Token": TOKEN}
@@ -81,7 +96,7 @@ async def _send(url: str, bodies: Sequence[bytes], rate: float, connections: int
 
     async def post_all(session: aiohttp.ClientSession) -> None:
         nonlocal next_index
-        while next_index < len(bodies):
+        while next_index < len(bodies) and not stop.is_set():
             index = next_index
             next_index += 1
             wait = started + index / rate - time.monotonic()
@@ -99,4 +114,4 @@ async def _send(url: str, bodies: Sequence[bytes], rate: float, connections: int
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await asyncio.gather(*(post_all(session) for _ in range(connections)))
-    return Sent(answers, time.monotonic() - started)
+    return Sent(answers[:next_index], time.monotonic() - started)

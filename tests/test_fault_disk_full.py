@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backlog import LEFT
 from tests.databases import SqliteStates
 from tests.fraud_alerts import event_id, problems, recovered, triggered
 from tests.harness import TOKEN
@@ -38,9 +39,8 @@ def stored_events(disk: SmallDisk) -> set[str]:
     return {str(row[0]) for row in disk.query(DATABASE, "SELECT source_id FROM alert_event")}
 
 
-def open_runs(disk: SmallDisk) -> int:
-    query = "SELECT count(*) FROM action_run WHERE state IN ('pending', 'running')"
-    return int(disk.query(DATABASE, query)[0][0])
+def left(disk: SmallDisk) -> int:
+    return int(disk.query(DATABASE, LEFT)[0][0])
 
 
 def not_succeeded(disk: SmallDisk) -> list[tuple[object, ...]]:
@@ -90,13 +90,13 @@ def test_a_full_disk_refuses_webhooks_clearly_and_recovers_by_itself(
             # Datadog delivers again; the service takes them without being restarted.
             sent = send(procs.url, [triggered(n) for n in DURING], rate=20)
             assert sent.kinds() == {202: len(DURING)}
-            wait_until(lambda: open_runs(disk) == 0, 60, "every run to finish")
+            wait_until(lambda: left(disk) == 0, 60, "every run to finish")
             everything = range(len(BEFORE) + len(DURING))
             assert stored_events(disk) == {event_id(triggered(n)) for n in everything}
             assert problems(fakes, everything, recovered=False) == []
             sent = send(procs.url, [recovered(n) for n in everything], rate=20)
             assert sent.kinds() == {202: len(everything)}
-            wait_until(lambda: open_runs(disk) == 0, 60, "the recoveries")
+            wait_until(lambda: left(disk) == 0, 60, "the recoveries")
             assert problems(fakes, everything, recovered=True) == []
             assert not_succeeded(disk) == []
             assert service.poll() is None

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from responder.store.db import create_engine
+from tests.backlog import settled
 from tests.databases import restore
 from tests.fakes.server import ANY
 from tests.fraud_alerts import problems, recovered, triggered
@@ -92,13 +93,12 @@ def test_an_hour_of_every_vendor_down_ends_with_every_action_done_once(
             fakes.slack.clear_faults()
             fakes.pagerduty.clear_faults()
             fakes.datadog.up()
-            final = "SELECT count(*) FROM action_run WHERE state IN ('pending', 'running')"
-            wait_until(lambda: scalar(engine, final) == 0, 60, "every run to finish")
+            wait_until(lambda: settled(engine), 60, "every run to finish")
             assert problems(fakes, range(MONITORS), recovered=False) == []
 
             sent = send(procs.url, [recovered(n) for n in range(MONITORS)], rate=20)
             assert sent.kinds() == {202: MONITORS}
-            wait_until(lambda: scalar(engine, final) == 0, 60, "the recoveries")
+            wait_until(lambda: settled(engine), 60, "the recoveries")
             assert problems(fakes, range(MONITORS), recovered=True) == []
             states = "SELECT count(*) FROM action_run WHERE state <> 'succeeded'"
             assert scalar(engine, states) == 0

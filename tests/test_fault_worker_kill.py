@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from responder.store.db import create_engine
+from tests.backlog import settled
 from tests.databases import restore
 from tests.fakes.pagerduty import EVENTS
 from tests.fraud_alerts import problems, recovered, triggered
@@ -52,11 +53,6 @@ def runs_by_action(engine: sa.Engine) -> dict[tuple[str, str], int]:
     with engine.connect() as conn:
         query = "SELECT action, state, count(*) FROM action_run GROUP BY action, state"
         return {(action, state): n for action, state, n in conn.execute(sa.text(query)).all()}
-
-
-def all_final(engine: sa.Engine, expected: int) -> bool:
-    states = run_states(engine)
-    return sum(states.values()) >= expected and not (states.keys() & {"pending", "running"})
 
 
 def running(engine: sa.Engine) -> dict[int, str]:
@@ -100,8 +96,7 @@ def test_a_worker_killed_while_a_vendor_holds_its_answer_is_replaced_and_nothing
             sent = load.join()
             assert sent.kinds() == {202: MONITORS - 1}
 
-            expected = MONITORS * ACTIONS
-            wait_until(lambda: all_final(engine, expected), 60, "every run to finish")
+            wait_until(lambda: settled(engine), 60, "every run to finish")
             assert run_states(engine).keys() == {"succeeded"}, runs_by_action(engine)
             assert problems(fakes, range(MONITORS), recovered=False) == []
             # The held runs were adopted: each attempted again, after a check.
@@ -113,9 +108,7 @@ def test_a_worker_killed_while_a_vendor_holds_its_answer_is_replaced_and_nothing
             assert recoveries.kinds() == {202: MONITORS}
             # Each recovery: the page resolved, the Datadog incident resolved, a reply in
             # the thread and the root turned resolved (follow-ups, whatever their count).
-            wait_until(
-                lambda: all_final(engine, expected + MONITORS * ACTIONS), 60, "the recoveries"
-            )
+            wait_until(lambda: settled(engine), 60, "the recoveries")
             assert run_states(engine).keys() == {"succeeded"}, runs_by_action(engine)
             assert problems(fakes, range(MONITORS), recovered=True) == []
             # The page held at the kill was sent again and PagerDuty folded it into the
