@@ -68,7 +68,7 @@ def audit_kinds(engine: sa.Engine, kind: str, run_id: int) -> int:
         return int(conn.execute(sa.text(query), {"kind": kind, "run": run_id}).scalar_one())
 
 
-def test_a_worker_killed_while_a_vendor_holds_its_answer_is_replaced_and_nothing_runs_twice(
+def test_a_worker_killed_while_vendors_hold_their_answers_is_replaced_and_nothing_runs_twice(
     postgres_url: str, engine: sa.Engine, tmp_path: Path
 ) -> None:
     with vendors() as fakes:
