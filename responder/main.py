@@ -219,6 +219,7 @@ def build_worker(
         lease=timedelta(seconds=settings.lease_seconds),
         recent=recent,
         rules=NoticeRules(CONVERSATION),
+        retry_scale=settings.retry_scale,
     )
     processor = EventProcessor(
         engine,

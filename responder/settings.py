@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     worker_threads: int = Field(8, validation_alias="RESPONDER_WORKER_THREADS")
     lease_seconds: float = Field(60.0, validation_alias="RESPONDER_LEASE_SECONDS")
     poll_seconds: float = Field(0.5, validation_alias="RESPONDER_POLL_SECONDS")
+    # Multiplies every wait before a retry (backoff and a vendor's Retry-After): below 1 an
+    # outage of hours passes in seconds, for fault drills and tests. Production keeps 1.
+    retry_scale: float = Field(1.0, gt=0, validation_alias="RESPONDER_RETRY_SCALE")
     log_level: str = Field("info", validation_alias="RESPONDER_LOG_LEVEL")
 
     # Alert streams: at most one reminder per interval (by Datadog's dates), and an incident

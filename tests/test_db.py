@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -47,3 +49,16 @@ def test_readers_do_not_block_on_a_writer(tmp_path: Path) -> None:
     with db.reader(engine).connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM t")).scalar_one() == 1
     engine.dispose()
+
+
+def test_a_full_disk_is_told_apart_from_other_database_errors() -> None:
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = 13  # SQLITE_FULL
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode = 5
+    wrapped = sa.exc.OperationalError("INSERT ...", {}, full)
+    assert db.disk_full(full) and db.disk_full(wrapped)
+    assert db.classify(wrapped)  # still "retry later" for whoever retries
+    assert not db.disk_full(busy)
+    assert db.disk_full(psycopg.errors.DiskFull("could not extend file"))
+    assert not db.disk_full(psycopg.OperationalError("connection refused"))

@@ -247,6 +247,18 @@ def test_a_retry_honours_retry_after() -> None:
     assert NOW + timedelta(seconds=30) <= out.not_before <= NOW + timedelta(seconds=33)
 
 
+def test_the_retry_scale_compresses_backoff_and_retry_after_alike() -> None:
+    slow_down = ActionError("slow down", retryable=True, retry_after=3600)
+    out = from_error(attempt(), slow_down, "slow down", NOW, retry_scale=0.001)
+    assert out.not_before is not None
+    assert NOW + timedelta(seconds=3.6) <= out.not_before <= NOW + timedelta(seconds=3.96)
+    late = attempt(attempts=20, expires_at=NOW + timedelta(hours=1))
+    out = from_error(late, ActionError("down", retryable=True), "down", NOW, retry_scale=0.01)
+    assert out.not_before is not None and out.result is not None
+    assert 1.5 <= (out.not_before - NOW).total_seconds() <= 3.0  # 150-300 s, a hundredth
+    assert out.result["retry_in_seconds"] <= 3.0  # the audit tells the wait actually taken
+
+
 def test_no_retry_past_the_runs_maximum_age() -> None:
     current = attempt(expires_at=NOW + timedelta(seconds=10))
     err = ActionError("slow down", retryable=True, retry_after=60)

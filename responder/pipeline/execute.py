@@ -32,11 +32,13 @@ class Executor:
         metrics: Metrics,
         wakeup: Wakeup,
         threads: int,
+        retry_scale: float = 1.0,
     ) -> None:
         self._registry = registry
         self._redactor = redactor
         self._metrics = metrics
         self._wakeup = wakeup
+        self._retry_scale = retry_scale
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="action")
         # Calls in flight, queued ones included: a few per thread keeps claims batched while
         # every queued call still starts well within its lease (calls time out in seconds).
@@ -89,7 +91,7 @@ class Executor:
             outcome = from_result(action.execute(job.ctx), datetime.now(UTC))
         except ActionError as err:
             error = self._redactor.redact_text(err.message)[:2000]
-            outcome = from_error(job.run, err, error, datetime.now(UTC))
+            outcome = from_error(job.run, err, error, datetime.now(UTC), self._retry_scale)
         except Exception as exc:  # an adapter bug: fail visibly rather than retry for hours
             error = self._redactor.redact_text(f"{type(exc).__name__}: {exc}")[:2000]
             outcome = Outcome(

@@ -127,15 +127,18 @@ def from_result(result: ActionResult, now: datetime) -> Outcome:
     return Outcome(RunState.SUCCEEDED, dict(result.response), refs=dict(result.refs))
 
 
-def from_error(run: RunRecord, err: ActionError, error: str, now: datetime) -> Outcome:
-    """A failed attempt: `error` is the message, already redacted."""
+def from_error(
+    run: RunRecord, err: ActionError, error: str, now: datetime, retry_scale: float = 1.0
+) -> Outcome:
+    """A failed attempt: `error` is the message, already redacted. The wait before the next
+    attempt is multiplied by `retry_scale` (RESPONDER_RETRY_SCALE)."""
     response: dict[str, Any] = {"error": error, "response": err.response}
     previous = polled(run)
     if previous is not None:
         response[POLLING] = previous  # a failed poll must not forget what it was polling
     if not err.retryable:
         return Outcome(RunState.FAILED, response, error, kind="run.failed")
-    delay = retry_delay(run.attempts, err.retry_after)
+    delay = retry_delay(run.attempts, err.retry_after) * retry_scale
     when = now + timedelta(seconds=delay)
     if when > run.expires_at:
         error = f"{error} (no retry: next attempt would pass the run's maximum age)"

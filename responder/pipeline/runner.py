@@ -48,6 +48,7 @@ class ActionRunner:
         lease: timedelta = timedelta(seconds=60),
         recent: AlertContexts | None = None,
         rules: NoticeRules | None = None,
+        retry_scale: float = 1.0,
     ) -> None:
         self._metrics = metrics
         owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
@@ -55,7 +56,7 @@ class ActionRunner:
         self.claimer = Claimer(
             engine, registry, redactor, metrics, alerts, owner=owner, lease=lease
         )
-        self._executor = Executor(registry, redactor, metrics, wakeup, threads)
+        self._executor = Executor(registry, redactor, metrics, wakeup, threads, retry_scale)
         self._registry = registry
         self._recorder = Recorder(engine, redactor, metrics, owner, rules)
 

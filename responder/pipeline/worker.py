@@ -16,9 +16,12 @@ from responder.pipeline.runner import ActionRunner
 from responder.pipeline.timers import TimerSweep
 from responder.pipeline.wakeup import Wakeup
 from responder.store import events, runs
-from responder.store.db import reader
+from responder.store.db import DISK_FULL, disk_full, reader
 
 log = structlog.get_logger(__name__)
+# The longest rest after failed rounds. The webhook takes events again the moment the
+# database is back; a worker resting 30 s more left them (and their pages) waiting that long.
+_MOST_BACKOFF = 5.0
 _GAUGE_EVERY = 2.0
 _GATHER_SECONDS = 0.005
 # Under load the intake comes first: a webhook not acknowledged is one Datadog may give up
@@ -99,10 +102,13 @@ class Worker:
             try:
                 busy = self.step()
                 failures = 0
-            except Exception:  # database down, or a bug: log, back off, carry on
+            except Exception as exc:  # database down, or a bug: log, back off, carry on
                 failures += 1
-                log.exception("worker.step_failed", consecutive=failures)
-                self._stopping.wait(min(self._poll * 2**failures, 30.0))
+                if disk_full(exc):  # said plainly: only an operator freeing space ends it
+                    log.error("worker.disk_full", consecutive=failures, error=DISK_FULL)
+                else:
+                    log.exception("worker.step_failed", consecutive=failures)
+                self._stopping.wait(min(self._poll * 2**failures, _MOST_BACKOFF))
                 continue
             if busy and self.storm:
                 self._metrics.worker_yields.inc()

@@ -20,6 +20,8 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+_SQLITE_FULL = 13  # the disk is full
+
 # SQLite primary result codes (the low byte of the extended code) that describe the
 # environment (a lock, the disk, the file) rather than the statement.
 _SQLITE_TRANSIENT = frozenset(
@@ -27,7 +29,7 @@ _SQLITE_TRANSIENT = frozenset(
         5,  # SQLITE_BUSY: another writer held the lock past busy_timeout
         6,  # SQLITE_LOCKED
         10,  # SQLITE_IOERR
-        13,  # SQLITE_FULL: the disk is full
+        _SQLITE_FULL,
         14,  # SQLITE_CANTOPEN
         15,  # SQLITE_PROTOCOL: WAL lock protocol race
     }
@@ -232,6 +234,19 @@ def classify(exc_value: BaseException) -> bool:
             return False
         return _dbapi_transient(exc_value.orig)
     return _dbapi_transient(exc_value)
+
+
+DISK_FULL = "the database's disk is full: free space on it"  # for the logs
+
+
+def disk_full(exc_value: BaseException) -> bool:
+    """True when `exc_value` says the database's disk is full: SQLite's SQLITE_FULL, or
+    PostgreSQL's disk_full (SQLSTATE 53100). Worth telling apart from "unreachable": only
+    an operator freeing space ends it."""
+    err = exc_value.orig if isinstance(exc_value, exc.DBAPIError) else exc_value
+    if isinstance(err, sqlite3.OperationalError):
+        return (getattr(err, "sqlite_errorcode", 0) & 0xFF) == _SQLITE_FULL
+    return isinstance(err, psycopg.errors.DiskFull)
 
 
 def _dbapi_transient(err: BaseException | None) -> bool:

@@ -21,6 +21,7 @@ from responder.domain import Alert
 from responder.intake.auth import presented_token, token_matches
 from responder.intake.datadog import PayloadError, decode, normalise
 from responder.metrics import Metrics
+from responder.store.db import DISK_FULL, disk_full
 from responder.store.intake import IntakeFull, IntakeWriter, Stored, event_row
 
 log = structlog.get_logger(__name__)
@@ -116,6 +117,9 @@ class DatadogWebhook:
         except (IntakeFull, TimeoutError):
             return self._error(503, "intake is saturated; deliver again later", "unavailable")
         except Exception as exc:
+            if disk_full(exc):
+                log.error("webhook.disk_full", error=DISK_FULL)
+                return self._error(503, "database disk is full; deliver again later", "unavailable")
             log.warning("webhook.store_failed", error=type(exc).__name__)
             return self._error(503, "database unavailable; deliver again later", "unavailable")
         return self._answer(stored, alert.notes)

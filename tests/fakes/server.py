@@ -158,6 +158,13 @@ class LocalServer:
             key = self._key(route)
             self._faults.garbled[key] = self._faults.garbled.get(key, 0) + count
 
+    def clear_faults(self) -> None:
+        """Forget every injected answer, delay and garble not yet used: the vendor is well."""
+        with self._faults_lock:
+            self._faults.answers.clear()
+            self._faults.delays.clear()
+            self._faults.garbled.clear()
+
     @property
     def requests(self) -> list[tuple[str, bool]]:
         """(route, whether a fault was injected into its answer) of every request, in order."""
