@@ -89,7 +89,9 @@ class FakeSlack(LocalServer):
         self._last_post: dict[str, float] = {}
         self._rate_limited = False
         self.rate_limited = 0  # chat.postMessage calls answered 429 by the per-channel limit
-        self._clock = 1795384800_000000  # microseconds; every message gets the next 100
+        # Message ts as Slack gives them: the time of posting (microseconds), each message
+        # later than the one before. Look-ups read history from the incident's opening on.
+        self._clock = 0
         self._methods: dict[str, Callable[[Params], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -224,7 +226,7 @@ class FakeSlack(LocalServer):
         if thread_ts is not None and self._find(channel, thread_ts, roots_only=True) is None:
             raise SlackError("thread_not_found")
         self._check_rate(channel)
-        self._clock += 100
+        self._clock = max(self._clock + 100, time.time_ns() // 1000)
         message = FakeMessage(
             channel=channel,
             ts=f"{self._clock // 1_000_000}.{self._clock % 1_000_000:06d}",
