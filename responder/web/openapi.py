@@ -55,12 +55,14 @@ _API_BAD_QUERY = _error("a query or path parameter is malformed; the message nam
 
 
 def _query(name: str, schema: Schema, description: str) -> Schema:
+    # Every filter treats an empty value as no filter, as forms send them.
     return {
         "name": name,
         "in": "query",
         "required": False,
+        "allowEmptyValue": True,
         "schema": schema,
-        "description": description,
+        "description": f"{description}; empty is the same as absent",
     }
 
 
@@ -69,6 +71,7 @@ def _id(description: str) -> Schema:
 
 
 _TIME = {"type": "string", "format": "date-time"}
+_FILTER = {"type": "string", "pattern": "^[^\\u0000]*$", "description": "no NUL characters"}
 
 
 def _time_query(name: str, description: str) -> Schema:
@@ -240,12 +243,12 @@ def _history_paths() -> dict[str, Schema]:
             _json(_ref("IncidentPage"), "a page of incidents"),
             [
                 *(
-                    _query(name, {"type": "string"}, f"exactly this {name}")
+                    _query(name, _FILTER, f"exactly this {name}")
                     for name in ("status", "service", "team", "monitor_id", "priority")
                 ),
                 _time_query("since", "opened at or after"),
                 _time_query("until", "opened before"),
-                _query("q", {"type": "string"}, "text the title contains, any case"),
+                _query("q", _FILTER, "text the title contains, any case"),
                 _query("cursor", _id("the `next_cursor` of the page before"), "page on"),
                 _query("limit", _id("0 or none: 50; more than 500: 500"), "page size"),
             ],
@@ -266,7 +269,7 @@ def _history_paths() -> dict[str, Schema]:
                     "after", _id("the `next_after` of the page before"), "entries after this seq"
                 ),
                 _query("limit", _id("0 or none: 100; more than 1000: 1000"), "page size"),
-                _query("kind", {"type": "string"}, "only entries of this kind"),
+                _query("kind", _FILTER, "only entries of this kind"),
             ],
         ),
         "/api/stats": _api(
