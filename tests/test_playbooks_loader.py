@@ -412,3 +412,23 @@ def test_stream_keys_name_their_mistakes(tmp_path: Path) -> None:
     assert "changes" in errors and "greater than or equal to 1" in errors
     assert "group_by key 'service:checkout' must be a plain tag name" in errors
     assert str(path) in errors
+
+
+def test_aliases_that_expand_past_reason_are_refused_not_walked(tmp_path: Path) -> None:
+    # Found while fuzzing the loader: eight short lines stand for 10**8 values, and
+    # every walk of the document visited each one (about eight minutes per level past six).
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 8)
+    ]
+    path = write(
+        tmp_path,
+        "bomb.yaml",
+        "\n".join(
+            ["name: bomb", "actions:", "  - slack.post:", "      channel: '#a'", "      blocks:"]
+            + [f"        {line}" for line in levels]
+        )
+        + "\n",
+    )
+    assert errors_of(tmp_path) == [
+        f"{path}:1: document too large: more than 100000 values once YAML aliases are expanded"
+    ]
