@@ -432,3 +432,24 @@ def test_aliases_that_expand_past_reason_are_refused_not_walked(tmp_path: Path) 
     assert errors_of(tmp_path) == [
         f"{path}:1: document too large: more than 100000 values once YAML aliases are expanded"
     ]
+
+
+def test_durations_too_long_for_a_date_name_their_key(tmp_path: Path) -> None:
+    # Found by tests/test_fuzz_playbooks.py (HYPOTHESIS_PROFILE=deep): an OverflowError
+    # escaped the loader.
+    path = write(
+        tmp_path,
+        "a.yaml",
+        """
+        name: a
+        stale_after: 99999999999d
+        group_window: 3651d
+        actions:
+          - slack.post: {channel: "#a", after: 99999999999999999999h}
+        """,
+    )
+    assert errors_of(tmp_path) == [
+        f"{path}:2: stale_after: stale_after must be at most 3650d (ten years), got '99999999999d'",
+        f"{path}:3: group_window: group_window must be at most 3650d (ten years), got '3651d'",
+        f"{path}:5: after must be at most 3650d (ten years), got '99999999999999999999h'",
+    ]

@@ -131,7 +131,12 @@ def _read_documents(problems: _Problems) -> list[_Document]:
         problems.add(1, f"cannot read file: {exc}")
         return []
     docs: list[_Document] = []
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # YAML allows no control character, even in comments
+        line = text.count("\n", 0, exc.position) + 1
+        problems.add(line, f"YAML syntax error: character #x{exc.character:04x} is not allowed")
+        return []
     try:
         while loader.check_node():
             node = loader.get_node()
