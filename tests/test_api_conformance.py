@@ -22,7 +22,7 @@ import pytest
 import schemathesis
 import sqlalchemy as sa
 import uvicorn
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.result import Ok
@@ -42,6 +42,7 @@ from responder.main import Service, build_service
 from responder.store.migrate import upgrade
 from responder.web.openapi import document
 from tests.databases import BACKENDS, restore
+from tests.fuzzing import budget
 from tests.harness import API_TOKEN, TOKEN, drain, post, running, sample, settings_for
 
 # What the database holds before schemathesis starts: incidents open and resolved, runs.
@@ -61,7 +62,6 @@ CHECKS = [
     negative_data_rejection,
     ignored_auth,
 ]
-MAX_EXAMPLES = 50
 Operation = APIOperation[Any, Any, Any, Any]
 # Invalid input may also be refused as too large (413), which a schema cannot express.
 REFUSALS = ["400", "401", "404", "405", "413", "415", "422"]
@@ -148,12 +148,7 @@ def stored_events(live: Live) -> int:
 
 def fuzz(operation: Operation, mode: GenerationMode) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
+    @budget(0.5, deadline=None, database=None)
     def calls(case: Case[Operation]) -> None:
         case.call_and_validate(headers=credentials(case), checks=CHECKS, timeout=20)
 
@@ -208,7 +203,7 @@ def test_without_the_right_token_every_secured_call_gets_the_documented_401(live
     for operation in secured:
 
         @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
-        @settings(max_examples=5, deadline=None, database=None)
+        @budget(0.05, deadline=None, database=None)
         def refused(case: Case[Operation]) -> None:
             for headers in WRONG.values():
                 response = case.call(headers=headers, timeout=20)

@@ -453,3 +453,9 @@ def test_durations_too_long_for_a_date_name_their_key(tmp_path: Path) -> None:
         f"{path}:3: group_window: group_window must be at most 3650d (ten years), got '3651d'",
         f"{path}:5: after must be at most 3650d (ten years), got '99999999999999999999h'",
     ]
+
+
+def test_a_control_character_is_a_yaml_error_at_its_line(tmp_path: Path) -> None:
+    # Found by tests/test_fuzz_playbooks.py: PyYAML's ReaderError escaped the loader.
+    path = write(tmp_path, "a.yaml", "name: a\n# a comment with \x1f in it\nactions: []\n")
+    assert errors_of(tmp_path) == [f"{path}:2: YAML syntax error: character #x001f is not allowed"]
