@@ -173,6 +173,7 @@ def tag_map(tags: tuple[str, ...] | list[str]) -> dict[str, str]:
     return out
 
 
+_LONGEST_DURATION = timedelta(days=3650)
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
@@ -183,7 +184,15 @@ def parse_duration(value: object, what: str = "after") -> timedelta:
     if found is None:
         raise ValueError(f"bad duration {value!r} for {what} (use e.g. 30s, 10m, 2h, 1h30m)")
     days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
-    delay = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        delay: timedelta | None = timedelta(
+            days=days, hours=hours, minutes=minutes, seconds=seconds
+        )
+    except OverflowError:
+        delay = None
+    # Added to today's date, a much longer one would pass the year 9999 datetime can hold.
+    if delay is None or delay > _LONGEST_DURATION:
+        raise ValueError(f"{what} must be at most 3650d (ten years), got {value!r}")
     if delay <= timedelta(0):
         raise ValueError(f"{what} must be longer than zero, got {value!r}")
     return delay

@@ -207,6 +207,12 @@ def test_since_and_until_bound_a_window(
         ("/api/audit", {"after": "1.5"}, "after must be a positive integer"),
         ("/api/audit", {"limit": "ten"}, "limit must be a positive integer"),
         ("/api/stats", {"since": "22:00"}, "since must be an ISO 8601 time"),
+        # Found by tests/test_api_conformance.py: each of these was a 500.
+        ("/api/incidents", {"since": "0001-01-01T00:00:00+01:00"}, "since is out of range"),
+        ("/api/stats", {"since": "9999-12-31T23:59:59-01:00"}, "since is out of range"),
+        ("/api/incidents", {"q": "a\x00b"}, "q must not contain a NUL"),
+        ("/api/incidents", {"service": "\x00"}, "service must not contain a NUL"),
+        ("/api/audit", {"kind": "run.\x00"}, "kind must not contain a NUL"),
     ],
 )
 def test_a_bad_query_is_a_400_that_names_the_parameter(

@@ -412,3 +412,50 @@ def test_stream_keys_name_their_mistakes(tmp_path: Path) -> None:
     assert "changes" in errors and "greater than or equal to 1" in errors
     assert "group_by key 'service:checkout' must be a plain tag name" in errors
     assert str(path) in errors
+
+
+def test_aliases_that_expand_past_reason_are_refused_not_walked(tmp_path: Path) -> None:
+    # Found while fuzzing the loader: eight short lines stand for 10**8 values, and
+    # every walk of the document visited each one (about eight minutes per level past six).
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 8)
+    ]
+    path = write(
+        tmp_path,
+        "bomb.yaml",
+        "\n".join(
+            ["name: bomb", "actions:", "  - slack.post:", "      channel: '#a'", "      blocks:"]
+            + [f"        {line}" for line in levels]
+        )
+        + "\n",
+    )
+    assert errors_of(tmp_path) == [
+        f"{path}:1: document too large: more than 100000 values once YAML aliases are expanded"
+    ]
+
+
+def test_durations_too_long_for_a_date_name_their_key(tmp_path: Path) -> None:
+    # Found by tests/test_fuzz_playbooks.py (HYPOTHESIS_PROFILE=deep): an OverflowError
+    # escaped the loader.
+    path = write(
+        tmp_path,
+        "a.yaml",
+        """
+        name: a
+        stale_after: 99999999999d
+        group_window: 3651d
+        actions:
+          - slack.post: {channel: "#a", after: 99999999999999999999h}
+        """,
+    )
+    assert errors_of(tmp_path) == [
+        f"{path}:2: stale_after: stale_after must be at most 3650d (ten years), got '99999999999d'",
+        f"{path}:3: group_window: group_window must be at most 3650d (ten years), got '3651d'",
+        f"{path}:5: after must be at most 3650d (ten years), got '99999999999999999999h'",
+    ]
+
+
+def test_a_control_character_is_a_yaml_error_at_its_line(tmp_path: Path) -> None:
+    # Found by tests/test_fuzz_playbooks.py: PyYAML's ReaderError escaped the loader.
+    path = write(tmp_path, "a.yaml", "name: a\n# a comment with \x1f in it\nactions: []\n")
+    assert errors_of(tmp_path) == [f"{path}:2: YAML syntax error: character #x001f is not allowed"]

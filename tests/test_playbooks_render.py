@@ -144,3 +144,18 @@ def test_check_template() -> None:
         check_template("{% if %}")
     with pytest.raises(RenderError, match="unknown variable 'alrt'"):
         check_template("{{ alrt.title }}")
+
+
+@pytest.mark.parametrize(
+    ("template", "named"),
+    [
+        ("{{ alert.tag_list | oin(',') }}", "filter 'oin'"),
+        ("{% if alert.title %}{{ alert.title | uper }}{% endif %}", "filter 'uper'"),
+        ("{% if alert.priority is nmber %}x{% endif %}", "test 'nmber'"),
+    ],
+)
+def test_an_unknown_filter_or_test_is_a_render_error(template: str, named: str) -> None:
+    # Found by tests/test_fuzz_playbooks.py: jinja2's TemplateAssertionError escaped the
+    # loader, and inside `if` a typo passed the load to fail only when rendered.
+    with pytest.raises(RenderError, match=f"template uses unknown {named}"):
+        check_template(template)

@@ -30,3 +30,14 @@ def test_a_bad_duration_names_the_variable(monkeypatch: pytest.MonkeyPatch, name
     with pytest.raises(ValidationError) as caught:
         Settings()
     assert f"bad duration 'a while' for {name}" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["3651d", "99999999999d", "99999999999999999999999s"])
+def test_a_duration_past_ten_years_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # The last two raised OverflowError, past pydantic, before durations had a ceiling.
+    monkeypatch.setenv("RESPONDER_STALE_AFTER", value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "RESPONDER_STALE_AFTER must be at most 3650d" in str(caught.value)

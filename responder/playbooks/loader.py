@@ -28,6 +28,9 @@ from responder.playbooks.schema import (
 Loc = tuple[str | int, ...]
 _SUFFIXES = (".yaml", ".yml")
 _MAX_DEPTH = 64  # YAML aliases can nest data arbitrarily deep; playbooks never need this much
+# ...and arbitrarily wide: ten lines of aliases can stand for billions of values, which every
+# later walk (validation, templates, the content hash) would visit one by one.
+_MAX_VALUES = 100_000
 
 
 class PlaybookError(Exception):
@@ -62,6 +65,7 @@ class _Document:
     data: Any
     line: int
     lines: dict[Loc, int] = field(default_factory=dict)
+    values: int = 0  # seen by _index_lines, aliases expanded
 
     @property
     def path(self) -> Path:
@@ -127,14 +131,27 @@ def _read_documents(problems: _Problems) -> list[_Document]:
         problems.add(1, f"cannot read file: {exc}")
         return []
     docs: list[_Document] = []
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # YAML allows no control character, even in comments
+        line = text.count("\n", 0, exc.position) + 1
+        problems.add(line, f"YAML syntax error: character #x{exc.character:04x} is not allowed")
+        return []
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
             doc = _Document(problems, loader.construct_document(node), node.start_mark.line + 1)
-            _index_lines(doc, node, ())
+            try:
+                _index_lines(doc, node, ())
+            except _TooLarge:
+                problems.add(
+                    doc.line,
+                    f"document too large: more than {_MAX_VALUES} values once YAML aliases"
+                    " are expanded",
+                )
+                continue
             if doc.data is not None:  # an empty document, e.g. after a trailing `---`
                 docs.append(doc)
     except yaml.MarkedYAMLError as exc:
@@ -150,9 +167,16 @@ def _read_documents(problems: _Problems) -> list[_Document]:
     return docs
 
 
+class _TooLarge(Exception):
+    pass
+
+
 def _index_lines(doc: _Document, node: yaml.Node, loc: Loc) -> None:
     if len(loc) > _MAX_DEPTH:
         return
+    doc.values += 1
+    if doc.values > _MAX_VALUES:
+        raise _TooLarge
     if isinstance(node, yaml.MappingNode):
         first_seen: dict[str, int] = {}
         for key_node, value_node in node.value:

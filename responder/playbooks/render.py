@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined, meta
+from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -110,13 +110,21 @@ def check_template(source: str) -> None:
     env = _environment("plain")
     try:
         tree = env.parse(source)
+        # Jinja looks filters and tests up when it compiles, and inside `if` only when it
+        # renders: check every one now, so a typo fails the load and not the page.
+        for node in tree.find_all((nodes.Filter, nodes.Test)):
+            is_filter = isinstance(node, nodes.Filter)
+            kind = "filter" if is_filter else "test"
+            if node.name not in (env.filters if is_filter else env.tests):
+                raise RenderError(
+                    f"template uses unknown {kind} {node.name!r} (template line {node.lineno})"
+                )
+        used = meta.find_undeclared_variables(tree)  # compiles: TemplateAssertionError too
     except TemplateSyntaxError as exc:
         raise RenderError(
             f"template does not parse: {exc.message} (template line {exc.lineno})"
         ) from None
-    unknown = sorted(
-        meta.find_undeclared_variables(tree) - set(TEMPLATE_VARIABLES) - set(env.globals)
-    )
+    unknown = sorted(used - set(TEMPLATE_VARIABLES) - set(env.globals))
     if unknown:
         known = ", ".join(TEMPLATE_VARIABLES)
         raise RenderError(f"template uses unknown variable {unknown[0]!r} (known: {known})")

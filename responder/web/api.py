@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,14 +60,14 @@ class HistoryApi:
     def incidents(self, request: Request) -> dict[str, Any]:
         params = request.query_params
         flt = history.IncidentFilter(
-            status=params.get("status"),
-            service=params.get("service"),
-            team=params.get("team"),
-            monitor_id=params.get("monitor_id"),
-            priority=params.get("priority"),
+            status=_text(params.get("status"), "status"),
+            service=_text(params.get("service"), "service"),
+            team=_text(params.get("team"), "team"),
+            monitor_id=_text(params.get("monitor_id"), "monitor_id"),
+            priority=_text(params.get("priority"), "priority"),
             since=_time(params.get("since"), "since"),
             until=_time(params.get("until"), "until"),
-            q=params.get("q"),
+            q=_text(params.get("q"), "q"),
             before_id=_int(params.get("cursor"), "cursor"),
             limit=min(_int(params.get("limit"), "limit") or 50, 500),
         )
@@ -86,7 +86,7 @@ class HistoryApi:
         after = _int(params.get("after"), "after") or 0
         limit = min(_int(params.get("limit"), "limit") or 100, 1000)
         with Session(self._engine) as session:
-            items = history.list_audit(session, after, limit, params.get("kind"))
+            items = history.list_audit(session, after, limit, _text(params.get("kind"), "kind"))
         return {"items": items, "next_after": items[-1]["seq"] if items else None}
 
     def stats(self, request: Request) -> dict[str, Any]:
@@ -106,6 +106,13 @@ def _int(raw: str | None, name: str) -> int | None:
     return int(raw)
 
 
+def _text(raw: str | None, name: str) -> str | None:
+    # PostgreSQL refuses NUL in text outright; no stored value holds one, so say so plainly.
+    if raw is not None and "\x00" in raw:
+        raise BadQuery(f"{name} must not contain a NUL character")
+    return raw
+
+
 def _time(raw: str | None, name: str) -> datetime | None:
     if not raw:
         return None
@@ -115,4 +122,7 @@ def _time(raw: str | None, name: str) -> datetime | None:
         raise BadQuery(f"{name} must be an ISO 8601 time, e.g. 2026-11-23T08:00:00Z") from None
     if parsed.tzinfo is None:
         raise BadQuery(f"{name} needs a time zone, e.g. 2026-11-23T08:00:00Z")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)  # as the database compares it
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise BadQuery(f"{name} is out of range") from None

@@ -16,6 +16,7 @@ from responder.metrics import Metrics
 from responder.store.intake import IntakeWriter
 from responder.web.api import HistoryApi
 from responder.web.health import MetricsEndpoint, Readiness, healthz
+from responder.web.openapi import openapi
 from responder.web.webhook import DatadogWebhook, WebhookConfig
 
 WEBHOOK_PATH = "/webhooks/datadog"
@@ -75,5 +76,6 @@ def create_app(parts: AppParts) -> ASGIApp:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", Readiness(parts.engine).handle, methods=["GET"]),
         Route("/metrics", MetricsEndpoint(parts.metrics).handle, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
     return _Entry(webhook, Starlette(routes=routes, lifespan=lifespan))
