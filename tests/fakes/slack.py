@@ -28,6 +28,7 @@ BLOCK_TYPES = frozenset(
     {"header", "section", "context", "actions", "divider", "image", "rich_text", "markdown"}
 )
 BLOCKS_MAX = 50
+_BURST = 1.5  # posts a channel's bucket holds (see _check_rate)
 BLOCK_ID_MAX = 255
 HEADER_TEXT_MAX = 150  # header: plain_text only
 SECTION_TEXT_MAX = 3000  # section: text, or fields, or both
@@ -86,7 +87,7 @@ class FakeSlack(LocalServer):
         self._lock = threading.Lock()
         self._messages: list[FakeMessage] = []
         self._calls: list[tuple[str, Params]] = []
-        self._last_post: dict[str, float] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel: (posts left, when)
         self._rate_limited = False
         self.rate_limited = 0  # chat.postMessage calls answered 429 by the per-channel limit
         # Message ts as Slack gives them: the time of posting (microseconds), each message
@@ -161,7 +162,7 @@ class FakeSlack(LocalServer):
         """More than one chat.postMessage per second per channel gets HTTP 429, Retry-After 1."""
         with self._lock:
             self._rate_limited = enabled
-            self._last_post.clear()
+            self._buckets.clear()
 
     # -- request handling ------------------------------------------------------------------
 
@@ -329,11 +330,19 @@ class FakeSlack(LocalServer):
     def _check_rate(self, channel: str) -> None:
         if not self._rate_limited:
             return
+        # A bucket per channel, refilled at one post a second: Slack allows one a second
+        # with "short bursts" above it. Half a post of burst is what this fake grants: two
+        # posts back to back are refused, a sustained rate above one a second is refused,
+        # and a sender pacing itself at 1.1 s is not refused for the jitter of its requests'
+        # arrival on a busy machine.
         now = time.monotonic()
-        if now - self._last_post.get(channel, float("-inf")) < 1.0:
+        level, since = self._buckets.get(channel, (_BURST, now))
+        level = min(_BURST, level + (now - since))
+        if level < 1.0:
             self.rate_limited += 1
+            self._buckets[channel] = (level, now)
             raise SlackError("ratelimited", 429, {"Retry-After": "1"})
-        self._last_post[channel] = now
+        self._buckets[channel] = (level - 1.0, now)
 
     def _render(self, message: FakeMessage, with_metadata: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
