@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -61,3 +62,23 @@ def configure(level: str, redactor: Redactor) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+class Sparse:
+    """A failure that repeats with every request, logged at most once per `every` seconds
+    with the count of the ones left out meanwhile (`repeated`): a database outage under a
+    thousand webhooks a second is a line every few seconds, not a thousand a second."""
+
+    def __init__(self, logger: Any, every: float = 5.0) -> None:
+        self._log = logger
+        self._every = every
+        self._seen: dict[str, tuple[float, int]] = {}  # event: (last logged, left out since)
+
+    def __call__(self, level: str, event: str, **fields: Any) -> None:
+        now = time.monotonic()
+        last, left_out = self._seen.get(event, (float("-inf"), 0))
+        if now - last < self._every:
+            self._seen[event] = (last, left_out + 1)
+            return
+        self._seen[event] = (now, 0)
+        getattr(self._log, level)(event, repeated=left_out, **fields)

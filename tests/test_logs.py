@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 
 import pytest
 import structlog
 
-from responder.logs import configure
+from responder.logs import Sparse, configure
 from responder.redact import REDACTED, Redactor
 from tests.logstate import logging_kept
 
@@ -38,3 +39,34 @@ def test_every_log_line_is_masked(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.count(REDACTED) >= 5, err
     assert "ValueError: refused key [REDACTED]" in err  # the traceback kept, masked
     assert err.count("and [REDACTED]") == 1  # one handler, one mask: not stacked twice
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, object]]] = []
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.lines.append(("warning", event, fields))
+
+    def error(self, event: str, **fields: object) -> None:
+        self.lines.append(("error", event, fields))
+
+
+def test_a_failure_on_every_request_is_logged_now_and_then_with_a_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    lines = _Lines()
+    sparse = Sparse(lines, every=5.0)
+    for _ in range(1000):  # a second of webhooks while the database is down
+        sparse("warning", "webhook.store_failed", error="OperationalError")
+        now[0] += 0.001
+    sparse("error", "webhook.disk_full", error="full")  # another failure: a line of its own
+    now[0] += 5.0
+    sparse("warning", "webhook.store_failed", error="OperationalError")
+    assert lines.lines == [
+        ("warning", "webhook.store_failed", {"repeated": 0, "error": "OperationalError"}),
+        ("error", "webhook.disk_full", {"repeated": 0, "error": "full"}),
+        ("warning", "webhook.store_failed", {"repeated": 999, "error": "OperationalError"}),
+    ]

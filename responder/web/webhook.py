@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from responder.domain import Alert
 from responder.intake.auth import presented_token, token_matches
 from responder.intake.datadog import PayloadError, decode, normalise
+from responder.logs import Sparse
 from responder.metrics import Metrics
 from responder.store.db import DISK_FULL, disk_full
 from responder.store.intake import IntakeFull, IntakeWriter, Stored, event_row
@@ -65,6 +66,7 @@ class DatadogWebhook:
         self._config = config
         self._writer = writer
         self._deal = deal  # the event's sequencer partition
+        self._failing = Sparse(log)  # the database refusing every webhook: a line now and then
         self._counts = {
             outcome: metrics.events.labels(outcome)
             for outcome in (
@@ -118,9 +120,9 @@ class DatadogWebhook:
             return self._error(503, "intake is saturated; deliver again later", "unavailable")
         except Exception as exc:
             if disk_full(exc):
-                log.error("webhook.disk_full", error=DISK_FULL)
+                self._failing("error", "webhook.disk_full", error=DISK_FULL)
                 return self._error(503, "database disk is full; deliver again later", "unavailable")
-            log.warning("webhook.store_failed", error=type(exc).__name__)
+            self._failing("warning", "webhook.store_failed", error=type(exc).__name__)
             return self._error(503, "database unavailable; deliver again later", "unavailable")
         return self._answer(stored, alert.notes)
 
