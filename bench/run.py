@@ -59,6 +59,15 @@ E2E_RATE = 200
 MIN_CLOSED_RATIO = 0.60  # durable ack closed-loop throughput vs the bare endpoint
 MAX_P99_MS_AT_2000 = 10.0  # open-loop ack p99 at 2000 webhooks/s
 MAX_E2E_P50_MS = 50.0  # webhook sent -> Slack root message received
+# Issue 11: closed-loop acks as a share of the durable floor on the same database (the intake
+# alone, then `serve` with its in-process worker), and serve's p99 at 2000/s against the floor's.
+INTAKE_TARGETS = {
+    "sqlite-no-worker": 0.80,
+    "postgres-no-worker": 0.80,
+    "sqlite": 0.50,
+    "postgres": 0.50,
+}
+MAX_P99_VS_FLOOR = 3.0
 IDLE_BUSY_PCT = 20.0  # machine CPU (% of a core) below which a target may start
 NOISY_OTHER_PCT = 25.0  # CPU used by other processes during a phase (% of a core) worth a warning
 
@@ -377,6 +386,37 @@ def queue_depth(metrics: dict[str, float]) -> float | None:
     return sum(depths) if depths else None
 
 
+def cpu_per_ack(before: Snapshot, after: Snapshot, acks: int) -> float | None:
+    """Server CPU (every process of the target) per 202 over a phase, in microseconds."""
+    return round(1e6 * (after.server - before.server) / acks, 1) if acks else None
+
+
+def _delta(before: dict[str, float], after: dict[str, float], key: str) -> float:
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def cpu_split(
+    before: dict[str, float], after: dict[str, float], worker_cpu: float | None = None
+) -> dict[str, float | None]:
+    """CPU microseconds per alert for the intake (event loop + group-commit writer, per
+    accepted webhook) and for processing (worker and action threads, per event processed),
+    from the service's `responder_thread_cpu_seconds` between two scrapes. `worker_cpu`: the
+    seconds of a separate worker process (Procfile shape), counted per accepted webhook."""
+    accepted = _delta(before, after, 'responder_webhook_events_total{outcome="accepted"}')
+    processed = sum(
+        _delta(before, after, f'responder_events_processed_total{{result="{result}"}}')
+        for result in ("processed", "failed")
+    )
+    intake = _delta(before, after, 'responder_thread_cpu_seconds_total{role="intake"}')
+    pipeline = _delta(before, after, 'responder_thread_cpu_seconds_total{role="pipeline"}')
+    if worker_cpu is not None:
+        pipeline, processed = worker_cpu, accepted
+    return {
+        "intake_us_per_alert": round(1e6 * intake / accepted, 1) if accepted else None,
+        "processing_us_per_alert": round(1e6 * pipeline / processed, 1) if processed else None,
+    }
+
+
 def settle(server: Server, limit: float) -> dict[str, Any]:
     """Wait (bounded) until the worker has caught up, so one phase's backlog does not eat the
     next phase's CPU. Reports the backlog when the load stopped and what was left after."""
@@ -422,6 +462,7 @@ def open_loop(server: Server, rate: int, duration: float, warmup: float) -> dict
     if result is None:
         raise BenchError(f"load.py gave no BENCH_JSON (rc {proc.returncode}): {proc.stderr[-800:]}")
     result.update(cpu_figures(cpu0, cpu1))
+    result["cpu_us_per_ack"] = cpu_per_ack(cpu0, cpu1, result["statuses"].get("202", 0))
     result["batch_mean"] = batch_mean(before_metrics, scrape(server))
     if "WARNING" in proc.stderr:
         result["warning"] = proc.stderr.strip().splitlines()[-1]
@@ -477,6 +518,7 @@ def closed_loop(server: Server, wrk: str, duration: float) -> dict[str, Any]:
         "p99_us": data["p99_us"],
         "max_us": data["max_us"],
         **cpu_figures(cpu0, cpu1),
+        "cpu_us_per_ack": cpu_per_ack(cpu0, cpu1, statuses.get("202", 0)),
         "batch_mean": batch_mean(before_metrics, scrape(server)),
     }
 
@@ -507,29 +549,50 @@ class Plan:
         self.idle_wait = 20.0 if self.quick else 60.0
 
 
+class Split:
+    """Intake and processing CPU per alert from the start of a phase to the end of its
+    settling (processing catches up after the load stops)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.metrics = scrape(server)
+        self.companions = [cpu_seconds(p.pid) for p in server.companions if p.poll() is None]
+
+    def done(self) -> dict[str, float | None]:
+        worker = None
+        if self.server.companions:
+            now = [cpu_seconds(p.pid) for p in self.server.companions if p.poll() is None]
+            worker = sum(now) - sum(self.companions) if len(now) == len(self.companions) else None
+        return cpu_split(self.metrics, scrape(self.server), worker)
+
+
 def measure_target(server: Server, plan: Plan, wrk: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"open": {}, "closed": None}
     is_service = server.health is not None
     for rate in RATES:
         busy = wait_for_idle(plan.idle_wait / 3) if plan.idle_wait else None
         print(f"  [{server.name}] open loop {rate}/s for {plan.measure:.0f} s ...", flush=True)
+        split = Split(server) if is_service else None
         out["open"][str(rate)] = open_loop(server, rate, plan.measure, plan.warmup)
         out["open"][str(rate)]["busy_before_pct"] = busy
         if not server.alive():
             raise BenchError(f"{server.name} died during the {rate}/s phase")
-        if is_service:
+        if split is not None:
             out["open"][str(rate)].update(settle(server, plan.settle_limit))
+            out["open"][str(rate)].update(split.done())
     if wrk is None:
         print("  wrk not found: apt-get install wrk (closed-loop skipped)", flush=True)
     else:
         busy = wait_for_idle(plan.idle_wait / 3) if plan.idle_wait else None
         print(f"  [{server.name}] closed loop wrk for {plan.wrk_seconds:.0f} s ...", flush=True)
+        split = Split(server) if is_service else None
         out["closed"] = closed_loop(server, wrk, plan.wrk_seconds)
         out["closed"]["busy_before_pct"] = busy
         if not server.alive():
             raise BenchError(f"{server.name} died during the closed-loop phase")
-        if is_service:
+        if split is not None:
             out["closed"].update(settle(server, plan.settle_limit))
+            out["closed"].update(split.done())
     if is_service:
         final = scrape(server)
         out["metrics_reachable"] = bool(final)
@@ -847,7 +910,7 @@ def print_target(
         f"{'phase':<11}{'offered/s':>10}{'achieved/s':>11}  {'statuses':<28}"
         f"{'p50 ms':>9}{'p99 ms':>9}{'p99/bare':>9}{'CPU%':>7}{'load%':>7}{'pg%':>7}"
         f"{'other%':>7}{'batch':>7}"
-        f"{'backlog':>14}"
+        f"{'backlog':>14}{'us/ack':>8}{'intake':>8}{'process':>8}"
     )
     print(head)
     print("-" * len(head))
@@ -879,6 +942,9 @@ def print_target(
             f"{r['cpu_pct']:>7.1f}{fmt(r.get('client_cpu_pct'), '.1f'):>7}"
             f"{fmt(r.get('db_cpu_pct'), '.1f'):>7}{fmt(r.get('other_cpu_pct'), '.1f'):>7}"
             f"{fmt(r.get('batch_mean')):>7}{backlog:>14}"
+            f"{fmt(r.get('cpu_us_per_ack'), '.0f'):>8}"
+            f"{fmt(r.get('intake_us_per_alert'), '.0f'):>8}"
+            f"{fmt(r.get('processing_us_per_alert'), '.0f'):>8}"
         )
     bare_rps = ((bare or {}).get("closed") or {}).get("ok202_rps")
     if closed and bare_rps and name != "bare":
@@ -891,6 +957,16 @@ def print_target(
         print(
             f"            = {100 * closed['ok202_rps'] / floor_rps:.0f}% of the durable floor "
             f"on the same database ({floor_rps:.0f}/s)"
+        )
+    ratio = p99_ratio(data, floor) if floor is not data else None
+    if ratio is not None:
+        print(f"open loop 2000/s: p99 {ratio:.1f}x the durable floor's")
+    if closed and closed.get("intake_us_per_alert") is not None:
+        floor_us = ((floor or {}).get("closed") or {}).get("cpu_us_per_ack")
+        print(
+            f"CPU per alert, closed loop: intake {closed['intake_us_per_alert']:.0f} us, "
+            f"processing {fmt(closed.get('processing_us_per_alert'), '.0f')} us "
+            f"(durable floor: {fmt(floor_us, '.0f')} us per ack)"
         )
     lines = data.get("intake_batch_metrics") or {}
     if lines:
@@ -919,6 +995,28 @@ def print_e2e(e2e: dict[str, Any]) -> None:
     )
 
 
+def floor_ratio(target: dict[str, Any] | None, floor: dict[str, Any] | None) -> float | None:
+    """Closed-loop 202s per second as a share of the durable floor's on the same database."""
+    rps = ((target or {}).get("closed") or {}).get("ok202_rps")
+    floor_rps = ((floor or {}).get("closed") or {}).get("ok202_rps")
+    return rps / floor_rps if rps is not None and floor_rps else None
+
+
+def p99_ratio(target: dict[str, Any] | None, floor: dict[str, Any] | None) -> float | None:
+    """Open-loop p99 at 2000/s divided by the floor's in the same phase."""
+    r = ((target or {}).get("open") or {}).get("2000") or {}
+    f = ((floor or {}).get("open") or {}).get("2000") or {}
+    if not r.get("lat_p99_us") or not f.get("lat_p99_us"):
+        return None
+    return float(r["lat_p99_us"]) / float(f["lat_p99_us"])
+
+
+def clean_at_2000(target: dict[str, Any] | None) -> bool:
+    """No non-2xx answer, client error or dropped arrival in the 2000/s phase."""
+    r = ((target or {}).get("open") or {}).get("2000") or {}
+    return bool(r) and r.get("non2xx") == 0 and not r.get("errors") and not r.get("dropped")
+
+
 def verdicts(summary: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     targets = summary["targets"]
@@ -945,6 +1043,28 @@ def verdicts(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "pass": p99 is not None and p99 / 1000 < MAX_P99_MS_AT_2000 and clean,
             }
         )
+    for name, share in INTAKE_TARGETS.items():
+        database = "postgres" if "postgres" in name else "sqlite"
+        ratio = floor_ratio(targets.get(name), targets.get(f"floor-{database}"))
+        out.append(
+            {
+                "check": f"{name}: closed-loop acks >= {share:.0%} of the durable floor",
+                "value": None if ratio is None else round(ratio, 3),
+                "pass": ratio is not None and ratio >= share,
+            }
+        )
+    for db in ("sqlite", "postgres"):
+        ratio = p99_ratio(targets.get(db), targets.get(f"floor-{db}"))
+        out.append(
+            {
+                "check": f"{db}: open-loop p99 at 2000/s <= {MAX_P99_VS_FLOOR:.0f}x the floor's "
+                "(and no failures)",
+                "value": None if ratio is None else round(ratio, 2),
+                "pass": ratio is not None
+                and ratio <= MAX_P99_VS_FLOOR
+                and clean_at_2000(targets.get(db)),
+            }
+        )
     e2e = summary.get("e2e") or {}
     p50 = e2e.get("p50_ms")
     out.append(
@@ -967,10 +1087,11 @@ DEFAULT_PARTS = (
     "floor-postgres",
     "sqlite",
     "postgres",
+    "sqlite-no-worker",
+    "postgres-no-worker",
     "postgres-procfile",
     "e2e",
 )
-DIAGNOSTIC_PARTS = ("sqlite-no-worker", "postgres-no-worker")  # --no-worker-too
 
 
 def main() -> int:
@@ -978,14 +1099,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="4 s phases instead of 10 s")
     parser.add_argument(
         "--only",
-        choices=(*DEFAULT_PARTS, *DIAGNOSTIC_PARTS),
+        choices=DEFAULT_PARTS,
         action="append",
         help="run only these parts (repeatable); the default is all, in order",
     )
     parser.add_argument(
         "--no-worker-too",
         action="store_true",
-        help="also measure both databases with `serve --no-worker` (intake alone, diagnostic)",
+        help="no effect: `serve --no-worker` (the intake alone) is part of every run now",
     )
     parser.add_argument(
         "--no-idle-wait",
@@ -1025,8 +1146,6 @@ def main() -> int:
         "postgres-no-worker": lambda plan, wrk, logs: bench_postgres(plan, wrk, logs, worker=False),
         "postgres-procfile": lambda plan, wrk, logs: bench_postgres(plan, wrk, logs, procfile=True),
     }
-    if args.no_worker_too:
-        parts = [*parts, *DIAGNOSTIC_PARTS]
     print(f"benchmark ({'quick' if args.quick else 'full'}); logs in {logs}")
     for name, runner in runners.items():
         if name not in parts:

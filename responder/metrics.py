@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+# Threads by what they do: the event loop and the group-commit writer acknowledge webhooks;
+# the worker and its action threads process them. Anything else (to_thread helpers) is other.
+INTAKE_THREADS = frozenset({"MainThread", "intake-writer"})
+PIPELINE_THREADS = ("worker", "action")
 
 
 class Metrics:
@@ -21,6 +33,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._intake()
         self._runs()
+        self.registry.register(ThreadCpu())
 
     def _intake(self) -> None:
         self.events = Counter(
@@ -86,3 +99,50 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600, 3600),
             registry=self.registry,
         )
+
+
+class ThreadCpu(Collector):
+    """CPU seconds of this process's threads by role, read from /proc at each scrape.
+
+    Intake and pipeline share one process (and one GIL) under `serve`; this tells what each
+    costs per alert. Threads that have ended take their time with them; a system without
+    /proc/self/task reports nothing."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "responder_thread_cpu_seconds",
+            "CPU time (user + system) of the live threads of this process, by role "
+            "(intake: event loop and group-commit writer; pipeline: worker and action threads)",
+            labels=["role"],
+        )
+        totals = {"intake": 0.0, "pipeline": 0.0, "other": 0.0}
+        for thread in threading.enumerate():
+            seconds = _thread_cpu(thread.native_id)
+            if seconds is None:
+                continue
+            if thread.name in INTAKE_THREADS:
+                role = "intake"
+            elif thread.name.startswith(PIPELINE_THREADS):
+                role = "pipeline"
+            else:
+                role = "other"
+            totals[role] += seconds
+        for role, seconds in totals.items():
+            family.add_metric([role], seconds)
+        yield family
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _thread_cpu(native_id: int | None) -> float | None:
+    if native_id is None:
+        return None
+    try:
+        raw = Path(f"/proc/self/task/{native_id}/stat").read_text()
+    except OSError:
+        return None  # ended meanwhile, or no /proc here
+    # Everything after the command name's ")" is fixed-position: utime and stime are the
+    # 12th and 13th fields from there.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from responder.main import Service, build_service
+from responder.metrics import Metrics
 from responder.store.migrate import schema_state
 from tests.harness import drain, post, running, sample, settings_for
 
@@ -147,3 +148,37 @@ def test_metrics_queue_depth_after_the_worker_stepped(
         (("action", "pagerduty.trigger"), ("state", "skipped")): 1.0,
         (("action", "datadog.incident"), ("state", "skipped")): 1.0,
     }
+
+
+def test_thread_cpu_is_told_by_role() -> None:
+    """`responder_thread_cpu_seconds_total` puts each live thread's CPU under its role: the
+    benchmark reads intake and processing cost per alert from it."""
+    import threading
+    import time
+
+    def burn(done: threading.Event) -> None:
+        until = time.thread_time() + 0.2
+        while time.thread_time() < until:
+            pass
+        done.wait(10)  # alive while scraped: an ended thread's time goes with it
+
+    metrics = Metrics()
+    done = threading.Event()
+    worker = threading.Thread(target=burn, args=(done,), name="worker")
+    worker.start()
+    try:
+        while worker.is_alive() and _cpu(metrics, "pipeline") < 0.15:
+            time.sleep(0.01)
+        pipeline, other = _cpu(metrics, "pipeline"), _cpu(metrics, "other")
+    finally:
+        done.set()
+        worker.join()
+    assert pipeline >= 0.15
+    assert other < 0.15  # not counted twice
+    assert _cpu(metrics, "intake") > 0  # this test's own thread is the main one
+
+
+def _cpu(metrics: Metrics, role: str) -> float:
+    value = metrics.registry.get_sample_value("responder_thread_cpu_seconds_total", {"role": role})
+    assert value is not None
+    return float(value)

@@ -96,17 +96,47 @@ def normalise(data: Mapping[str, Any], received_at: datetime) -> Alert:
     if nested is not None and not isinstance(nested, Mapping):
         raise PayloadError("field 'alert' must be an object")
     if isinstance(nested, Mapping):
-        return _from_fields(_Fields(data, nested, "alert."), "responder", received_at)
-    if any(key.startswith("alert_") for key in data):
-        return _from_fields(_Fields(data, data, "alert_"), "flat", received_at)
-    return _from_fields(_Fields(data, {}, ""), "default", received_at)
+        return _from_fields(_Fields(data, nested, _NESTED), "responder", received_at)
+    # The flat template's own keys first: scanning every key is the rare default template's cost.
+    if "alert_transition" in data or any(key.startswith("alert_") for key in data):
+        return _from_fields(_Fields(data, data, _FLAT), "flat", received_at)
+    return _from_fields(_Fields(data, {}, {}), "default", received_at)
+
+
+_ALERT_VARIABLES = (
+    "title",
+    "transition",
+    "type",
+    "scope",
+    "id",
+    "priority",
+    "status",
+    "query",
+    "metric",
+    "cycle_key",
+    "aggreg_key",
+)
+# Where each alert variable is in the two templates that have them: (key, name in errors).
+_NESTED = {name: (name, f"alert.{name}") for name in _ALERT_VARIABLES}
+_FLAT = {
+    name: (key, key)
+    for name in _ALERT_VARIABLES
+    for key in ["aggreg_key" if name == "aggreg_key" else f"alert_{name}"]
+}
 
 
 class _Fields:
     """Reads variables from the top level or the alert section, treating `$X` and "" as absent."""
 
-    def __init__(self, top: Mapping[str, Any], alert: Mapping[str, Any], prefix: str) -> None:
-        self.top, self.alert, self.prefix = top, alert, prefix
+    __slots__ = ("alert", "keys", "top")
+
+    def __init__(
+        self,
+        top: Mapping[str, Any],
+        alert: Mapping[str, Any],
+        keys: Mapping[str, tuple[str, str]],
+    ) -> None:
+        self.top, self.alert, self.keys = top, alert, keys
 
     def top_str(self, *names: str, multiline: bool = False) -> str | None:
         for name in names:
@@ -116,12 +146,10 @@ class _Fields:
         return None
 
     def alert_str(self, name: str) -> str | None:
-        if self.prefix == "alert_":
-            key = "aggreg_key" if name == "aggreg_key" else f"alert_{name}"
-            return _text(self.top.get(key), key)
-        if self.prefix == "alert.":
-            return _text(self.alert.get(name), f"alert.{name}")
-        return None
+        where = self.keys.get(name)
+        if where is None:
+            return None  # Datadog's default template has no alert variables
+        return _text(self.alert.get(where[0]), where[1])
 
 
 def _text(value: Any, field: str, *, multiline: bool = False) -> str | None:
@@ -262,7 +290,7 @@ def _tags(raw: Any) -> tuple[str, ...]:
         raise PayloadError("field 'tags' must be a comma-separated string or a list of strings")
     seen: dict[str, None] = {}
     for part in parts:
-        tag = _CONTROL.sub("", part).strip()
+        tag = (part if part.isprintable() else _CONTROL.sub("", part)).strip()
         if tag:
             seen.setdefault(tag[:200], None)
     return tuple(seen)

@@ -182,8 +182,13 @@ def driver_value(conn: sa.Connection, value: Any) -> Any:
     """A value as the driver takes it when SQLAlchemy's types are bypassed on a hot path:
     datetimes as SQLAlchemy's SQLite DateTime stores them (naive UTC text)."""
     if isinstance(value, datetime) and conn.dialect.name == "sqlite":
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return sqlite_time(value)
     return value
+
+
+def sqlite_time(value: datetime) -> str:
+    """A datetime as SQLAlchemy's SQLite DateTime stores it: naive UTC text."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def placeholder(conn: sa.Connection) -> str:
