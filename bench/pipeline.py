@@ -9,8 +9,9 @@ action is called (the runner is not part of this figure; `bench/run.py` measures
 service end to end). Prints one line per database and a `PIPELINE_SUMMARY {json}` line.
 
 `--workers` also times PostgreSQL with that many sequencer processes at once (the events
-dealt into partitions as the intake deals them), and prints each count's rate against the
-one-process rate measured in the same run (`WORKERS_SUMMARY {json}`).
+dealt into partitions as the intake deals them), with storm mode on (these triggers are a
+storm: the storm book takes them one batch at a time) and off, and prints each count's rate
+against the one-process rate measured in the same run (`WORKERS_SUMMARY {json}`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from responder.domain import alert_to_json  # noqa: E402
 from responder.intake.datadog import normalise  # noqa: E402
 from responder.main import build_redactor, build_registry, build_stages, dealer  # noqa: E402
+from responder.pipeline.policy import StreamPolicy  # noqa: E402
 from responder.pipeline.process import EventProcessor  # noqa: E402
 from responder.playbooks.loader import load_playbooks  # noqa: E402
 from responder.settings import Settings  # noqa: E402
@@ -112,14 +114,19 @@ def _settings(url: str) -> Settings:
     )
 
 
-def _processor(url: str) -> tuple[sa.Engine, EventProcessor]:
+def _processor(url: str, storms: bool = True) -> tuple[sa.Engine, EventProcessor]:
+    """The event processor as a worker builds it; `storms=False` turns storm mode off."""
     settings = _settings(url)
     engine = create_engine(url)
     registry = build_registry(settings)
     playbooks = load_playbooks(settings.playbooks, registry.params_models())
     stages = build_stages(registry, timedelta(hours=6))
     processor = EventProcessor(
-        engine, stages, lambda: playbooks, build_redactor(settings, playbooks)
+        engine,
+        stages,
+        lambda: playbooks,
+        build_redactor(settings, playbooks),
+        policy=StreamPolicy(storm_rate=StreamPolicy().storm_rate if storms else 0),
     )
     return engine, processor
 
@@ -133,15 +140,19 @@ def _store(url: str, count: int) -> None:
         playbooks = load_playbooks(settings.playbooks, registry.params_models())
         table = AlertEvent.__table__  # type: ignore[attr-defined]
         with transaction(engine) as conn:
-            conn.execute(sa.delete(table))
+            # Every run starts from nothing: incidents left by the one before would turn
+            # these triggers into repeats, which cost less.
+            for name in reversed(sa.inspect(conn).get_table_names()):
+                if name != "alembic_version":
+                    conn.execute(sa.text(f"DELETE FROM {name}"))
             conn.execute(sa.insert(table), rows(count, dealer(engine, playbooks)))
     finally:
         engine.dispose()
 
 
-def _sequencer(url: str, ready: Any, go: Any, stop: Any, done: Any) -> None:
+def _sequencer(url: str, storms: bool, ready: Any, go: Any, stop: Any, done: Any) -> None:
     """One worker process's sequencer: batches until told to stop."""
-    engine, processor = _processor(url)
+    engine, processor = _processor(url, storms)
     ready.set()
     go.wait()
     processed = 0
@@ -154,14 +165,15 @@ def _sequencer(url: str, ready: Any, go: Any, stop: Any, done: Any) -> None:
     engine.dispose()
 
 
-def measure_workers(url: str, count: int, workers: int) -> float:
+def measure_workers(url: str, count: int, workers: int, storms: bool) -> float:
     """Events a second with `workers` sequencer processes on one PostgreSQL database."""
     _store(url, count)
     spawn = multiprocessing.get_context("spawn")
     go, stop, done = spawn.Event(), spawn.Event(), spawn.Queue()
     readies = [spawn.Event() for _ in range(workers)]
     procs = [
-        spawn.Process(target=_sequencer, args=(url, ready, go, stop, done)) for ready in readies
+        spawn.Process(target=_sequencer, args=(url, storms, ready, go, stop, done))
+        for ready in readies
     ]
     for proc in procs:
         proc.start()
@@ -214,7 +226,7 @@ def main() -> None:
     if not args.only or "sqlite" in args.only:
         with tempfile.TemporaryDirectory() as folder:
             summary["sqlite"] = measure(f"sqlite:///{folder}/pipeline.db", args.events)
-    scaled: dict[int, float] = {}
+    scaled: dict[str, float] = {}
     if not args.only or "postgres" in args.only:
         name = f"responder_pipeline_{os.getpid()}"
         admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
@@ -223,8 +235,10 @@ def main() -> None:
         try:
             url = sa.make_url(PG_SERVER).set(database=name).render_as_string(False)
             summary["postgres"] = measure(url, args.events)
-            for workers in args.workers:
-                scaled[workers] = measure_workers(url, args.events, workers)
+            for storms in (True, False):
+                for workers in args.workers:
+                    rate = measure_workers(url, args.events, workers, storms)
+                    scaled[f"{workers}{'' if storms else '-no-storm'}"] = rate
         finally:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -232,13 +246,15 @@ def main() -> None:
     for database, rate in summary.items():
         print(f"{database:<9} {args.events} events through the stage chain: {rate:,.0f} events/s")
     print("PIPELINE_SUMMARY " + json.dumps({k: round(v) for k, v in summary.items()}))
+    for key, rate in scaled.items():
+        workers, _, storms = key.partition("-")
+        one = scaled.get("1" + ("-no-storm" if storms else ""), rate)
+        mode = "storm mode off" if storms else "storm mode on (every event a new incident)"
+        print(
+            f"postgres  {workers} sequencer process(es), {mode}: {rate:,.0f} events/s, "
+            f"{rate / one:.2f}x one process ({os.cpu_count()} cores)"
+        )
     if scaled:
-        one = scaled.get(1) or summary["postgres"]
-        for workers, rate in scaled.items():
-            print(
-                f"postgres  {workers} sequencer process(es): {rate:,.0f} events/s, "
-                f"{rate / one:.2f}x one process ({os.cpu_count()} cores)"
-            )
         print("WORKERS_SUMMARY " + json.dumps({k: round(v) for k, v in scaled.items()}))
 
 
