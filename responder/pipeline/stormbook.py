@@ -38,9 +38,18 @@ class StormBook:
 
     @classmethod
     def reading(cls, conn: sa.Connection, now: datetime) -> StormBook:
+        # Asked for each new incident of a storm, nearly always about the same summary update:
+        # read once per batch (a storm of 1,000 new incidents spent a quarter of its
+        # processing time re-reading it).
+        known: dict[int, bool] = {}
+
         def waiting(run_id: int) -> bool:
-            found = runs.by_ids(conn, ids=[run_id]).get(run_id)
-            return found is not None and found.state == RunState.PENDING and found.not_before > now
+            if run_id not in known:
+                found = runs.by_ids(conn, ids=[run_id]).get(run_id)
+                known[run_id] = (
+                    found is not None and found.state == RunState.PENDING and found.not_before > now
+                )
+            return known[run_id]
 
         def load() -> Mapping[str, StormRecord]:
             # Held until the batch commits: several sequencers count new incidents against
