@@ -70,12 +70,7 @@ def opened(number: int, channel: str = "#Security-Alerts", **page: str) -> Event
 
 def keep(current: EventItem, shared: Batch) -> None:
     """What BatchWrite.keep does with the storms of an event that went through."""
-    ids = {run.id for run in current.runs}
-    for storm in current.storms.values():
-        shared.storms.keep(storm)
-        if storm.pending_run_id in ids:
-            shared.storms.planned.add(storm.pending_run_id)
-    shared.storms.params.update(current.refreshed)
+    shared.storms.took(current.storms.values(), (run.id for run in current.runs), current.refreshed)
 
 
 def run_all(items: list[EventItem], shared: Batch) -> None:

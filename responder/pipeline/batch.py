@@ -92,12 +92,7 @@ class BatchWrite:
 
     def _keep_storms(self, item: EventItem, batch: Batch) -> None:
         self._storms = batch.storms
-        planned = {run.id for run in item.runs}
-        for storm in item.storms.values():
-            batch.storms.keep(storm)
-            if storm.pending_run_id in planned:
-                batch.storms.planned.add(storm.pending_run_id)
-        batch.storms.params.update(item.refreshed)
+        batch.storms.took(item.storms.values(), (run.id for run in item.runs), item.refreshed)
 
     def fail(self, result: EventResult, data: Mapping[str, Any]) -> None:
         self.failed += 1

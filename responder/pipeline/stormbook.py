@@ -9,7 +9,7 @@ it here once the event went through (`BatchWrite.keep`) and writes it back with 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,6 +70,22 @@ class StormBook:
     def keep(self, storm: StormRecord) -> None:
         self.all()[storm.channel] = storm
         self.changed.add(storm.channel)
+
+    def took(
+        self,
+        changed: Iterable[StormRecord],
+        planned: Iterable[int],
+        refreshed: Mapping[int, dict[str, Any]],
+    ) -> None:
+        """What one event that went through changed: its channels' storms, and new params of
+        waiting summary updates; a pending update among the runs it `planned` is not
+        stored yet."""
+        new_runs = set(planned)
+        for storm in changed:
+            self.keep(storm)
+            if storm.pending_run_id in new_runs:
+                self.planned.add(storm.pending_run_id)
+        self.params.update(refreshed)
 
     def waiting(self, run_id: int) -> bool:
         """Whether a summary update has not gone yet, so that new figures may still join it."""
