@@ -68,6 +68,27 @@ class RunState(enum.StrEnum):
         return self not in (RunState.PENDING, RunState.RUNNING)
 
 
+class Verb(enum.StrEnum):
+    """What a person can answer about an incident."""
+
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A person's answer to an incident: who, through which tool, and the request's own id
+    (a Slack action, a PagerDuty webhook event, an API call), so a redelivery counts once."""
+
+    verb: Verb
+    incident_id: int
+    actor: str  # the person, as the tool they used names them
+    via: str  # "api", "cli", "slack", "pagerduty"
+    reference: str  # unique per request of that tool; at most 60 characters are kept
+    at: datetime
+    note: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One Datadog notification, normalised from whichever payload template sent it."""
@@ -100,6 +121,9 @@ class Alert:
     # Set on the events responder makes itself when a timer fires ("stale", "flap-quiet"):
     # no Datadog delivery, but a step of the incident's story all the same.
     cause: str | None = None
+    # Who made it, for the events a person's answer makes (cause "acknowledge", "resolve"):
+    # "alice (slack)", "bob@example.com (api)".
+    actor: str | None = None
 
     def tag(self, key: str) -> str | None:
         """The value of tag `key`; None when absent or bare (a `monitor` tag has no value)."""

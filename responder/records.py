@@ -52,6 +52,8 @@ class IncidentRecord:
     firing: int = 1  # of them, still firing: it resolves when none does
     summary_at: datetime | None = None  # the next thread summary of new members
     summarized: int = 1  # members told in the thread so far
+    acknowledged_by: str | None = None  # who acknowledged it: "alice (slack)"
+    resolved_by: str | None = None  # who resolved it, when a person did
 
     @property
     def is_open(self) -> bool:

@@ -103,7 +103,7 @@ def _stale_event(incident: IncidentRecord) -> _Due:
     since = incident.seen_at or incident.opened_at
     quiet = format_duration((incident.stale_at - incident.updated_at).total_seconds())
     note = f"no delivery for {quiet} (last at {since.isoformat()}): resolved as stale"
-    alert = _own_alert(incident, Transition.RECOVERED, incident.stale_at, "stale", note)
+    alert = own_alert(incident, Transition.RECOVERED, incident.stale_at, "stale", note)
     key = f"{incident.id}:{incident.stale_at.timestamp()}"
     return alert, f"timer:stale:{key}", {"incident_id": incident.id}
 
@@ -117,7 +117,7 @@ def _quiet_event(group: GroupRecord, holder: IncidentRecord) -> _Due:
     monitor, _, scope = group.key.partition("|")
     named = monitor.removeprefix("title:") if monitor.startswith("title:") else None
     alert = replace(
-        _own_alert(holder, state, group.quiet_at, "flap-quiet", note),
+        own_alert(holder, state, group.quiet_at, "flap-quiet", note),
         monitor_id=None if named is not None else monitor,
         monitor_name=named if named is not None else holder.monitor_name,
         scope=scope,
@@ -132,7 +132,7 @@ def _summary_event(incident: IncidentRecord) -> _Due:
     assert incident.summary_at is not None
     note = "new members of a grouped incident: told in the thread together"
     # Triggered, neither a repeat nor a recovery: the event changes nothing but the thread.
-    alert = _own_alert(incident, Transition.TRIGGERED, incident.summary_at, "group-summary", note)
+    alert = own_alert(incident, Transition.TRIGGERED, incident.summary_at, "group-summary", note)
     fingerprint = f"timer:summary:{incident.id}:{incident.summary_at.timestamp()}"
     return alert, fingerprint, {"incident_id": incident.id}
 
@@ -143,16 +143,14 @@ def _storm_event(storm: StormRecord, holder: IncidentRecord) -> _Due:
     state by now)."""
     assert storm.quiet_at is not None
     note = f"no more than the storm rate of new incidents in {storm.name}: the storm is over"
-    alert = _own_alert(
-        holder, Transition(holder.last_transition), storm.quiet_at, STORM_QUIET, note
-    )
+    alert = own_alert(holder, Transition(holder.last_transition), storm.quiet_at, STORM_QUIET, note)
     digest = hashlib.sha256(storm.channel.encode()).hexdigest()[:24]
     fingerprint = f"timer:storm:{digest}:{storm.quiet_at.timestamp()}"
     about = {"incident_id": holder.id, "channel": storm.channel}
     return alert, fingerprint, about
 
 
-def _own_alert(
+def own_alert(
     incident: IncidentRecord, transition: Transition, date: datetime, cause: str, note: str
 ) -> Alert:
     """An event of our own about `incident`, correlating to it as its deliveries do."""

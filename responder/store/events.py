@@ -178,3 +178,9 @@ def store_own(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> int:
         list(rows),
     )
     return len(result.fetchall())
+
+
+def id_of(conn: sa.Connection, *, fingerprint: str) -> int:
+    """The id of the event stored under `fingerprint` (which must exist)."""
+    query = sa.select(_EVENTS.c.id).where(_EVENTS.c.fingerprint == fingerprint)
+    return int(conn.execute(query).scalar_one())

@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from responder.domain import IncidentStatus
 from responder.records import IncidentRecord
 from responder.store.db import Bulk, bulk_insert, bulk_update
-from responder.store.tables import Incident
+from responder.store.tables import Incident, IncidentRef
 
 _INCIDENTS: sa.Table = Incident.__table__  # type: ignore[attr-defined]
 # Pipeline-owned columns; `refs` belongs to the runner and is never written with these.
@@ -34,6 +35,9 @@ _PIPELINE_COLUMNS = (
     "firing",
     "summary_at",
     "summarized",
+    "acknowledged_at",
+    "acknowledged_by",
+    "resolved_by",
 )
 _SET_REFS = (
     sa.update(_INCIDENTS)
@@ -155,3 +159,31 @@ def _select(conn: sa.Connection, where: sa.ColumnElement[bool]) -> list[Incident
 def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+_REFS: sa.Table = IncidentRef.__table__  # type: ignore[attr-defined]
+
+
+def by_ref(conn: sa.Connection, *, kind: str, value: str) -> int | None:
+    """Our incident that a vendor names `value` (PagerDuty's dedup key, ...), if any."""
+    query = sa.select(_REFS.c.incident_id).where(_REFS.c.kind == kind, _REFS.c.value == value)
+    found = conn.execute(query).scalar_one_or_none()
+    return int(found) if found is not None else None
+
+
+def add_refs(
+    conn: sa.Connection, *, incident_id: int, names: Mapping[str, str], now: datetime
+) -> None:
+    """Remember how vendors name the incident; a name already taken keeps its incident."""
+    rows = [
+        {"kind": kind[:32], "value": value[:255], "incident_id": incident_id, "created_at": now}
+        for kind, value in sorted(names.items())
+        if value
+    ]
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        insert: Any = postgresql.insert(_REFS)
+    else:
+        insert = sqlite.insert(_REFS)
+    conn.execute(insert.on_conflict_do_nothing(index_elements=["kind", "value"]), rows)

@@ -100,7 +100,9 @@ class Incident(SQLModel, table=True):
     event_count: int = Field(default=1)
     opened_at: datetime = _ts(index=True)
     acknowledged_at: datetime | None = _ts(nullable=True)
+    acknowledged_by: str | None = Field(default=None, max_length=200)  # "alice (slack)"
     resolved_at: datetime | None = _ts(nullable=True)
+    resolved_by: str | None = Field(default=None, max_length=200)  # a person, not a recovery
     updated_at: datetime = _ts()
     seen_at: datetime | None = _ts(nullable=True)  # Datadog's date of the newest delivery
     repeats: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
@@ -154,6 +156,18 @@ class Storm(SQLModel, table=True):
     next_update_at: datetime | None = _ts(nullable=True)  # when that update may go
     updates: int = Field(default=0)  # summary runs planned in this storm
     updated_at: datetime = _ts(index=True)
+
+
+class IncidentRef(SQLModel, table=True):
+    """How a vendor names one of our incidents (PagerDuty's dedup key, ...): what an inbound
+    webhook from that vendor finds the incident by."""
+
+    __tablename__ = "incident_ref"
+
+    kind: str = Field(max_length=32, primary_key=True)  # "pagerduty"
+    value: str = Field(max_length=255, primary_key=True)
+    incident_id: int = Field(index=True)
+    created_at: datetime = _ts()
 
 
 class ActionRun(SQLModel, table=True):

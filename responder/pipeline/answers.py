@@ -1,0 +1,111 @@
+"""People's answers (acknowledge, resolve) taken into the incident's own event stream.
+
+An answer is stored as an event of our own, in the partition of the incident it is about,
+so the pipeline handles it in order with Datadog's deliveries: the sequencer that owns the
+incident is the only writer of its state. The request that brought the answer (an API call,
+a Slack button, a PagerDuty webhook) is acknowledged once the event is committed; what the
+answer sets off (PagerDuty acknowledged, the Slack root rewritten, the Datadog incident
+updated) goes through the outbox like everything else. A redelivered request (same tool,
+same reference) is stored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import orjson
+import sqlalchemy as sa
+
+from responder.domain import Alert, Answer, Transition, Verb
+from responder.pipeline.timers import own_alert
+from responder.store import events, incidents
+from responder.store.db import reader, transaction
+from responder.store.intake import event_row
+
+ACTOR_MAX = 200
+
+
+class UnknownIncident(LookupError):
+    """No incident has this id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event_id: int
+    incident_id: int
+    status: str  # the incident's status when the answer was stored (before it is applied)
+    new: bool  # False: this request was stored before (a redelivery), nothing new was added
+
+
+class Silencer(Protocol):
+    """Silences an incident's monitor + scope for a while (the Slack "Silence 1h" button)."""
+
+    def silence_incident(
+        self, incident_id: int, *, author: str, duration: timedelta, reason: str
+    ) -> int:
+        """The new silence's id; raises UnknownIncident."""
+        ...
+
+
+def actor_label(actor: str, via: str) -> str:
+    """How the record names who answered: "alice (slack)"."""
+    return f"{actor.strip() or 'someone'} ({via})"[:ACTOR_MAX]
+
+
+class AnswerDesk:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        deal: Callable[[Alert], int],
+        on_stored: Callable[[int], None] = lambda count: None,
+    ) -> None:
+        self._engine = engine
+        self._deal = deal  # the event's sequencer partition, as the intake deals deliveries
+        self._on_stored = on_stored  # wakes an in-process worker
+
+    def incident_for_ref(self, kind: str, value: str) -> int | None:
+        """Our incident that a vendor names `value` (kind "pagerduty": its dedup key)."""
+        with reader(self._engine).connect() as conn:
+            return incidents.by_ref(conn, kind=kind, value=value)
+
+    def submit(self, answer: Answer) -> Accepted:
+        """Store the answer as an event of the incident's stream; raises UnknownIncident."""
+        with reader(self._engine).connect() as conn:
+            found = incidents.by_ids(conn, ids=[answer.incident_id]).get(answer.incident_id)
+        if found is None:
+            raise UnknownIncident(f"no incident {answer.incident_id}")
+        transition = (
+            Transition.RECOVERED
+            if answer.verb is Verb.RESOLVE
+            else Transition(found.last_transition)
+        )
+        label = actor_label(answer.actor, answer.via)
+        note = f"{answer.verb.value} by {label}"
+        if answer.note:
+            note = f"{note}: {answer.note}"
+        alert = own_alert(found, transition, answer.at, answer.verb.value, note)
+        alert = replace(alert, actor=label)
+        payload = orjson.dumps(
+            {
+                "answer": answer.verb.value,
+                "incident_id": answer.incident_id,
+                "actor": answer.actor,
+                "via": answer.via,
+                "reference": answer.reference,
+                "at": answer.at.isoformat(),
+                "note": answer.note,
+            }
+        )
+        now = datetime.now(UTC)
+        row = event_row(alert, payload, payload.decode(), now, part=self._deal(alert))
+        fingerprint = f"answer:{answer.via}:{answer.reference}"[:80]
+        row["fingerprint"] = fingerprint
+        with transaction(self._engine) as conn:
+            stored = events.store_own(conn, [row])
+            event_id = events.id_of(conn, fingerprint=fingerprint)
+        if stored:
+            self._on_stored(stored)
+        return Accepted(event_id, found.id, found.status, bool(stored))
