@@ -118,6 +118,9 @@ class IncidentView:
     seen_at: datetime | None = None  # Datadog's date of the newest delivery
     members: int = 1  # monitor + scope groups a grouped incident holds (`group_by`)
     firing: int = 1  # of them, still firing
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None  # "alice (slack)"
+    resolved_by: str | None = None  # set when a person resolved it, not a recovery
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +187,8 @@ class ActionContext:
 # each vendor escapes it for its own markup.
 
 STALE = "stale"  # IncidentView.resolution, and Alert.cause of the stale timer's event
+ACKNOWLEDGE = "acknowledge"  # Alert.cause of the event a person's acknowledgement makes
+RESOLVE = "resolve"  # Alert.cause of a person's resolve, and IncidentView.resolution then
 
 _NO_DATA_WORDS = {
     Transition.NO_DATA: "the monitor stopped receiving data",
@@ -207,6 +212,28 @@ def resolved_as_stale(ctx: ActionContext) -> bool:
     if resolution is not None:
         return resolution == STALE
     return ctx.alert.cause == STALE
+
+
+def resolved_by_person(ctx: ActionContext) -> str | None:
+    """Who resolved the incident by hand ("alice (slack)"), when a person did."""
+    if ctx.incident.resolved_by:
+        return ctx.incident.resolved_by
+    return ctx.alert.actor if ctx.alert.cause == RESOLVE else None
+
+
+def acknowledged_line(ctx: ActionContext) -> str | None:
+    """ "Acknowledged by alice (slack) at 03:12 UTC", once someone has."""
+    who = ctx.incident.acknowledged_by
+    if who is None and ctx.alert.cause == ACKNOWLEDGE:
+        who = ctx.alert.actor
+    if who is None:
+        return None
+    moment = ctx.incident.acknowledged_at or (
+        ctx.alert.date if ctx.alert.cause == ACKNOWLEDGE else None
+    )
+    return f"Acknowledged by {who}" + (
+        f" at {moment.astimezone(UTC):%H:%M} UTC" if moment is not None else ""
+    )
 
 
 def last_delivery_at(ctx: ActionContext) -> datetime:
@@ -269,6 +296,9 @@ class ActionResult:
     # keeps the run pending and calls `execute` again after this many seconds, passing
     # `response` back as `ActionContext.previous`. Not an error, not counted as a retry.
     poll_after: float | None = None
+    # How the vendor names our incident, by kind ({"pagerduty": dedup key}): what an inbound
+    # webhook of that vendor finds the incident by.
+    names: Mapping[str, str] = field(default_factory=dict)
 
 
 class ActionError(Exception):
@@ -331,6 +361,10 @@ class Action(Protocol):
 
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
         """What a later transition of the incident should do about this step, if anything."""
+        return None
+
+    def acknowledged(self, params: Mapping[str, Any]) -> FollowUp | None:
+        """What a person's acknowledgement of the incident should do about this step."""
         return None
 
     def pace(self, ctx: ActionContext) -> Pace | None:

@@ -89,6 +89,21 @@ class Answer:
     note: str | None = None
 
 
+ACTOR_MAX = 200
+
+
+def actor_label(actor: str, via: str) -> str:
+    """How the record names who answered: "alice (slack)"."""
+    return f"{actor.strip() or 'someone'} ({via})"[:ACTOR_MAX]
+
+
+def answer_via(alert: Alert) -> str | None:
+    """The tool a person's answer came through ("slack"), for the events answers make."""
+    if alert.actor is None or not alert.actor.endswith(")"):
+        return None
+    return alert.actor.rsplit("(", 1)[-1].rstrip(")") or None
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One Datadog notification, normalised from whichever payload template sent it."""
@@ -124,6 +139,9 @@ class Alert:
     # Who made it, for the events a person's answer makes (cause "acknowledge", "resolve"):
     # "alice (slack)", "bob@example.com (api)".
     actor: str | None = None
+    # The incident an event of our own is about, when it names one (a person's answer): the
+    # pipeline then acts on that incident only, never on another of the same monitor.
+    incident_id: int | None = None
 
     def tag(self, key: str) -> str | None:
         """The value of tag `key`; None when absent or bare (a `monitor` tag has no value)."""

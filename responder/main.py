@@ -17,6 +17,7 @@ from integrations.slack import CONVERSATION, slack_actions
 from responder.actions import Registry
 from responder.domain import Alert
 from responder.metrics import Metrics
+from responder.pipeline.answers import AnswerDesk
 from responder.pipeline.claim import Claimer
 from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.correlate import CorrelateStage
@@ -185,8 +186,15 @@ class Service:
             self.insecure,
             self.start,
             self.stop,
+            self.desk,
         )
         return create_app(parts)
+
+    @property
+    def desk(self) -> AnswerDesk:
+        """Where people's answers are stored (the API, the CLI, Slack, PagerDuty)."""
+        wake = self.worker.wake if self.worker is not None else (lambda count: None)
+        return AnswerDesk(self.engine, self.deal, wake)
 
 
 def stream_policy(settings: Settings) -> StreamPolicy:

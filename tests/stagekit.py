@@ -203,6 +203,7 @@ class FakeAction:
     wants_runs: ClassVar[bool] = False
     # transition -> the action following this step up when the incident takes it
     follows: ClassVar[Mapping[Transition, str]] = {}
+    acks: ClassVar[str | None] = None  # the action following this step up on acknowledgement
 
     def __init__(self, *, configured: bool = True, pace: Pace | None = None) -> None:
         self._configured = configured
@@ -223,6 +224,11 @@ class FakeAction:
         if follower is None:
             return None
         return FollowUp(follower, {"target": params.get("target", ""), "of": self.name})
+
+    def acknowledged(self, params: Mapping[str, Any]) -> FollowUp | None:
+        if self.acks is None:
+            return None
+        return FollowUp(self.acks, {"target": params.get("target", ""), "of": self.name})
 
     def pace(self, ctx: ActionContext) -> Pace | None:
         return self._pace
@@ -263,6 +269,11 @@ class SlackUpdate(FakeAction):
 class PagerTrigger(FakeAction):
     name: ClassVar[str] = "pagerduty.trigger"
     follows: ClassVar[Mapping[Transition, str]] = {Transition.RECOVERED: "pagerduty.resolve"}
+    acks: ClassVar[str | None] = "pagerduty.acknowledge"
+
+
+class PagerAcknowledge(FakeAction):
+    name: ClassVar[str] = "pagerduty.acknowledge"
 
 
 class PagerResolve(FakeAction):
@@ -287,6 +298,7 @@ def registry(*replacing: Action) -> Registry:
             SlackUpdate,
             PagerTrigger,
             PagerResolve,
+            PagerAcknowledge,
             Timeline,
         )
     }

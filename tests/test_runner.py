@@ -85,6 +85,9 @@ class ScriptedAction:
             return FollowUp("test.undo", {"target": params["target"]})
         return None
 
+    def acknowledged(self, params: Mapping[str, Any]) -> FollowUp | None:
+        return None
+
 
 def scripted(
     name: str, script: Script, configured: bool = True, paced: Pace | None = None
@@ -460,6 +463,9 @@ class PollingAction:
         return ActionResult({"job": ctx.previous["job"], "status": "done", "polls": polls})
 
     def follow_up(self, transition: Transition, params: Mapping[str, Any]) -> FollowUp | None:
+        return None
+
+    def acknowledged(self, params: Mapping[str, Any]) -> FollowUp | None:
         return None
 
     def pace(self, ctx: ActionContext) -> Pace | None:

@@ -26,6 +26,7 @@ from integrations.datadog.base import (
 from integrations.datadog.client import DatadogApi, Json
 from integrations.datadog.lookup import Lookup, floor, look_for, looked
 from responder.actions import (
+    ACKNOWLEDGE,
     STALE,
     ActionContext,
     ActionError,
@@ -114,6 +115,9 @@ class IncidentAction(DatadogAction):
             return FollowUp("datadog.incident_resolve", {})
         # Repeats, and Triggered/Warn/No Data reaching an open incident (an escalation),
         # belong on the incident's timeline.
+        return FollowUp("datadog.incident_timeline", {})
+
+    def acknowledged(self, params: Mapping[str, Any]) -> FollowUp | None:
         return FollowUp("datadog.incident_timeline", {})
 
     def _result(
@@ -352,6 +356,10 @@ def _timeline_entry(
 ) -> tuple[str, str]:
     """(title, documentUrl) of the link attachment for this transition."""
     moment = ctx.alert.date.astimezone(UTC)
+    if ctx.alert.cause == ACKNOWLEDGE:
+        title = f"Acknowledged at {moment:%H:%M} UTC by {ctx.alert.actor or 'someone'}"
+        own = text_or_none(ref.get("url")) if ref else None
+        return title[:_TITLE_MAX], own or links.app_url
     what = ctx.alert.status_text or alert_title(ctx)
     no_data = no_data_words(ctx.transition)
     if no_data is not None:

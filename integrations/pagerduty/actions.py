@@ -74,7 +74,10 @@ class _EventAction(Action):
         response: dict[str, Any] = {**answer, "routing_key": routing.reference}
         if routing.note:
             response["note"] = routing.note
-        return ActionResult(response=response, refs=self._refs(response))
+        refs = self._refs(response)
+        # PagerDuty's webhooks name the incident by this key (its `incident_key`).
+        names = {"pagerduty": str(response["dedup_key"])} if refs.get("pagerduty") else {}
+        return ActionResult(response=response, refs=refs, names=names)
 
     def pace(self, ctx: ActionContext) -> Pace | None:
         try:
@@ -106,6 +109,10 @@ class TriggerAction(_EventAction):
         # Repeats and escalations reach an alert that is already open: paging again would
         # only be deduplicated, and the people on call already know.
         return None
+
+    def acknowledged(self, params: Mapping[str, Any]) -> FollowUp | None:
+        # Acknowledged elsewhere (Slack, the API): the page stops escalating in PagerDuty too.
+        return FollowUp("pagerduty.acknowledge", {"routing_key": params.get("routing_key")})
 
     def _routing_for(self, ctx: ActionContext) -> Routing:
         return self._routing.resolve(step_params(TriggerParams, ctx).routing_key)

@@ -15,6 +15,7 @@ from responder.actions import (
     no_data_words,
     repeats_line,
     resolved_as_stale,
+    resolved_by_person,
     stale_summary,
 )
 
@@ -83,6 +84,12 @@ def _resolution(ctx: ActionContext) -> str:
     (then the run's alert is our own event, and its date says nothing about a recovery)."""
     if resolved_as_stale(ctx):
         return stale_summary(ctx)
+    person = resolved_by_person(ctx)
+    if person is not None:
+        opened = ctx.incident.opened_at
+        ended = ctx.incident.resolved_at or ctx.alert.date
+        after = f" after {format_duration((ended - opened).total_seconds())}"
+        return f"Resolved by {person}{after if ended >= opened else ''}"
     took = ctx.time_to_recover
     if took is None:
         return "Recovered"

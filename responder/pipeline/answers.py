@@ -19,17 +19,27 @@ from typing import Protocol
 import orjson
 import sqlalchemy as sa
 
-from responder.domain import Alert, Answer, Transition, Verb
+from responder.domain import Alert, Answer, Transition, Verb, actor_label
 from responder.pipeline.timers import own_alert
 from responder.store import events, incidents
 from responder.store.db import reader, transaction
 from responder.store.intake import event_row
 
-ACTOR_MAX = 200
-
 
 class UnknownIncident(LookupError):
     """No incident has this id."""
+
+
+class Refused(Exception):
+    """The answer cannot apply (the incident is resolved already); nothing was stored."""
+
+
+class AlreadyAcknowledged(Exception):
+    """Someone acknowledged the incident already: nothing to do, nothing was stored."""
+
+    def __init__(self, by: str | None) -> None:
+        super().__init__(f"already acknowledged by {by or 'someone'}")
+        self.by = by
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +60,6 @@ class Silencer(Protocol):
         ...
 
 
-def actor_label(actor: str, via: str) -> str:
-    """How the record names who answered: "alice (slack)"."""
-    return f"{actor.strip() or 'someone'} ({via})"[:ACTOR_MAX]
-
-
 class AnswerDesk:
     def __init__(
         self,
@@ -72,11 +77,18 @@ class AnswerDesk:
             return incidents.by_ref(conn, kind=kind, value=value)
 
     def submit(self, answer: Answer) -> Accepted:
-        """Store the answer as an event of the incident's stream; raises UnknownIncident."""
+        """Store the answer as an event of the incident's stream. Raises UnknownIncident,
+        Refused (resolved already) or AlreadyAcknowledged, having stored nothing. The
+        pipeline checks again when it applies the answer: another may have come between."""
         with reader(self._engine).connect() as conn:
             found = incidents.by_ids(conn, ids=[answer.incident_id]).get(answer.incident_id)
         if found is None:
             raise UnknownIncident(f"no incident {answer.incident_id}")
+        if not found.is_open:
+            by = f" by {found.resolved_by}" if found.resolved_by else ""
+            raise Refused(f"incident {found.id} is already resolved{by}")
+        if answer.verb is Verb.ACKNOWLEDGE and found.acknowledged_at is not None:
+            raise AlreadyAcknowledged(found.acknowledged_by)
         transition = (
             Transition.RECOVERED
             if answer.verb is Verb.RESOLVE
@@ -87,7 +99,7 @@ class AnswerDesk:
         if answer.note:
             note = f"{note}: {answer.note}"
         alert = own_alert(found, transition, answer.at, answer.verb.value, note)
-        alert = replace(alert, actor=label)
+        alert = replace(alert, actor=label, incident_id=found.id)
         payload = orjson.dumps(
             {
                 "answer": answer.verb.value,

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from responder.domain import EventState, RunState, Transition
 from responder.pipeline.incidents import IncidentIndex
 from responder.pipeline.jobs import Taken
-from responder.pipeline.plan import WITHDRAWN_REASON
+from responder.pipeline.plan import CALLED_OFF_REASON, WITHDRAWN_REASON
 from responder.pipeline.stages import Batch, EventItem
 from responder.pipeline.stormbook import StormBook
 from responder.records import IncidentRecord, RunRecord
@@ -39,6 +39,7 @@ class BatchWrite:
         self.runs: list[RunRecord] = []
         self.cancelled: list[int] = []
         self.withdrawn: list[int] = []
+        self.called_off: list[int] = []
         self.results: list[EventResult] = []
         self.records: list[AuditRecord] = []
         self.taken: list[Taken] = []
@@ -57,10 +58,11 @@ class BatchWrite:
             batch.incidents.remember(incident)
             primary = batch.earlier.setdefault(incident.id, [])
             primary.extend(run for run in item.runs if run.is_primary)
-            for run in item.cancelled:
+            for run in [*item.cancelled, *item.called_off]:
                 # Later events of this batch must not cancel or follow it up again.
                 primary[primary.index(run)] = _cancelled(run, self.now)
         self.cancelled.extend(run.id for run in item.cancelled)
+        self.called_off.extend(run.id for run in item.called_off)
         self.withdrawn.extend(run.id for run in item.withdrawn)
         self._index = batch.incidents
         if item.group is not None:
@@ -136,7 +138,11 @@ class BatchWrite:
         """The whole batch in a handful of bulk statements."""
         for bulk in self._bulks:
             run_bulk(conn, bulk)
-        wanted = {CANCELLED_REASON: self.cancelled, WITHDRAWN_REASON: self.withdrawn}
+        wanted = {
+            CANCELLED_REASON: self.cancelled,
+            WITHDRAWN_REASON: self.withdrawn,
+            CALLED_OFF_REASON: self.called_off,
+        }
         missed: set[int] = set()
         for reason, ids in wanted.items():
             done = runs.cancel_pending(conn, ids=ids, now=self.now, reason=reason)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from responder.actions import ACKNOWLEDGE, RESOLVE
 from responder.pipeline.stages import Batch, EventItem
+from responder.records import IncidentRecord
 from responder.store.audit import AuditRecord
 
 
@@ -33,6 +35,9 @@ class CorrelateStage:
         return True
 
 
+ANSWERS = (ACKNOWLEDGE, RESOLVE)
+
+
 def _timer_gone(item: EventItem, batch: Batch) -> str | None:
     """Why a timer's event no longer applies, if it does not."""
     cause, found = item.alert.cause, item.correlation
@@ -40,6 +45,8 @@ def _timer_gone(item: EventItem, batch: Batch) -> str | None:
         return None
     assert found is not None
     incident = found.incident
+    if cause in ANSWERS:
+        return _answer_gone(cause, incident)
     if incident is None or not incident.is_open:
         return "the incident is already resolved"
     if cause == "stale" and (incident.stale_at is None or incident.stale_at > item.alert.date):
@@ -52,6 +59,18 @@ def _timer_gone(item: EventItem, batch: Batch) -> str | None:
         group = batch.incidents.groups.get(found.group_key)
         if group is None or group.quiet_at is None or group.quiet_at > item.alert.date:
             return "the monitor changed state since: it is not calm yet"
+    return None
+
+
+def _answer_gone(cause: str, incident: IncidentRecord | None) -> str | None:
+    """Why a person's answer changes nothing: the incident is over, or already acknowledged."""
+    if incident is None:
+        return "no such incident"
+    if not incident.is_open:
+        by = f" by {incident.resolved_by}" if incident.resolved_by else ""
+        return f"the incident is already resolved{by}"
+    if cause == ACKNOWLEDGE and incident.acknowledged_at is not None:
+        return f"already acknowledged by {incident.acknowledged_by or 'someone'}"
     return None
 
 

@@ -49,7 +49,10 @@ class IncidentIndex:
         cls, conn: sa.Connection, alerts: Iterable[Alert], groupings: Iterable[str] = ()
     ) -> IncidentIndex:
         keys, open_groups, all_groups = set(), set(), set()
+        named: set[int] = set()  # incidents our own events name (people's answers)
         for alert in alerts:
+            if alert.incident_id is not None:
+                named.add(alert.incident_id)
             group = group_key(alert)
             all_groups.add(group)
             key = cycle_key(alert)
@@ -65,6 +68,7 @@ class IncidentIndex:
         for incident in incidents.open_grouped(conn, keys=groupings):
             index.remember(incident)
         holders = {g.incident_id for g in index.groups.values() if g.incident_id is not None}
+        holders |= named
         for incident in incidents.by_ids(conn, ids=holders - set(index.by_id)).values():
             index.remember(incident)
         return index
@@ -105,6 +109,9 @@ class IncidentIndex:
         """`grouping`: the key of the grouped incident the alert would join, if one is open
         (its playbook's `group_by` values), when nothing of its own monitor holds it."""
         group = group_key(alert)
+        if alert.incident_id is not None:  # an event of our own about one incident
+            named = self.by_id.get(alert.incident_id)
+            return Correlation(named, group, named.key if named else "")
         key = cycle_key(alert)
         state = self.groups.get(group)
         if key is not None:
@@ -112,7 +119,10 @@ class IncidentIndex:
             if found is not None and not found.is_open:
                 # Datadog starts a new cycle key after a recovery, so this is a late or
                 # out-of-order delivery of a cycle that is over.
-                return Correlation(found, group, key, late="its alert cycle already recovered")
+                late = "its alert cycle already recovered"
+                if found.resolved_by:
+                    late = f"the incident was already resolved by {found.resolved_by}"
+                return Correlation(found, group, key, late=late)
             if found is not None:
                 # A recovery ends its cycle whatever its date; anything else of the cycle
                 # dated before the state already applied is out of date.

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from responder.actions import ACKNOWLEDGE, RESOLVE, STALE
 from responder.domain import Alert, IncidentStatus, Transition
 from responder.pipeline.stages import Batch, EventItem
 from responder.records import IncidentRecord
@@ -14,7 +15,7 @@ from responder.store.audit import AuditRecord
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    kind: str  # incident.opened | incident.updated | incident.resolved
+    kind: str  # incident.opened | incident.updated | incident.acknowledged | incident.resolved
     before: str | None
     after: str
 
@@ -82,18 +83,34 @@ def apply(
             repeats=incident.repeats + 1,
             last_repeat_at=alert.date if last is None else max(last, alert.date),
         )
-    if alert.transition is Transition.RECOVERED and not hold:
-        resolved_at = max(min(alert.date, now), incident.opened_at)
+    if alert.cause == ACKNOWLEDGE:
+        after = replace(
+            after,
+            status=IncidentStatus.ACKNOWLEDGED.value,
+            acknowledged_at=_answered_at(incident, alert, now),
+            acknowledged_by=alert.actor,
+        )
+        return after, Change("incident.acknowledged", before, after.status)
+    if alert.transition is Transition.RECOVERED and (not hold or alert.cause == RESOLVE):
+        resolved_at = _answered_at(incident, alert, now)
+        resolution = {STALE: STALE, RESOLVE: RESOLVE}.get(alert.cause or "", "recovered")
         after = replace(
             after,
             status=IncidentStatus.RESOLVED.value,
             resolved_at=resolved_at,
-            resolution="stale" if alert.cause == "stale" else "recovered",
+            resolution=resolution,
+            resolved_by=alert.actor if alert.cause == RESOLVE else None,
             stale_at=None,
             summary_at=None,
         )
         return after, Change("incident.resolved", before, after.status)
     return after, Change("incident.updated", before, after.status)
+
+
+def _answered_at(incident: IncidentRecord, alert: Alert, now: datetime) -> datetime:
+    """The alert's time, never after ours nor before the opening: MTTA and MTTR never go
+    negative, whatever the sender's clock says."""
+    return max(min(alert.date, now), incident.opened_at)
 
 
 def context(incident: IncidentRecord) -> dict[str, Any]:
@@ -150,11 +167,13 @@ class LifecycleStage:
         if found.joined is not None:
             data["joined"] = found.joined
         if alert.cause is not None:
-            data["timer"] = alert.cause
+            data["answer" if alert.actor else "timer"] = alert.cause
         if item.hold is not None:
             data["held"] = item.hold
         if change.kind == "incident.resolved":
             data["resolution"] = incident.resolution
+        if alert.actor is not None:
+            data["actor"] = alert.actor
         item.records.append(AuditRecord(change.kind, data, item.event.id, incident.id))
         # What the stages before said about the incident while it had no id (opened now).
         item.records[:] = [

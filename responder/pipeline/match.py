@@ -49,6 +49,8 @@ class MatchStage:
 
 def _not_routed(item: EventItem, incident: IncidentRecord) -> str | None:
     alert = item.alert
+    if alert.actor is not None:
+        return f"{alert.cause} by {alert.actor}: a person's answer runs no playbook"
     if alert.cause is not None:
         return f"a {alert.cause} timer's event: it runs no playbook"
     if item.opened and not incident.is_open:

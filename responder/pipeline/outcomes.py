@@ -18,6 +18,8 @@ from responder.records import IncidentRecord, RunRecord
 
 # Where a run that asked to be polled keeps its last answer between attempts (run.result).
 POLLING = "polling"
+# The `if:` of an escalation step: it runs only if nobody acknowledged the incident by then.
+UNACKNOWLEDGED = "incident.unacknowledged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class Outcome:
     not_before: datetime | None = None  # set for a retry or a poll
     refs: dict[str, Any] | None = None
     kind: str = "run.succeeded"
+    names: dict[str, str] | None = None  # how the vendor names the incident (`ActionResult`)
 
 
 Finished = tuple[RunRecord, Outcome]  # a run and what its attempt amounted to
@@ -61,6 +64,9 @@ def context(
             seen_at=incident.seen_at,
             members=incident.members,
             firing=incident.firing,
+            acknowledged_at=incident.acknowledged_at,
+            acknowledged_by=incident.acknowledged_by,
+            resolved_by=incident.resolved_by,
         ),
         alert=alert,
         transition=Transition(run.transition),
@@ -97,8 +103,12 @@ def settle_early(
     run: RunRecord, incident: IncidentRecord, action: Action, ctx: ActionContext, now: datetime
 ) -> Outcome | None:
     """Outcomes that need no outside call: a resolved incident, an expired run, no credentials."""
-    if run.condition == "incident.open" and incident.status == IncidentStatus.RESOLVED:
+    if run.condition is not None and incident.status == IncidentStatus.RESOLVED:
         reason = "incident resolved before this delayed step was due"
+        return Outcome(RunState.SKIPPED, {"reason": reason}, kind="run.skipped")
+    if run.condition == UNACKNOWLEDGED and incident.acknowledged_at is not None:
+        who = incident.acknowledged_by or "someone"
+        reason = f"acknowledged by {who} before this escalation was due"
         return Outcome(RunState.SKIPPED, {"reason": reason}, kind="run.skipped")
     if now > run.expires_at:
         error = f"gave up after {run.attempts - 1} attempts: older than its maximum age"
@@ -123,8 +133,14 @@ def from_result(result: ActionResult, now: datetime) -> Outcome:
             not_before=when,
             refs=dict(result.refs),
             kind="run.polling",
+            names=dict(result.names),
         )
-    return Outcome(RunState.SUCCEEDED, dict(result.response), refs=dict(result.refs))
+    return Outcome(
+        RunState.SUCCEEDED,
+        dict(result.response),
+        refs=dict(result.refs),
+        names=dict(result.names),
+    )
 
 
 def from_error(

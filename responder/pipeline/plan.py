@@ -18,9 +18,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from responder.actions import Conversation, Registry, format_duration
-from responder.domain import IncidentStatus, RunState
+from responder.actions import ACKNOWLEDGE, Conversation, Registry, format_duration
+from responder.domain import IncidentStatus, RunState, answer_via
 from responder.pipeline import lifecycle
+from responder.pipeline.outcomes import UNACKNOWLEDGED
 from responder.pipeline.planned import new_run, run_records, step_key
 from responder.pipeline.stages import Batch, EventItem
 from responder.playbooks.render import RenderError, render_params
@@ -28,6 +29,7 @@ from responder.records import IncidentRecord, RunRecord
 from responder.store.audit import AuditRecord
 
 WITHDRAWN_REASON = "cancelled: the incident resolved; the recovery goes out first"
+CALLED_OFF_REASON = "cancelled: someone acknowledged the incident before this escalation"
 
 
 class PlanStage:
@@ -49,12 +51,18 @@ class PlanStage:
         self._stale_timer(item, batch, earlier)
         item.records.extend(run_records(item.runs, "run.planned"))
         item.records.extend(run_records(item.cancelled, "run.cancelled"))
-        for run in item.withdrawn:
-            data = {"action": run.action, "playbook": run.playbook, "step": run.step}
-            data.update(reason=WITHDRAWN_REASON, parent_id=run.parent_id)
-            item.records.append(
-                AuditRecord("run.cancelled", data, item.event.id, run.incident_id, run.id)
-            )
+        for reason, runs in (
+            (WITHDRAWN_REASON, item.withdrawn),
+            (CALLED_OFF_REASON, item.called_off),
+        ):
+            for run in runs:
+                data = {"action": run.action, "playbook": run.playbook, "step": run.step}
+                data.update(reason=reason, parent_id=run.parent_id)
+                if run in item.called_off:
+                    data["acknowledged_by"] = item.alert.actor
+                item.records.append(
+                    AuditRecord("run.cancelled", data, item.event.id, run.incident_id, run.id)
+                )
         return True
 
     def _steps(self, item: EventItem, batch: Batch, incident: IncidentRecord) -> None:
@@ -89,6 +97,9 @@ class PlanStage:
         assert incident is not None
         transition = alert.transition
         resolved = not incident.is_open
+        if alert.cause == ACKNOWLEDGE:
+            self._acknowledged(item, batch, earlier)
+            return
         if alert.cause is not None and not resolved:
             return  # a timer's event that resolves nothing: its note says what there is
         if resolved:
@@ -107,6 +118,10 @@ class PlanStage:
             follow = self._registry.get(run.action).follow_up(transition, run.params)
             if follow is None:
                 continue
+            echo = self._echo(item, follow.action)
+            if echo is not None:
+                self._suppressed(item, run, follow.action, echo)
+                continue
             if suppressed is not None:
                 data = {"action": follow.action, "playbook": run.playbook, "step": run.step}
                 data["reason"] = suppressed
@@ -121,6 +136,48 @@ class PlanStage:
                 item.runs.append(self._refresh(item, batch, run))
         if reminder and planned:
             item.incident = replace(incident, reminded_at=alert.date)
+
+    def _acknowledged(self, item: EventItem, batch: Batch, earlier: list[RunRecord]) -> None:
+        """Someone acknowledged: escalations still to come are called off, every vendor that
+        keeps the incident hears it (PagerDuty acknowledged, a Datadog timeline entry), and
+        the thread is told and its root rewritten to show who."""
+        for run in earlier:
+            if (
+                run.condition == UNACKNOWLEDGED
+                and run.state == RunState.PENDING
+                and run.scheduled_at > batch.now
+            ):
+                item.called_off.append(run)
+                continue
+            if not run.is_primary or run.state in (RunState.FAILED, RunState.CANCELLED):
+                continue
+            follow = self._registry.get(run.action).acknowledged(run.params)
+            if follow is None:
+                continue
+            echo = self._echo(item, follow.action)
+            if echo is not None:
+                self._suppressed(item, run, follow.action, echo)
+                continue
+            key = f"a:{run.id}:{item.event.id}"
+            item.runs.append(self._continuing(item, batch, run, follow.action, key, follow.params))
+        item.notes.append(f"✋ Acknowledged by {item.alert.actor or 'someone'}")
+        item.refresh_root = True
+
+    def _echo(self, item: EventItem, action: str) -> str | None:
+        """Why a person's answer is not sent back to the tool it came from (PagerDuty already
+        holds an acknowledgement made in PagerDuty); the conversation is always told."""
+        via = answer_via(item.alert)
+        vendor = action.split(".", 1)[0]
+        talk = self._conversation
+        if via is None or vendor != via or (talk is not None and vendor == talk.vendor):
+            return None
+        return f"answered in {via} itself: nothing to send back"
+
+    def _suppressed(self, item: EventItem, run: RunRecord, action: str, reason: str) -> None:
+        data = {"action": action, "playbook": run.playbook, "step": run.step, "reason": reason}
+        item.records.append(
+            AuditRecord("run.suppressed", data, item.event.id, run.incident_id, run.id)
+        )
 
     def _reminder_suppressed(
         self, incident: IncidentRecord, item: EventItem, batch: Batch

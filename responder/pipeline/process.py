@@ -252,7 +252,9 @@ def _received_record(item: EventItem) -> audit.AuditRecord:
     }
     data["date"] = alert.date
     if alert.cause is not None:
-        data["timer"] = alert.cause
+        data["answer" if alert.actor else "timer"] = alert.cause
+    if alert.actor is not None:
+        data["actor"] = alert.actor
     if alert.notes:
         data["notes"] = list(alert.notes)
     return audit.AuditRecord("event.received", data, event.id, at=event.received_at)

@@ -29,11 +29,12 @@ class OutcomeRows:
     rows: list[dict[str, Any]]  # run updates, as `runs.finish` takes them
     refs: dict[int, dict[str, Any]]  # new vendor references, by incident
     records: list[AuditRecord]
+    names: dict[int, dict[str, str]]  # how vendors name each incident (`ActionResult.names`)
 
 
 def outcome_rows(finished: Sequence[Finished], *, owner: str, now: datetime) -> OutcomeRows:
     """Row updates, incident references and audit records for finished runs."""
-    out = OutcomeRows([], {}, [])
+    out = OutcomeRows([], {}, [], {})
     for run, outcome in finished:
         out.rows.append(
             {
@@ -52,6 +53,8 @@ def outcome_rows(finished: Sequence[Finished], *, owner: str, now: datetime) -> 
         )
         if outcome.refs:
             out.refs.setdefault(run.incident_id, {}).update(outcome.refs)
+        if outcome.names:
+            out.names.setdefault(run.incident_id, {}).update(outcome.names)
         data: dict[str, Any] = {"action": run.action, "attempt": run.attempts}
         data.update(state=outcome.state, result=outcome.result, error=outcome.error)
         out.records.append(AuditRecord(outcome.kind, data, run.event_id, run.incident_id, run.id))
@@ -94,12 +97,15 @@ class Recorder:
         """Write these outcomes; returns what the incidents' threads should be told."""
         if not finished:
             return []
-        out = outcome_rows(finished, owner=self._owner, now=datetime.now(UTC))
+        now = datetime.now(UTC)
+        out = outcome_rows(finished, owner=self._owner, now=now)
         prepared = audit.prepare(out.records, self._redactor)
         bulk = runs.finish(self._engine, out.rows)
         with transaction(self._engine) as conn:
             run_bulk(conn, bulk)
             changes = incidents.merge_refs(conn, added=out.refs)
+            for incident_id, names in sorted(out.names.items()):
+                incidents.add_refs(conn, incident_id=incident_id, names=names, now=now)
             audit.append_prepared(conn, prepared)
         for run, outcome in finished:
             count(self._metrics, run, outcome)

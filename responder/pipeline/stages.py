@@ -64,6 +64,7 @@ class EventItem:
     runs: list[RunRecord] = field(default_factory=list)
     cancelled: list[RunRecord] = field(default_factory=list)  # delayed steps not to run
     withdrawn: list[RunRecord] = field(default_factory=list)  # queued reminders not to send
+    called_off: list[RunRecord] = field(default_factory=list)  # escalations, acknowledged
     group: GroupRecord | None = None  # its monitor + scope after this event, to write back
     hold: str | None = None  # why a recovery does not resolve the incident (flapping)
     # Why this event's follow-ups are not planned (flapping): each is audited as suppressed.

@@ -28,7 +28,9 @@ from responder.domain import Transition, parse_duration
 
 # Control keys sit beside an action's params in YAML but belong to the runner, not the action.
 CONTROL_KEYS = ("after", "if")
-SUPPORTED_CONDITIONS = ("incident.open",)
+# `incident.open`: skipped if resolved by then; `incident.unacknowledged`: an escalation,
+# skipped if resolved or acknowledged by then (and cancelled when someone acknowledges).
+SUPPORTED_CONDITIONS = ("incident.open", "incident.unacknowledged")
 # Names a `when` expression may start from; anything else is a typo that would never match.
 CEL_VARIABLES = ("alert", "incident")
 _CEL_TYPE_NAMES = frozenset(

@@ -184,3 +184,10 @@ def id_of(conn: sa.Connection, *, fingerprint: str) -> int:
     """The id of the event stored under `fingerprint` (which must exist)."""
     query = sa.select(_EVENTS.c.id).where(_EVENTS.c.fingerprint == fingerprint)
     return int(conn.execute(query).scalar_one())
+
+
+def result_of(conn: sa.Connection, *, event_id: int) -> tuple[str, dict[str, Any] | None]:
+    """An event's state and outcome, as the pipeline left them."""
+    query = sa.select(_EVENTS.c.state, _EVENTS.c.outcome).where(_EVENTS.c.id == event_id)
+    state, outcome = conn.execute(query).one()
+    return str(state), outcome

@@ -38,15 +38,22 @@ class HistoryApi:
             header_bytes(value.strip()), self._tokens
         )
 
+    def refusal(self, request: Request) -> Response | None:
+        """The 401 for a request without the API token; None when it may go on."""
+        if self._authorised(request):
+            return None
+        message = (
+            "missing or wrong bearer token"
+            if self._tokens
+            else "set RESPONDER_API_TOKEN to use the history API"
+        )
+        return json_response({"error": message}, 401)
+
     def guard(self, handler: Callable[[Request], Any]) -> Handler:
         async def endpoint(request: Request) -> Response:
-            if not self._authorised(request):
-                message = (
-                    "missing or wrong bearer token"
-                    if self._tokens
-                    else "set RESPONDER_API_TOKEN to use the history API"
-                )
-                return json_response({"error": message}, 401)
+            refused = self.refusal(request)
+            if refused is not None:
+                return refused
             try:
                 result = await asyncio.to_thread(handler, request)
             except BadQuery as exc:

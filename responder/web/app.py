@@ -11,9 +11,11 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from responder.domain import Alert
+from responder.domain import Alert, Verb
 from responder.metrics import Metrics
+from responder.pipeline.answers import AnswerDesk
 from responder.store.intake import IntakeWriter
+from responder.web.answers import answer_endpoint
 from responder.web.api import HistoryApi
 from responder.web.health import MetricsEndpoint, Readiness, healthz
 from responder.web.openapi import openapi
@@ -35,6 +37,7 @@ class AppParts:
     insecure: bool
     start: Callable[[], None]  # the lifespan's start (intake writer, in-process worker)
     stop: Callable[[], None]
+    desk: AnswerDesk  # where people's answers go (acknowledge, resolve)
 
 
 class _Entry:
@@ -71,6 +74,16 @@ def create_app(parts: AppParts) -> ASGIApp:
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
         Route("/api/incidents", api.guard(api.incidents), methods=["GET"]),
         Route("/api/incidents/{incident_id}", api.guard(api.incident), methods=["GET"]),
+        Route(
+            "/api/incidents/{incident_id}/acknowledge",
+            answer_endpoint(parts.desk, Verb.ACKNOWLEDGE, api.refusal),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/incidents/{incident_id}/resolve",
+            answer_endpoint(parts.desk, Verb.RESOLVE, api.refusal),
+            methods=["POST"],
+        ),
         Route("/api/audit", api.guard(api.audit), methods=["GET"]),
         Route("/api/stats", api.guard(api.stats), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

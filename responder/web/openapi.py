@@ -281,6 +281,59 @@ def _history_paths() -> dict[str, Schema]:
     }
 
 
+def _answer_paths() -> dict[str, Schema]:
+    return {
+        f"/api/incidents/{{incident_id}}/{verb}": _answer_op(verb, summary)
+        for verb, summary in (
+            ("acknowledge", "Acknowledge an incident: reminders and escalations stop"),
+            ("resolve", "Resolve an incident by hand: every vendor is cleaned up"),
+        )
+    }
+
+
+def _answer_op(verb: str, summary: str) -> Schema:
+    body = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "actor": {"type": "string", "maxLength": 190, "description": "who answers"},
+            "note": {"type": "string", "maxLength": 500},
+        },
+    }
+    responses = {
+        "202": _json(_ref("AnswerAccepted"), "stored; the pipeline applies it in order"),
+        "400": _error("a malformed id, body or Idempotency-Key; the message says which"),
+        "401": _API_UNAUTHORISED,
+        "404": _error("no such incident"),
+        "409": _error("the incident is already resolved"),
+        "503": _error("the database cannot take the answer now; try again", _RETRY_AFTER),
+    }
+    if verb == "acknowledge":
+        responses["200"] = _json(_ref("AlreadyAcknowledged"), "acknowledged before: nothing new")
+    return {
+        "post": {
+            "operationId": f"{verb}Incident",
+            "summary": summary,
+            "security": [{"apiBearer": []}],
+            "parameters": [
+                {"name": "incident_id", "in": "path", "required": True, "schema": _id("id")},
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 50},
+                    "description": "a retried call with the same key counts once",
+                },
+            ],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": body}},
+            },
+            "responses": responses,
+        }
+    }
+
+
 def _plain_get(operation_id: str, summary: str, responses: Schema) -> Schema:
     return {
         "get": {
@@ -301,6 +354,7 @@ def _paths() -> dict[str, Schema]:
     return {
         "/webhooks/datadog": _webhook(),
         **_history_paths(),
+        **_answer_paths(),
         "/healthz": _plain_get(
             "health",
             "The process is up",
@@ -393,6 +447,26 @@ def _components() -> Schema:
                 "required": ["error"],
                 "additionalProperties": False,
                 "properties": {"error": {"type": "string"}},
+            },
+            "AnswerAccepted": {
+                "type": "object",
+                "required": ["event_id", "incident_id", "answer", "new"],
+                "properties": {
+                    "event_id": {"type": "integer"},
+                    "incident_id": {"type": "integer"},
+                    "answer": {"enum": ["acknowledge", "resolve"]},
+                    "new": {"type": "boolean", "description": "false: a retry, stored before"},
+                },
+            },
+            "AlreadyAcknowledged": {
+                "type": "object",
+                "required": ["incident_id", "status", "note", "acknowledged_by"],
+                "properties": {
+                    "incident_id": {"type": "integer"},
+                    "status": {"const": "acknowledged"},
+                    "note": {"type": "string"},
+                    "acknowledged_by": {"type": ["string", "null"]},
+                },
             },
             "WebhookAnswer": {
                 "type": "object",
