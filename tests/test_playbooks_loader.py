@@ -320,7 +320,8 @@ def test_bad_after_and_unsupported_if(tmp_path: Path) -> None:
     )
     assert errors_of(tmp_path) == [
         f"{path}:5: bad duration '10 minutes' for after (use e.g. 30s, 10m, 2h, 1h30m)",
-        f"{path}:6: unsupported if 'incident.closed' (supported: incident.open)",
+        f"{path}:6: unsupported if 'incident.closed'"
+        " (supported: incident.open, incident.unacknowledged)",
         f"{path}:7: after must be longer than zero, got '0s'",
     ]
 
