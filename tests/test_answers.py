@@ -86,6 +86,9 @@ def test_acknowledge_through_the_api_reaches_pagerduty_datadog_and_the_thread(
         assert incident.id is not None
         [alert] = fakes.pagerduty.alerts(PAYMENTS_KEY)
         assert alert.status == "triggered"
+        # PagerDuty's webhooks will name the incident by the dedup key: it is known now.
+        assert service.desk.incident_for_ref("pagerduty", alert.dedup_key) == incident.id
+        assert service.desk.incident_for_ref("pagerduty", "responder:other") is None
 
         answer = client.post(
             f"/api/incidents/{incident.id}/acknowledge",
@@ -162,6 +165,8 @@ def test_a_person_resolves_everything_and_the_later_recovery_acts_nowhere(
         assert alert.status == "resolved"
         [dd] = fakes.datadog.incidents()
         assert dd.state == "resolved"
+        titles = [a["attributes"]["attachment"]["title"] for a in dd.attachments]
+        assert any(t.startswith("Resolved by bob (api)") for t in titles), titles
         [root] = fakes.slack.root_messages("C0PAYMENTS")
         replies = fakes.slack.replies("C0PAYMENTS", root.ts)
         assert any("Resolved by bob (api)" in (r.text or "") for r in replies), replies

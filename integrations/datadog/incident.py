@@ -27,6 +27,7 @@ from integrations.datadog.client import DatadogApi, Json
 from integrations.datadog.lookup import Lookup, floor, look_for, looked
 from responder.actions import (
     ACKNOWLEDGE,
+    RESOLVE,
     STALE,
     ActionContext,
     ActionError,
@@ -38,6 +39,7 @@ from responder.actions import (
     no_data_words,
     parse_time,
     resolved_as_stale,
+    resolved_by_person,
     stale_resolved_at,
     stale_summary,
     step_params,
@@ -208,8 +210,9 @@ class IncidentResolveAction(DatadogAction):
             "incident_id": str(ref["id"]) if ref else None,
             "attributes": _resolve_attributes(ctx, ref),
         }
-        if resolved_as_stale(ctx):
-            title, url = _stale_entry(ctx, self._links, ref)
+        note = _ending_note(ctx, self._links, ref)
+        if note is not None:
+            title, url = note
             request["first"] = {
                 "method": "CreateIncidentAttachment",
                 "attachment_type": "link",
@@ -229,12 +232,14 @@ class IncidentResolveAction(DatadogAction):
         incident_id = str(ref["id"])
         # Nobody saw a stale incident recover: the audit says when we gave up, and what we wrote.
         ending: dict[str, Any] = {"recovered_at": iso_utc(ended_at(ctx))}
-        if resolved_as_stale(ctx):
+        note = _ending_note(ctx, self._links, ref)
+        if note is not None:
             # Before the update: a retry after a failed update finds the line and adds no twin.
-            title, url = _stale_entry(ctx, self._links, ref)
+            title, url = note
             attachment_id, adopted = _attach_link(api, incident_id, title, url, ctx.may_have_acted)
+            stale = resolved_as_stale(ctx)
             ending = {
-                "resolution": STALE,
+                "resolution": STALE if stale else RESOLVE,
                 "resolved_at": iso_utc(stale_resolved_at(ctx)),
                 "note": title,
                 "note_attachment_id": attachment_id,
@@ -370,6 +375,22 @@ def _timeline_entry(
         title = title[: _TITLE_MAX - 1] + "…"
     fallback = text_or_none(ref.get("url")) if ref else None
     return title, event_url(ctx) or monitor_url(ctx, links) or fallback or links.app_url
+
+
+def _ending_note(
+    ctx: ActionContext, links: AppLinks, ref: Mapping[str, Any] | None
+) -> tuple[str, str] | None:
+    """The line saying why the incident ended when Datadog never said it recovered: resolved
+    as stale, or by a person. None after a recovery, which speaks for itself."""
+    if resolved_as_stale(ctx):
+        return _stale_entry(ctx, links, ref)
+    person = resolved_by_person(ctx)
+    if person is None:
+        return None
+    moment = stale_resolved_at(ctx)  # our resolved_at, else the answer's own time
+    title = f"Resolved by {person} at {moment:%H:%M} UTC, before Datadog reported a recovery"
+    fallback = text_or_none(ref.get("url")) if ref else None
+    return title[:_TITLE_MAX], monitor_url(ctx, links) or fallback or links.app_url
 
 
 def _stale_entry(

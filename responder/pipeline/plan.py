@@ -151,6 +151,8 @@ class PlanStage:
                 continue
             if not run.is_primary or run.state in (RunState.FAILED, RunState.CANCELLED):
                 continue
+            if run.state == RunState.PENDING and run.scheduled_at > batch.now:
+                continue  # a delayed step not started: nothing of it to acknowledge yet
             follow = self._registry.get(run.action).acknowledged(run.params)
             if follow is None:
                 continue
