@@ -33,12 +33,18 @@ class MatchStage:
             item.matched = select(playbooks, item.alert, lifecycle.context(incident))
         already = {run.playbook for run in earlier}
         item.fresh = [p for p in item.matched if p.name not in already]
+        if item.silenced is not None:
+            item.fresh = []  # held back: they run when the silence ends, if it still fires
         data: dict[str, object] = {
             "matched": [{"name": p.name, "hash": p.content_hash} for p in item.matched],
             "new": [p.name for p in item.fresh],
             "already_ran": [p.name for p in item.matched if p not in item.fresh],
         }
         recovery = item.alert.transition.is_recovery
+        if item.silenced is not None:
+            data["silenced"] = item.silenced.label
+        if item.released is not None:
+            data["released"] = item.released
         if reason is not None:
             data["not_routed"] = reason
         elif len(playbooks) < len(batch.playbooks) and not (item.matched or recovery):
@@ -49,6 +55,8 @@ class MatchStage:
 
 def _not_routed(item: EventItem, incident: IncidentRecord) -> str | None:
     alert = item.alert
+    if item.released is not None:
+        return None  # held back by a silence that is over: routed as a new incident is
     if alert.cause is not None:
         return f"a {alert.cause} timer's event: it runs no playbook"
     if item.opened and not incident.is_open:
