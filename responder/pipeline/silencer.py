@@ -56,12 +56,11 @@ class SilenceRequest(BaseModel):
     @field_validator("reason", "author")
     @classmethod
     def _text(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be empty")
         if "\x00" in value or len(value) > TEXT_MAX:
             raise ValueError(f"at most {TEXT_MAX} characters, no NUL")
-        return value
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
 
     @model_validator(mode="after")
     def _one_end(self) -> Self:

@@ -20,7 +20,7 @@ from responder.playbooks.loader import (
     _read_documents,
     _report,
 )
-from responder.playbooks.schema import MatchSpec, check_glob
+from responder.playbooks.schema import MatchSpec
 from responder.records import SilenceMatchers
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -43,17 +43,19 @@ class MatchersSpec(BaseModel):
     @field_validator("tags", mode="before")
     @classmethod
     def _tags(cls, value: Any) -> dict[str, tuple[str, ...]]:
+        _given(value)
         return MatchSpec(tags=value).tags  # the playbooks' own rules and messages
 
     @field_validator("monitor", mode="before")
     @classmethod
     def _monitor(cls, value: Any) -> tuple[str, ...]:
+        _given(value)
         return MatchSpec(monitor=value).monitor or ()
 
     @field_validator("monitor_id", mode="before")
     @classmethod
     def _monitor_id(cls, value: Any) -> tuple[str, ...]:
-        items = value if isinstance(value, list) else [value]
+        items = _given(value)
         out = []
         for item in items:
             # Datadog's ids are numbers; YAML and JSON authors write them either way.
@@ -65,7 +67,7 @@ class MatchersSpec(BaseModel):
     @field_validator("scope", mode="before")
     @classmethod
     def _scope(cls, value: Any) -> tuple[str, ...]:
-        items = value if isinstance(value, list) else [value]
+        items = _given(value)
         if not all(isinstance(item, str) and item for item in items):
             raise ValueError("a scope is the monitor's scope text, e.g. 'host:web-1'")
         return tuple(items)
@@ -79,6 +81,13 @@ class MatchersSpec(BaseModel):
             monitors=self.monitor,
             scopes=self.scope,
         )
+
+
+def _given(value: Any) -> list[Any]:
+    """One value or a non-empty list of them; a key left empty is a mistake, not "any"."""
+    if value is None or value in ([], {}):
+        raise ValueError("give a value, or leave the key out")
+    return value if isinstance(value, list) else [value]
 
 
 class WindowSpec(BaseModel):
@@ -227,6 +236,3 @@ def covering(
         if ends is not None:
             found.append((window, ends))
     return found
-
-
-__all__ = ["MaintenanceWindow", "MatchersSpec", "WindowSpec", "check_glob", "load_maintenance"]

@@ -13,10 +13,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from responder.domain import Alert
 from responder.metrics import Metrics
+from responder.pipeline.silencer import SilenceDesk
 from responder.store.intake import IntakeWriter
 from responder.web.api import HistoryApi
 from responder.web.health import MetricsEndpoint, Readiness, healthz
 from responder.web.openapi import openapi
+from responder.web.silences import SilenceApi
 from responder.web.webhook import DatadogWebhook, WebhookConfig
 
 WEBHOOK_PATH = "/webhooks/datadog"
@@ -35,6 +37,7 @@ class AppParts:
     insecure: bool
     start: Callable[[], None]  # the lifespan's start (intake writer, in-process worker)
     stop: Callable[[], None]
+    silences: SilenceDesk
 
 
 class _Entry:
@@ -58,6 +61,7 @@ class _Entry:
 def create_app(parts: AppParts) -> ASGIApp:
     webhook = DatadogWebhook(parts.webhook, parts.writer, parts.metrics, parts.deal)
     api = HistoryApi(parts.engine, parts.api_token, parts.insecure)
+    silences = SilenceApi(parts.silences)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -73,6 +77,9 @@ def create_app(parts: AppParts) -> ASGIApp:
         Route("/api/incidents/{incident_id}", api.guard(api.incident), methods=["GET"]),
         Route("/api/audit", api.guard(api.audit), methods=["GET"]),
         Route("/api/stats", api.guard(api.stats), methods=["GET"]),
+        Route("/api/silences", api.guard(silences.listing), methods=["GET"]),
+        Route("/api/silences", api.guard(silences.create), methods=["POST"]),
+        Route("/api/silences/{silence_id}/expire", api.guard(silences.expire), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", Readiness(parts.engine).handle, methods=["GET"]),
         Route("/metrics", MetricsEndpoint(parts.metrics).handle, methods=["GET"]),
