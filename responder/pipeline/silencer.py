@@ -76,10 +76,10 @@ class SilenceRequest(BaseModel):
         else:
             assert self.ends_at is not None
             ends = self.ends_at
-        if ends <= starts:
-            raise ValueError("ends_at must be after starts_at")
         if ends <= now:
             raise ValueError("the silence would be over already: ends_at is in the past")
+        if ends <= starts:
+            raise ValueError("ends_at must be after starts_at")
         if ends - now > _LONGEST:
             raise ValueError("a silence lasts at most 3650d (ten years)")
         return starts, ends
