@@ -44,13 +44,13 @@ class MatchersSpec(BaseModel):
     @classmethod
     def _tags(cls, value: Any) -> dict[str, tuple[str, ...]]:
         _given(value)
-        return MatchSpec(tags=value).tags  # the playbooks' own rules and messages
+        return _as_playbooks_check(tags=value).tags
 
     @field_validator("monitor", mode="before")
     @classmethod
     def _monitor(cls, value: Any) -> tuple[str, ...]:
         _given(value)
-        return MatchSpec(monitor=value).monitor or ()
+        return _as_playbooks_check(monitor=value).monitor or ()
 
     @field_validator("monitor_id", mode="before")
     @classmethod
@@ -81,6 +81,15 @@ class MatchersSpec(BaseModel):
             monitors=self.monitor,
             scopes=self.scope,
         )
+
+
+def _as_playbooks_check(**given: Any) -> MatchSpec:
+    """The playbooks' own rules and messages for tags and monitor globs."""
+    try:
+        return MatchSpec.model_validate(given)
+    except ValidationError as exc:
+        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise ValueError(message) from None
 
 
 def _given(value: Any) -> list[Any]:
@@ -119,10 +128,10 @@ class WindowSpec(BaseModel):
         for item in items:
             text = item.lower() if isinstance(item, str) else ""
             if text not in allowed:
-                raise ValueError(f"every: {item!r} is not one of {', '.join(allowed)}")
+                raise ValueError(f"{item!r} is not one of {', '.join(allowed)}")
             out.append(text)
         if not out:
-            raise ValueError("every: name at least one day")
+            raise ValueError("name at least one day")
         return tuple(out)
 
     @field_validator("start", "end", mode="before")
@@ -213,7 +222,12 @@ def _windows(problems: _Problems, seen: dict[str, MaintenanceWindow]) -> list[Ma
                 spec = WindowSpec.model_validate(entry)
                 window = MaintenanceWindow(spec, problems.path, doc.line_of(loc))
             except ValidationError as exc:
+                before = len(problems.found)
                 _report(doc, exc, loc, WindowSpec, None)
+                problems.found[before:] = [
+                    (line, message.replace(" in playbook (", " in maintenance window ("))
+                    for line, message in problems.found[before:]
+                ]
                 continue
             except ValueError as exc:  # no matchers at all
                 doc.error((*loc, "matchers"), str(exc))
