@@ -87,8 +87,8 @@ def _first_error(exc: ValidationError) -> str:
 def _flag(raw: str | None, name: str) -> bool:
     if raw is None or raw == "":
         return False
-    if raw.lower() in ("1", "true", "yes"):
+    if raw in ("1", "true", "yes"):
         return True
-    if raw.lower() in ("0", "false", "no"):
+    if raw in ("0", "false", "no"):
         return False
     raise BadQuery(f"{name} must be 1 or 0")
