@@ -5,7 +5,9 @@ among the incident's runs) is matched but not planned again. Routing is decided 
 incident, not per alert: a repeat (Renotify, Re-Triggered, ...) of an open incident never
 selects playbooks, and once a regular playbook claimed the incident the fallback is out of
 the question for it. A timer's event, and a recovery that arrived before its trigger,
-select nothing either. Each of these is audited with its reason.
+select nothing either. Each of these is audited with its reason. An event a silence covers
+is matched (and audited so) but plans nothing new; when the silence is over while the
+incident fires, the event that says so is routed as a new incident's would be.
 """
 
 from __future__ import annotations
