@@ -23,10 +23,12 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 playbooks_app = typer.Typer(no_args_is_help=True, help="Check and try playbooks.")
 incidents_app = typer.Typer(no_args_is_help=True, help="Incident history.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
+silences_app = typer.Typer(no_args_is_help=True, help="Silence alerts for a while.")
 app.add_typer(db_app, name="db")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(audit_app, name="audit")
+app.add_typer(silences_app, name="silences")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -137,6 +139,7 @@ def worker() -> None:
     from responder.memory import freeze_startup_heap
     from responder.metrics import Metrics
     from responder.playbooks.loader import PlaybookError, load_playbooks
+    from responder.playbooks.maintenance import load_maintenance
 
     settings = _settings()
     engine = _ready_engine(settings)
@@ -144,11 +147,12 @@ def worker() -> None:
     registry = build_registry(settings)
     try:
         playbooks = load_playbooks(settings.playbooks, registry.params_models())
+        windows = load_maintenance(settings.playbooks)
     except PlaybookError as exc:
         raise _fail("invalid playbooks:\n" + "\n".join(exc.errors)) from None
     redactor = build_redactor(settings, playbooks)
     configure(settings.log_level, redactor)  # now also masks the playbooks' env: keys
-    loop = build_worker(settings, engine, registry, redactor, Metrics(), playbooks)
+    loop = build_worker(settings, engine, registry, redactor, Metrics(), playbooks, windows)
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, lambda *_: loop.stop())
     typer.echo(f"worker started: {len(playbooks)} playbooks, {settings.worker_threads} threads")
@@ -184,10 +188,19 @@ def _load(settings: Settings, registry: Any = None) -> list[Any]:
 @playbooks_app.command("validate")
 def playbooks_validate() -> None:
     """Load every playbook strictly; list problems with file and line."""
+    from responder.playbooks.loader import PlaybookError
+    from responder.playbooks.maintenance import load_maintenance
+
     settings = _settings()
     loaded = _load(settings)
+    try:
+        windows = load_maintenance(settings.playbooks)
+    except PlaybookError as exc:
+        raise _fail("\n".join(exc.errors)) from None
     for playbook in loaded:
         typer.echo(f"ok  {playbook.source}:{playbook.line}  {playbook.name}")
+    for window in windows:
+        typer.echo(f"ok  {window.source}:{window.line}  maintenance window {window.name}")
     typer.echo(f"{len(loaded)} playbooks valid in {settings.playbooks}")
 
 
@@ -401,6 +414,12 @@ def _summarized(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list
     return [f"summary: {data['new']} new, {data['firing']} of {data['members']} firing"]
 
 
+def _silenced(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
+    data = record["data"]
+    by = f"window {data['window']}" if data.get("window") else f"silence {data.get('silence_id')}"
+    return [f"silenced by {by} until {data['until']}: {data['reason']}"]
+
+
 def _failed(record: dict[str, Any], outcome: Outcome, verbose: bool) -> list[str]:
     return [f"failed: {record['data']['error']}"]
 
@@ -422,6 +441,8 @@ _RECORDS: dict[str, _Renderer] = {
     "incident.grouped": _grouped,
     "incident.summarized": _summarized,
     "event.failed": _failed,
+    "event.silenced": _silenced,
+    "incident.unsilenced": _with_reason("unsilenced"),
 }
 
 
@@ -562,6 +583,131 @@ def audit_verify() -> None:
         f"audit log BROKEN at seq {report.first_broken_seq}: {report.reason} "
         f"({report.checked} entries checked)"
     )
+
+
+def _silence_desk(engine: Any, settings: Settings) -> Any:
+    from responder.main import build_redactor
+    from responder.pipeline.silencer import SilenceDesk
+
+    return SilenceDesk(engine, build_redactor(settings))
+
+
+def _silence_lines(items: list[dict[str, Any]]) -> list[str]:
+    lines = [f"{'ID':>5}  {'STATE':<8} {'ENDS (UTC)':<16}  {'MATCHERS':<40} REASON (AUTHOR)"]
+    for item in items:
+        parts = [f"{k}={'|'.join(v)}" for k, v in item["matchers"].get("tags", {}).items()]
+        parts += [
+            f"{key}={'|'.join(item['matchers'][key])}"
+            for key in ("monitor_id", "monitor", "scope")
+            if key in item["matchers"]
+        ]
+        ends = item["expired_at"] if item["state"] == "expired" else item["ends_at"]
+        lines.append(
+            f"{item['id']:>5}  {item['state']:<8} {ends:%Y-%m-%d %H:%M}  "
+            f"{' '.join(parts):<40} {item['reason']} ({item['author']})"
+        )
+    return lines
+
+
+@silences_app.command("add")
+def silences_add(
+    reason: Annotated[str, typer.Option(help="Why: shown in the audit log and the list.")],
+    author: Annotated[str, typer.Option(help="Who silences.")],
+    tag: Annotated[
+        list[str] | None, typer.Option(help="NAME=GLOB, e.g. service=pay* (repeatable).")
+    ] = None,
+    monitor_id: Annotated[list[str] | None, typer.Option(help="A monitor id (repeatable).")] = None,
+    monitor: Annotated[
+        list[str] | None, typer.Option(help="A monitor name glob (repeatable).")
+    ] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="An exact scope (repeatable).")] = None,
+    duration: Annotated[str | None, typer.Option(help="How long: 30m, 2h, 1d.")] = None,
+    until: Annotated[str | None, typer.Option(help="Or the end, ISO 8601 with a zone.")] = None,
+    starts: Annotated[str | None, typer.Option(help="The start, ISO 8601 (default now).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The new silence as JSON.")] = False,
+) -> None:
+    """Silence matching alerts: stored and audited, no playbook runs until it ends."""
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from responder.pipeline.silencer import SilenceRequest, read
+
+    tags: dict[str, list[str]] = {}
+    for item in tag or []:
+        name, sep, glob = item.partition("=")
+        if not sep or not name or not glob:
+            raise _fail(f"--tag {item!r}: write NAME=GLOB, e.g. service=payments")
+        tags.setdefault(name, []).append(glob)
+    matchers: dict[str, Any] = {"tags": tags, "monitor_id": monitor_id, "monitor": monitor}
+    matchers["scope"] = scope
+    wanted: dict[str, Any] = {
+        "matchers": {key: value for key, value in matchers.items() if value},
+        "reason": reason,
+        "author": author,
+        "duration": duration,
+        "ends_at": until,
+        "starts_at": starts,
+    }
+    settings = _settings()
+    try:
+        request = SilenceRequest.model_validate_json(orjson.dumps(wanted))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "silence"
+        raise _fail(f"{where}: {str(error['msg']).removeprefix('Value error, ')}") from None
+    now = datetime.now(UTC)
+    with _opened(settings) as engine:
+        try:
+            silence = _silence_desk(engine, settings).add(request, now=now)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    shown = read(silence, now)
+    if as_json:
+        sys.stdout.write(orjson.dumps(shown).decode() + "\n")
+    else:
+        typer.echo(f"silence {silence.id} {shown['state']} until {silence.ends_at.isoformat()}")
+
+
+@silences_app.command("list")
+def silences_list(
+    show_all: Annotated[bool, typer.Option("--all", help="Ended and expired ones too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """Silences not over yet (running or to come), newest first."""
+    from datetime import UTC, datetime
+
+    from responder.pipeline.silencer import reads
+
+    settings = _settings()
+    now = datetime.now(UTC)
+    with _opened(settings) as engine:
+        items = reads(_silence_desk(engine, settings).listing(everything=show_all, now=now), now)
+    if as_json:
+        for item in items:
+            sys.stdout.write(orjson.dumps(item).decode() + "\n")
+        return
+    if not items:
+        typer.echo("no silences" if show_all else "no active silences")
+        return
+    typer.echo("\n".join(_silence_lines(items)))
+
+
+@silences_app.command("expire")
+def silences_expire(
+    silence_id: Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="Silence id.")],
+    author: Annotated[str, typer.Option(help="Who expires it.")] = "cli",
+) -> None:
+    """End a silence now: incidents it held that still fire run their playbooks."""
+    from responder.pipeline.silencer import UnknownSilence
+
+    settings = _settings()
+    with _opened(settings) as engine:
+        try:
+            silence = _silence_desk(engine, settings).expire(silence_id, by=author)
+        except UnknownSilence:
+            raise _fail(f"no silence {silence_id}") from None
+    typer.echo(f"silence {silence.id} ended at {silence.ended_at.isoformat()}")
 
 
 if __name__ == "__main__":

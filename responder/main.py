@@ -31,6 +31,8 @@ from responder.pipeline.plan import PlanStage
 from responder.pipeline.policy import StreamPolicy
 from responder.pipeline.process import EventProcessor
 from responder.pipeline.runner import ActionRunner
+from responder.pipeline.silence import SilenceStage
+from responder.pipeline.silencer import SilenceDesk
 from responder.pipeline.stages import Stage
 from responder.pipeline.storm import StormEndStage, StormStage
 from responder.pipeline.takeover import TakeOverStage
@@ -38,6 +40,7 @@ from responder.pipeline.timers import TimerSweep
 from responder.pipeline.wakeup import Wakeup
 from responder.pipeline.worker import Worker
 from responder.playbooks.loader import load_playbooks
+from responder.playbooks.maintenance import MaintenanceWindow, load_maintenance
 from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
 from responder.settings import Settings, env_secret
@@ -117,7 +120,10 @@ def build_redactor(settings: Settings, playbooks: Sequence[Playbook] = ()) -> Re
 
 
 def build_stages(
-    registry: Registry, max_age: timedelta, claimer: Claimer | None = None
+    registry: Registry,
+    max_age: timedelta,
+    claimer: Claimer | None = None,
+    windows: Sequence[MaintenanceWindow] = (),
 ) -> list[Stage]:
     """The event pipeline, in order. A new stage is a module and a line here."""
     stages: list[Stage] = [
@@ -126,6 +132,9 @@ def build_stages(
         FlapStage(),
         GroupStage(),
         LifecycleStage(),
+        # After lifecycle (the incident exists to be audited and held), before match (which
+        # then plans nothing); flap and group come earlier, as lifecycle needs them.
+        SilenceStage(windows),
         MatchStage(),
         PlanStage(registry, max_age, CONVERSATION),
         StormStage(max_age, CONVERSATION, page=TriggerAction.name),
@@ -150,6 +159,7 @@ class Service:
     deal: Callable[[Alert], int]  # the sequencer partition of an event (`dealer`)
     insecure: bool = False
     worker_thread: bool = True  # False: the caller steps `worker` itself (tests, one-shot tools)
+    windows: list[MaintenanceWindow] = field(default_factory=list)  # maintenance.yaml
     _started: bool = field(default=False, repr=False)
 
     def start(self) -> None:
@@ -187,6 +197,7 @@ class Service:
             self.start,
             self.stop,
             self.desk,
+            SilenceDesk(self.engine, self.redactor),
         )
         return create_app(parts)
 
@@ -213,6 +224,7 @@ def build_worker(
     redactor: Redactor,
     metrics: Metrics,
     playbooks: list[Playbook],
+    windows: Sequence[MaintenanceWindow] = (),
 ) -> Worker:
     max_age = timedelta(seconds=settings.run_max_age_seconds)
     recent = AlertContexts()
@@ -231,7 +243,7 @@ def build_worker(
     )
     processor = EventProcessor(
         engine,
-        build_stages(registry, max_age, runner.claimer),
+        build_stages(registry, max_age, runner.claimer, windows),
         lambda: playbooks,
         redactor,
         recent=recent,
@@ -268,11 +280,12 @@ def build_service(
     """Wire a service; raises PlaybookError for bad playbooks, before anything starts."""
     registry = build_registry(settings)
     playbooks = load_playbooks(settings.playbooks, registry.params_models())
+    windows = load_maintenance(settings.playbooks)
     engine = create_engine(settings.database_url)
     redactor = build_redactor(settings, playbooks)
     metrics = Metrics()
     worker = (
-        build_worker(settings, engine, registry, redactor, metrics, playbooks)
+        build_worker(settings, engine, registry, redactor, metrics, playbooks, windows)
         if with_worker
         else None
     )
@@ -292,4 +305,5 @@ def build_service(
         worker,
         dealer(engine, playbooks),
         insecure,
+        windows=windows,
     )

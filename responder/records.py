@@ -9,7 +9,7 @@ by name. Frozen: a stage that changes an incident or a run makes a new record
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Self
 
@@ -54,6 +54,10 @@ class IncidentRecord:
     summarized: int = 1  # members told in the thread so far
     acknowledged_by: str | None = None  # who acknowledged it: "alice (slack)"
     resolved_by: str | None = None  # who resolved it, when a person did
+    # Its playbooks are held back by a silence (`silence_id`) or a maintenance window (no
+    # id) until then: the durable timer that runs them if it still fires at that time.
+    silenced_until: datetime | None = None
+    silence_id: int | None = None
 
     @property
     def is_open(self) -> bool:
@@ -192,6 +196,68 @@ class RunRecord:
         data = {name: row[name] for name in _RUN_FIELDS}
         data["params"] = dict(row["params"] or {})
         return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceMatchers:
+    """What a silence or maintenance window covers. Every criterion given must hold; within
+    one, any listed value will do. Tags and monitor names are globs (`service: pay*`)."""
+
+    tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    monitor_ids: tuple[str, ...] = ()
+    monitors: tuple[str, ...] = ()  # monitor name globs, any case
+    scopes: tuple[str, ...] = ()  # exact monitor scopes ("host:web-1,env:prod")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.tags or self.monitor_ids or self.monitors or self.scopes)
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.tags:
+            data["tags"] = {key: list(values) for key, values in sorted(self.tags.items())}
+        if self.monitor_ids:
+            data["monitor_id"] = list(self.monitor_ids)
+        if self.monitors:
+            data["monitor"] = list(self.monitors)
+        if self.scopes:
+            data["scope"] = list(self.scopes)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            tags={str(k): tuple(str(v) for v in vs) for k, vs in (data.get("tags") or {}).items()},
+            monitor_ids=tuple(str(v) for v in data.get("monitor_id") or ()),
+            monitors=tuple(str(v) for v in data.get("monitor") or ()),
+            scopes=tuple(str(v) for v in data.get("scope") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRecord:
+    """One silence (a `silence` row): alerts it matches between its start and end run no
+    playbook; expiring it early ends it then."""
+
+    id: int
+    matchers: SilenceMatchers
+    starts_at: datetime
+    ends_at: datetime  # as planned
+    reason: str
+    author: str
+    created_at: datetime
+    expired_at: datetime | None = None  # ended early, by hand
+    expired_by: str | None = None
+
+    @property
+    def ended_at(self) -> datetime:
+        """When it stops covering alerts: its end, or when it was expired if earlier."""
+        if self.expired_at is None:
+            return self.ends_at
+        return min(self.ends_at, self.expired_at)
+
+    def covers(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ended_at
 
 
 _INCIDENT_FIELDS = tuple(f.name for f in fields(IncidentRecord))

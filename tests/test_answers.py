@@ -5,6 +5,7 @@ answers' times, and every change is audited with its actor. Real database, vendo
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -284,15 +285,27 @@ def test_an_acknowledgement_calls_off_the_escalation_audited(
         assert fakes.slack.root_messages("C0INCIDENTS") == []
 
 
+def opened(service: Service, timeout: float = 30.0) -> Incident:
+    """The incident, once the worker thread has opened it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with Session(service.engine) as session:
+            found = session.exec(select(Incident)).first()
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("no incident opened in time")
+
+
 def test_cli_resolve_waits_for_the_worker_and_says_what_happened(
     migrated_url: str, fakes: Vendors, samples_dir: Path
 ) -> None:
     with running(fakes.settings(migrated_url), worker_thread=True) as (service, client):
+        # The worker runs in its own thread here, as in `serve`: the test never steps it.
         assert (
             post(client, sample(samples_dir, "payment-failure-rate.triggered")).status_code == 202
         )
-        settle(service)
-        incident = only_incident(service)
+        incident = opened(service)
         env = {"DATABASE_URL": migrated_url, "RESPONDER_PLAYBOOKS": str(REPO / "playbooks")}
         done = invoke(["incidents", "resolve", str(incident.id), "--actor", "dave"], env=env)
         assert done.exit_code == 0, done.output

@@ -23,6 +23,7 @@ MODEL_TABLES = {
     "audit_entry",
     "alert_group",
     "storm",
+    "silence",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from responder.actions import ACKNOWLEDGE, RESOLVE
+from responder.pipeline.silence import UNSILENCED, unsilence_gone
 from responder.pipeline.stages import Batch, EventItem
 from responder.records import IncidentRecord
 from responder.store.audit import AuditRecord
@@ -55,6 +56,8 @@ def _timer_gone(item: EventItem, batch: Batch) -> str | None:
         incident.summary_at is None or incident.summary_at > item.alert.date
     ):
         return "no summary of new members is due"
+    if cause == UNSILENCED:
+        return unsilence_gone(incident, item.alert.date, batch.silences)
     if cause == "flap-quiet":
         group = batch.incidents.groups.get(found.group_key)
         if group is None or group.quiet_at is None or group.quiet_at > item.alert.date:

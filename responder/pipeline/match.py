@@ -5,7 +5,9 @@ among the incident's runs) is matched but not planned again. Routing is decided 
 incident, not per alert: a repeat (Renotify, Re-Triggered, ...) of an open incident never
 selects playbooks, and once a regular playbook claimed the incident the fallback is out of
 the question for it. A timer's event, and a recovery that arrived before its trigger,
-select nothing either. Each of these is audited with its reason.
+select nothing either. Each of these is audited with its reason. An event a silence covers
+is matched (and audited so) but plans nothing new; when the silence is over while the
+incident fires, the event that says so is routed as a new incident's would be.
 """
 
 from __future__ import annotations
@@ -33,12 +35,18 @@ class MatchStage:
             item.matched = select(playbooks, item.alert, lifecycle.context(incident))
         already = {run.playbook for run in earlier}
         item.fresh = [p for p in item.matched if p.name not in already]
+        if item.silenced is not None:
+            item.fresh = []  # held back: they run when the silence ends, if it still fires
         data: dict[str, object] = {
             "matched": [{"name": p.name, "hash": p.content_hash} for p in item.matched],
             "new": [p.name for p in item.fresh],
             "already_ran": [p.name for p in item.matched if p not in item.fresh],
         }
         recovery = item.alert.transition.is_recovery
+        if item.silenced is not None:
+            data["silenced"] = item.silenced.label
+        if item.released is not None:
+            data["released"] = item.released
         if reason is not None:
             data["not_routed"] = reason
         elif len(playbooks) < len(batch.playbooks) and not (item.matched or recovery):
@@ -49,6 +57,8 @@ class MatchStage:
 
 def _not_routed(item: EventItem, incident: IncidentRecord) -> str | None:
     alert = item.alert
+    if item.released is not None:
+        return None  # held back by a silence that is over: routed as a new incident is
     if alert.actor is not None:
         return f"{alert.cause} by {alert.actor}: a person's answer runs no playbook"
     if alert.cause is not None:

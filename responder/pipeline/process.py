@@ -30,6 +30,7 @@ from responder.pipeline.grouping import grouping_key
 from responder.pipeline.incidents import IncidentIndex
 from responder.pipeline.jobs import Taken
 from responder.pipeline.policy import StreamPolicy
+from responder.pipeline.silencebook import SilenceBook
 from responder.pipeline.stages import Batch, EventItem, Stage, run_chain
 from responder.pipeline.stormbook import StormBook
 from responder.playbooks.schema import Playbook
@@ -175,6 +176,7 @@ class EventProcessor:
             self._policy,
             queued,
             StormBook.reading(conn, now),
+            SilenceBook.reading(conn, now),
         )
         write = BatchWrite(self._engine, self._redactor, now)
         for event, item in parsed:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from responder.domain import Alert
 from responder.pipeline.policy import StreamPolicy
+from responder.pipeline.silencebook import Covered, SilenceBook
 from responder.pipeline.stormbook import StormBook
 from responder.records import GroupRecord, IncidentRecord, Membership, RunRecord, StormRecord
 from responder.store.audit import AuditRecord
@@ -47,6 +48,9 @@ class Batch:
     queued: dict[int, list[RunRecord]] = field(default_factory=dict)
     # The channels' storms (storm mode), read when a stage first asks.
     storms: StormBook = field(default_factory=StormBook)
+    # The silences in force (from the database, so that every worker agrees), read when a
+    # stage first asks.
+    silences: SilenceBook = field(default_factory=SilenceBook)
 
 
 @dataclass(slots=True)
@@ -80,6 +84,8 @@ class EventItem:
     taken: list[Taken] = field(default_factory=list)  # runs claimed as they were planned
     errors: list[str] = field(default_factory=list)  # templates that failed to render
     outcome: dict[str, Any] | None = None  # set by a stage that drops the event
+    silenced: Covered | None = None  # a silence or window covers it: no playbook runs
+    released: str | None = None  # why playbooks held back by a silence run now
 
 
 class Stage(Protocol):

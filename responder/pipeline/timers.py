@@ -1,13 +1,15 @@
 """Durable timers: an incident gone stale, a flapping monitor calm again, a grouped
-incident's new members to summarise, a channel's alert storm over.
+incident's new members to summarise, a channel's alert storm over, a silence over a firing
+incident ended.
 
 A timer is a column in the database (`incident.stale_at`, `alert_group.quiet_at`,
-`incident.summary_at`, `storm.quiet_at`), so it survives restarts. When one runs out, the
-sweep stores an event of our own making into the same stream as Datadog's deliveries, keyed
-by timer and due time: however many workers sweep, the event is stored once (the
-fingerprint is unique), and the pipeline then handles it in order with everything else,
-audited like any delivery. An event whose reason went away meanwhile (a delivery came, the
-monitor changed state, the channel got busy again) is ignored when processed.
+`incident.summary_at`, `storm.quiet_at`, `incident.silenced_until`), so it survives
+restarts. When one runs out, the sweep stores an event of our own making into the same
+stream as Datadog's deliveries, keyed by timer and due time: however many workers sweep,
+the event is stored once (the fingerprint is unique), and the pipeline then handles it in
+order with everything else, audited like any delivery. An event whose reason went away
+meanwhile (a delivery came, the monitor changed state, the channel got busy again, the
+silence was extended) is ignored when processed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import structlog
 
 from responder.actions import format_duration
 from responder.domain import Alert, Transition, tag_map
+from responder.pipeline.alerts import stored_alert
+from responder.pipeline.silence import UNSILENCED
 from responder.pipeline.storm import STORM_QUIET
 from responder.records import GroupRecord, IncidentRecord, StormRecord
 from responder.store import events, groups, incidents, storms
@@ -60,6 +64,7 @@ class TimerSweep:
                 due.append(_summary_event(incident))
             for storm, holder in _storms_over(conn, now):
                 due.append(_storm_event(storm, holder))
+            due += _unsilenced(conn, now)
         if not due:
             return 0
         rows = [self._row(event, now) for event in due]
@@ -96,6 +101,48 @@ def _storms_over(conn: sa.Connection, now: datetime) -> list[tuple[StormRecord, 
     ids = [s.summary_incident_id for s in due if s.summary_incident_id is not None]
     holders = incidents.by_ids(conn, ids=ids)
     return [(s, holders[s.summary_incident_id]) for s in due if s.summary_incident_id in holders]
+
+
+def _unsilenced(conn: sa.Connection, now: datetime) -> list[_Due]:
+    held = incidents.unsilence_due(conn, now=now, limit=_BATCH)
+    last = events.last_deliveries(conn, incident_ids=[incident.id for incident, _ in held])
+    found = []
+    for incident, ended in held:
+        delivered = last.get(incident.id)
+        alert = stored_alert(delivered) if delivered is not None else None
+        found.append(_unsilenced_event(incident, ended, alert))
+    return found
+
+
+def _unsilenced_event(incident: IncidentRecord, ended: datetime, last: Alert | None) -> _Due:
+    """The end of a silence over a firing incident: its playbooks run as for a new incident,
+    so the event reads as its newest delivery did (templates see its message and tags)."""
+    note = f"the silence over it ended at {ended.isoformat()} while it still fires"
+    state = _STATE_OF.get(incident.last_transition, Transition(incident.last_transition))
+    alert = own_alert(incident, state, ended, UNSILENCED, note)
+    if last is not None:
+        state = _STATE_OF.get(last.transition.value, last.transition)
+        alert = replace(
+            last,
+            source_id=None,
+            transition=state,
+            date=ended,
+            template=alert.template,
+            notes=(note,),
+            cause=UNSILENCED,
+            actor=None,
+        )
+    fingerprint = f"timer:unsilenced:{incident.id}:{ended.timestamp()}"
+    return alert, fingerprint, {"incident_id": incident.id, "silence_id": incident.silence_id}
+
+
+# A repeat says the monitor is still in a state; the playbooks run for that state.
+_STATE_OF = {
+    Transition.RE_TRIGGERED.value: Transition.TRIGGERED,
+    Transition.RENOTIFY.value: Transition.TRIGGERED,
+    Transition.RE_WARN.value: Transition.WARN,
+    Transition.RE_NO_DATA.value: Transition.NO_DATA,
+}
 
 
 def _stale_event(incident: IncidentRecord) -> _Due:

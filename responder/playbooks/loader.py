@@ -27,6 +27,8 @@ from responder.playbooks.schema import (
 
 Loc = tuple[str | int, ...]
 _SUFFIXES = (".yaml", ".yml")
+# Beside the playbooks, not playbooks: recurring maintenance windows (`playbooks.maintenance`).
+MAINTENANCE_FILES = ("maintenance.yaml", "maintenance.yml")
 _MAX_DEPTH = 64  # YAML aliases can nest data arbitrarily deep; playbooks never need this much
 # ...and arbitrarily wide: ten lines of aliases can stand for billions of values, which every
 # later walk (validation, templates, the content hash) would visit one by one.
@@ -118,7 +120,10 @@ def _playbook_files(folder: Path) -> list[Path]:
         (
             path
             for path in folder.iterdir()
-            if path.suffix in _SUFFIXES and path.is_file() and not path.name.startswith(".")
+            if path.suffix in _SUFFIXES
+            and path.is_file()
+            and not path.name.startswith(".")
+            and path.name not in MAINTENANCE_FILES
         ),
         key=lambda path: path.name,
     )

@@ -14,6 +14,7 @@ from celpy.evaluation import CELEvalError
 
 from responder.domain import Alert, Transition
 from responder.playbooks.schema import MatchSpec, Playbook
+from responder.records import SilenceMatchers
 
 Verdict = tuple[bool, str]
 
@@ -119,20 +120,44 @@ def _check_priority(spec: MatchSpec, facts: _Facts) -> str | None:
 def _check_monitor(spec: MatchSpec, facts: _Facts) -> str | None:
     if spec.monitor is None:
         return None
-    name = facts.alert.monitor_name
-    if any(fnmatchcase(name.lower(), pattern.lower()) for pattern in spec.monitor):
-        return None
-    return f"monitor {name!r} does not match {_listed(spec.monitor)}"
+    return monitor_mismatch(spec.monitor, facts.alert.monitor_name)
 
 
 def _check_tags(spec: MatchSpec, facts: _Facts) -> str | None:
-    tags = facts.alert.tag_map
-    for key, patterns in spec.tags.items():
+    return tags_mismatch(spec.tags, facts.alert.tag_map)
+
+
+def monitor_mismatch(patterns: Sequence[str], name: str) -> str | None:
+    """Why a monitor name matches none of these globs (any case), or None if one matches."""
+    if any(fnmatchcase(name.lower(), pattern.lower()) for pattern in patterns):
+        return None
+    return f"monitor {name!r} does not match {_listed(patterns)}"
+
+
+def tags_mismatch(wanted: Mapping[str, Sequence[str]], tags: Mapping[str, str]) -> str | None:
+    """Why the tags fail `wanted` (each key present, its value matching one of the globs)."""
+    for key, patterns in wanted.items():
         if key not in tags:
             return f"alert has no tag {key!r}"
         if not any(fnmatchcase(tags[key], pattern) for pattern in patterns):
             return f"tag {key!r} is {tags[key]!r}, wanted {_listed(patterns)}"
     return None
+
+
+def silence_mismatch(matchers: SilenceMatchers, alert: Alert) -> str | None:
+    """Why a silence or maintenance window does not cover `alert`, or None if it does.
+    The same globs as a playbook's `match:`; a silence without criteria covers nothing."""
+    if matchers.empty:
+        return "no matchers"
+    if matchers.monitor_ids and (alert.monitor_id or "") not in matchers.monitor_ids:
+        return f"monitor id {alert.monitor_id!r} not in {_listed(matchers.monitor_ids)}"
+    if matchers.scopes and alert.scope not in matchers.scopes:
+        return f"scope {alert.scope!r} not in {_listed(matchers.scopes)}"
+    if matchers.monitors:
+        reason = monitor_mismatch(matchers.monitors, alert.monitor_name)
+        if reason is not None:
+            return reason
+    return tags_mismatch(matchers.tags, alert.tag_map)
 
 
 def _check_when(spec: MatchSpec, facts: _Facts) -> str | None:

@@ -23,6 +23,7 @@ _RESULT_COLUMNS = ("state", "incident_id", "outcome", "processed_at", "attempts"
 # workers process events at once while each incident's events keep their order. Changing
 # the number re-deals the partitions: every waiting event would have to be re-dealt first.
 PARTITIONS = 16
+OWN_TEMPLATE = "responder"  # `Alert.template` of the events the service makes itself
 _PARTITION_LOCK = 0x7265737050000000  # arbitrary, fixed: "respP" and the partition number
 # How many of the oldest waiting events show which partitions have work, oldest first.
 _HINT = 64
@@ -157,6 +158,20 @@ def alerts_of(conn: sa.Connection, *, ids: Iterable[int]) -> dict[int, StoredEve
         return {}
     rows = conn.execute(_STORED.where(_EVENTS.c.id.in_(wanted)))
     return {row[0]: StoredEvent(*row) for row in rows}
+
+
+def last_deliveries(conn: sa.Connection, *, incident_ids: Iterable[int]) -> dict[int, StoredEvent]:
+    """The newest delivery from Datadog (not an event of our own) of each incident, by id."""
+    wanted = sorted(set(incident_ids))
+    if not wanted:
+        return {}
+    newest = (
+        sa.select(sa.func.max(_EVENTS.c.id))
+        .where(_EVENTS.c.incident_id.in_(wanted), _EVENTS.c.template != OWN_TEMPLATE)
+        .group_by(_EVENTS.c.incident_id)
+    )
+    rows = conn.execute(_STORED.add_columns(_EVENTS.c.incident_id).where(_EVENTS.c.id.in_(newest)))
+    return {row[-1]: StoredEvent(*row[:-1]) for row in rows}
 
 
 def count_waiting(conn: sa.Connection) -> int:

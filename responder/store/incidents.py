@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from responder.domain import IncidentStatus
 from responder.records import IncidentRecord
 from responder.store.db import Bulk, bulk_insert, bulk_update
-from responder.store.tables import Incident, IncidentRef
+from responder.store.tables import Incident, IncidentRef, Silence
 
 _INCIDENTS: sa.Table = Incident.__table__  # type: ignore[attr-defined]
 # Pipeline-owned columns; `refs` belongs to the runner and is never written with these.
@@ -38,6 +38,8 @@ _PIPELINE_COLUMNS = (
     "acknowledged_at",
     "acknowledged_by",
     "resolved_by",
+    "silenced_until",
+    "silence_id",
 )
 _SET_REFS = (
     sa.update(_INCIDENTS)
@@ -86,6 +88,35 @@ def summary_due(conn: sa.Connection, *, now: datetime, limit: int) -> list[Incid
 def stale_due(conn: sa.Connection, *, now: datetime, limit: int) -> list[IncidentRecord]:
     """Open incidents whose stale timer has run out, oldest timer first."""
     return _timer_due(conn, _INCIDENTS.c.stale_at, now, limit)
+
+
+def unsilence_due(
+    conn: sa.Connection, *, now: datetime, limit: int
+) -> list[tuple[IncidentRecord, datetime]]:
+    """Open incidents held back by a silence or window that is over by `now` (its end
+    passed, or the silence was expired early), each with the moment it ended."""
+    silence = Silence.__table__  # type: ignore[attr-defined]
+    expired = (
+        sa.select(silence.c.expired_at)
+        .where(silence.c.id == _INCIDENTS.c.silence_id)
+        .scalar_subquery()
+    )
+    ended = sa.case(
+        (sa.and_(expired.is_not(None), expired < _INCIDENTS.c.silenced_until), expired),
+        else_=_INCIDENTS.c.silenced_until,
+    )
+    query = (
+        sa.select(_INCIDENTS, ended.label("ended"))
+        .where(
+            _INCIDENTS.c.silenced_until.is_not(None),
+            _INCIDENTS.c.status != IncidentStatus.RESOLVED.value,
+            ended <= now,
+        )
+        .order_by(_INCIDENTS.c.id)
+        .limit(limit)
+    )
+    rows = conn.execute(query).mappings()
+    return [(IncidentRecord.from_row(row), row["ended"]) for row in rows]
 
 
 def _timer_due(

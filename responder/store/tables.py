@@ -118,6 +118,10 @@ class Incident(SQLModel, table=True):
     firing: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     summary_at: datetime | None = _ts(nullable=True, index=True)
     summarized: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # Held back by a silence (its id) or a maintenance window (no id) until then: the
+    # durable timer that runs its playbooks if it still fires when that ends.
+    silenced_until: datetime | None = _ts(nullable=True, index=True)
+    silence_id: int | None = Field(default=None)
 
 
 class AlertGroup(SQLModel, table=True):
@@ -156,6 +160,23 @@ class Storm(SQLModel, table=True):
     next_update_at: datetime | None = _ts(nullable=True)  # when that update may go
     updates: int = Field(default=0)  # summary runs planned in this storm
     updated_at: datetime = _ts(index=True)
+
+
+class Silence(SQLModel, table=True):
+    """Alerts matching these between start and end run no playbook (they are still stored,
+    correlated and audited); expiring one early ends it then."""
+
+    __tablename__ = "silence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    matchers: dict[str, Any] | None = _json(nullable=False)  # `SilenceMatchers.as_json`
+    starts_at: datetime = _ts()
+    ends_at: datetime = _ts(index=True)
+    reason: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    author: str = Field(max_length=200)
+    created_at: datetime = _ts()
+    expired_at: datetime | None = _ts(nullable=True)
+    expired_by: str | None = Field(default=None, max_length=200)
 
 
 class IncidentRef(SQLModel, table=True):

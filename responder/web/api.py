@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,21 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 class BadQuery(ValueError):
     pass
+
+
+class Unprocessable(ValueError):
+    """A readable request asking for something that cannot be (422)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer other than 200 (201 for a new silence, ...)."""
+
+    body: Any
+    status: int
+
+
+_MAX_BODY = 64 * 1024  # a silence is a few hundred bytes
 
 
 class HistoryApi:
@@ -54,12 +70,21 @@ class HistoryApi:
             refused = self.refusal(request)
             if refused is not None:
                 return refused
+            if request.method == "POST":  # read here: the handler runs in a thread
+                body = await request.body()
+                if len(body) > _MAX_BODY:
+                    return json_response({"error": f"body over {_MAX_BODY} bytes"}, 413)
+                request.state.body = body
             try:
                 result = await asyncio.to_thread(handler, request)
             except BadQuery as exc:
                 return json_response({"error": str(exc)}, 400)
+            except Unprocessable as exc:
+                return json_response({"error": str(exc)}, 422)
             if result is None:
                 return json_response({"error": "not found"}, 404)
+            if isinstance(result, Reply):
+                return json_response(result.body, result.status)
             return json_response(result, 200)
 
         return endpoint

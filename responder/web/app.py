@@ -14,11 +14,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from responder.domain import Alert, Verb
 from responder.metrics import Metrics
 from responder.pipeline.answers import AnswerDesk
+from responder.pipeline.silencer import SilenceDesk
 from responder.store.intake import IntakeWriter
 from responder.web.answers import answer_endpoint
 from responder.web.api import HistoryApi
 from responder.web.health import MetricsEndpoint, Readiness, healthz
 from responder.web.openapi import openapi
+from responder.web.silences import SilenceApi
 from responder.web.webhook import DatadogWebhook, WebhookConfig
 
 WEBHOOK_PATH = "/webhooks/datadog"
@@ -38,6 +40,7 @@ class AppParts:
     start: Callable[[], None]  # the lifespan's start (intake writer, in-process worker)
     stop: Callable[[], None]
     desk: AnswerDesk  # where people's answers go (acknowledge, resolve)
+    silences: SilenceDesk
 
 
 class _Entry:
@@ -61,6 +64,7 @@ class _Entry:
 def create_app(parts: AppParts) -> ASGIApp:
     webhook = DatadogWebhook(parts.webhook, parts.writer, parts.metrics, parts.deal)
     api = HistoryApi(parts.engine, parts.api_token, parts.insecure)
+    silences = SilenceApi(parts.silences)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -86,6 +90,9 @@ def create_app(parts: AppParts) -> ASGIApp:
         ),
         Route("/api/audit", api.guard(api.audit), methods=["GET"]),
         Route("/api/stats", api.guard(api.stats), methods=["GET"]),
+        Route("/api/silences", api.guard(silences.listing), methods=["GET"]),
+        Route("/api/silences", api.guard(silences.create), methods=["POST"]),
+        Route("/api/silences/{silence_id}/expire", api.guard(silences.expire), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", Readiness(parts.engine).handle, methods=["GET"]),
         Route("/metrics", MetricsEndpoint(parts.metrics).handle, methods=["GET"]),

@@ -334,6 +334,176 @@ def _answer_op(verb: str, summary: str) -> Schema:
     }
 
 
+def _silence_paths() -> dict[str, Schema]:
+    secured: Schema = {"security": [{"apiBearer": []}]}
+    common: Schema = {"401": _API_UNAUTHORISED, "413": _error("body larger than 64 KiB")}
+    unusable = _error("a readable request that cannot be a silence; the message names the field")
+    return {
+        "/api/silences": {
+            "get": {
+                "operationId": "listSilences",
+                "summary": "Silences not over yet (running or to come), newest first",
+                **secured,
+                "parameters": [
+                    _query(
+                        "all",
+                        {"enum": ["", "0", "1", "true", "false", "yes", "no"]},
+                        "1: every silence, ended and expired ones too",
+                    )
+                ],
+                "responses": {
+                    "200": _json(_ref("SilencePage"), "the silences"),
+                    "400": _API_BAD_QUERY,
+                    "401": _API_UNAUTHORISED,
+                },
+            },
+            "post": {
+                "operationId": "createSilence",
+                "summary": "Silence alerts matching these from now (or starts_at) for a while",
+                "description": (
+                    "Matching alerts are stored, correlated and audited as silenced; their "
+                    "playbooks do not run. If the silence ends while the incident still fires, "
+                    "its playbooks run then. Give either ends_at or duration."
+                ),
+                **secured,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("SilenceRequest")}},
+                },
+                "responses": {
+                    "201": _json(_ref("Silence"), "the new silence"),
+                    "400": _error("the body is not a JSON object"),
+                    **common,
+                    "422": unusable,
+                },
+            },
+        },
+        "/api/silences/{silence_id}/expire": {
+            "post": {
+                "operationId": "expireSilence",
+                "summary": "End a silence now; one already over is left as it is",
+                "description": (
+                    "Incidents it held that still fire run their playbooks then. The body "
+                    "is optional."
+                ),
+                **secured,
+                "parameters": [
+                    {
+                        "name": "silence_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": _id("silence id"),
+                    }
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("ExpireRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("Silence"), "the silence, as it is now"),
+                    "400": _error("a malformed id, or a body that is not a JSON object"),
+                    **common,
+                    "404": _error("no such silence"),
+                    "422": _error("an unusable author"),
+                },
+            },
+        },
+    }
+
+
+def _silence_schemas() -> dict[str, Schema]:
+    text = {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": "^[^\\u0000]*$"}
+    glob = {"type": "string", "minLength": 1}
+    globs = {"anyOf": [glob, {"type": "array", "items": glob, "minItems": 1}]}
+    monitor_id = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "integer"}]}
+    matchers: Schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "description": "every key given must hold; within one, any value will do",
+        "properties": {
+            "tags": {
+                "type": "object",
+                "minProperties": 1,
+                "description": "tag name -> glob(s) its value must match (service: pay*)",
+                "propertyNames": {"pattern": "^[^:]+$", "minLength": 1},
+                "additionalProperties": globs,
+            },
+            "monitor_id": {
+                "anyOf": [monitor_id, {"type": "array", "items": monitor_id, "minItems": 1}]
+            },
+            "monitor": {**globs, "description": "monitor name glob(s), any case"},
+            "scope": {**globs, "description": "the monitor's exact scope (host:web-1)"},
+        },
+    }
+    stored_matchers = {
+        "type": "object",
+        "properties": {
+            "tags": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            },
+            **{
+                key: {"type": "array", "items": {"type": "string"}}
+                for key in ("monitor_id", "monitor", "scope")
+            },
+        },
+    }
+    when = {"type": "string", "description": "ISO 8601 with a time zone, e.g. 2026-11-23T08:00Z"}
+    return {
+        "SilenceRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["matchers", "reason", "author"],
+            "properties": {
+                "matchers": matchers,
+                "starts_at": {**when, "description": f"{when['description']}; absent: now"},
+                "ends_at": when,
+                "duration": {"type": "string", "description": "instead of ends_at: 30m, 2h, 1d"},
+                "reason": text,
+                "author": text,
+            },
+        },
+        "ExpireRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"author": {**text, "description": "who expires it (default: api)"}},
+        },
+        "Silence": {
+            "type": "object",
+            "required": [
+                "id",
+                "state",
+                "matchers",
+                "starts_at",
+                "ends_at",
+                "reason",
+                "author",
+                "created_at",
+                "expired_at",
+                "expired_by",
+            ],
+            "properties": {
+                "id": {"type": "integer"},
+                "state": {"enum": ["pending", "active", "ended", "expired"]},
+                "matchers": stored_matchers,
+                "starts_at": _TIME,
+                "ends_at": _TIME,
+                "reason": {"type": "string"},
+                "author": {"type": "string"},
+                "created_at": _TIME,
+                "expired_at": {"anyOf": [_TIME, _NULL]},
+                "expired_by": _nullable("string"),
+            },
+        },
+        "SilencePage": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {"items": {"type": "array", "items": _ref("Silence")}},
+        },
+    }
+
+
 def _plain_get(operation_id: str, summary: str, responses: Schema) -> Schema:
     return {
         "get": {
@@ -355,6 +525,7 @@ def _paths() -> dict[str, Schema]:
         "/webhooks/datadog": _webhook(),
         **_history_paths(),
         **_answer_paths(),
+        **_silence_paths(),
         "/healthz": _plain_get(
             "health",
             "The process is up",
@@ -540,6 +711,7 @@ def _components() -> Schema:
                     "next_after": _nullable("integer"),
                 },
             },
+            **_silence_schemas(),
             "Stats": {
                 "type": "object",
                 "required": [
