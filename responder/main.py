@@ -29,6 +29,7 @@ from responder.pipeline.partitions import Dealer
 from responder.pipeline.plan import PlanStage
 from responder.pipeline.policy import StreamPolicy
 from responder.pipeline.process import EventProcessor
+from responder.pipeline.reloader import PlaybookReloader
 from responder.pipeline.runner import ActionRunner
 from responder.pipeline.stages import Stage
 from responder.pipeline.storm import StormEndStage, StormStage
@@ -36,7 +37,7 @@ from responder.pipeline.takeover import TakeOverStage
 from responder.pipeline.timers import TimerSweep
 from responder.pipeline.wakeup import Wakeup
 from responder.pipeline.worker import Worker
-from responder.playbooks.loader import load_playbooks
+from responder.playbooks.library import PlaybookLibrary
 from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
 from responder.settings import Settings, env_secret
@@ -143,12 +144,14 @@ class Service:
     registry: Registry
     redactor: Redactor
     metrics: Metrics
-    playbooks: list[Playbook]
+    playbooks: PlaybookLibrary  # the running set; `reloader` replaces it
     writer: IntakeWriter
     worker: Worker | None
     deal: Callable[[Alert], int]  # the sequencer partition of an event (`dealer`)
+    reloader: PlaybookReloader
     insecure: bool = False
     worker_thread: bool = True  # False: the caller steps `worker` itself (tests, one-shot tools)
+    watch_thread: bool = True  # False: the caller reloads playbooks itself (`reloader.poll`)
     _started: bool = field(default=False, repr=False)
 
     def start(self) -> None:
@@ -158,11 +161,15 @@ class Service:
         self.writer.start()
         if self.worker is not None and self.worker_thread:
             self.worker.start()
+        if self.watch_thread:
+            self.reloader.start()
 
     def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        if self.watch_thread:
+            self.reloader.stop()
         self.writer.stop()
         if self.worker is not None and self.worker_thread:
             self.worker.stop()
@@ -185,6 +192,7 @@ class Service:
             self.insecure,
             self.start,
             self.stop,
+            self.playbooks,
         )
         return create_app(parts)
 
@@ -204,7 +212,7 @@ def build_worker(
     registry: Registry,
     redactor: Redactor,
     metrics: Metrics,
-    playbooks: list[Playbook],
+    playbooks: PlaybookLibrary,
 ) -> Worker:
     max_age = timedelta(seconds=settings.run_max_age_seconds)
     recent = AlertContexts()
@@ -224,7 +232,7 @@ def build_worker(
     processor = EventProcessor(
         engine,
         build_stages(registry, max_age, runner.claimer),
-        lambda: playbooks,
+        playbooks.current,  # read once a batch: a reload takes effect at the next one
         redactor,
         recent=recent,
         policy=stream_policy(settings),
@@ -238,15 +246,17 @@ def build_worker(
         wakeup,
         settings.poll_seconds,
         notices,
-        TimerSweep(engine, dealer(engine, playbooks)),
+        TimerSweep(engine, dealer(engine, playbooks.current)),
     )
 
 
-def dealer(engine: sa.Engine, playbooks: Sequence[Playbook]) -> Callable[[Alert], int]:
+def dealer(
+    engine: sa.Engine, playbooks: Callable[[], Sequence[Playbook]]
+) -> Callable[[Alert], int]:
     """How events are dealt into sequencer partitions: on PostgreSQL so that several
     workers share them; SQLite has one sequencer, which takes every event anyway."""
     if is_postgres(engine):
-        return Dealer(lambda: playbooks)
+        return Dealer(playbooks)
     return _one_partition
 
 
@@ -259,9 +269,9 @@ def build_service(
 ) -> Service:
     """Wire a service; raises PlaybookError for bad playbooks, before anything starts."""
     registry = build_registry(settings)
-    playbooks = load_playbooks(settings.playbooks, registry.params_models())
+    playbooks = PlaybookLibrary.load(settings.playbooks, registry.params_models())
     engine = create_engine(settings.database_url)
-    redactor = build_redactor(settings, playbooks)
+    redactor = build_redactor(settings, playbooks.current())
     metrics = Metrics()
     worker = (
         build_worker(settings, engine, registry, redactor, metrics, playbooks)
@@ -282,6 +292,14 @@ def build_service(
         playbooks,
         writer,
         worker,
-        dealer(engine, playbooks),
+        dealer(engine, playbooks.current),
+        build_reloader(engine, playbooks, redactor, metrics),
         insecure,
     )
+
+
+def build_reloader(
+    engine: sa.Engine, playbooks: PlaybookLibrary, redactor: Redactor, metrics: Metrics
+) -> PlaybookReloader:
+    """Reloads `playbooks` on request (SIGHUP) or file change; new `env:` keys join `redactor`."""
+    return PlaybookReloader(playbooks, engine, redactor, metrics, playbook_secrets)

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from responder.domain import Alert
 from responder.metrics import Metrics
+from responder.playbooks.library import PlaybookLibrary
 from responder.store.intake import IntakeWriter
 from responder.web.api import HistoryApi
 from responder.web.health import MetricsEndpoint, Readiness, healthz
@@ -35,6 +36,7 @@ class AppParts:
     insecure: bool
     start: Callable[[], None]  # the lifespan's start (intake writer, in-process worker)
     stop: Callable[[], None]
+    playbooks: PlaybookLibrary | None = None  # `/readyz` tells a refused reload
 
 
 class _Entry:
@@ -74,7 +76,7 @@ def create_app(parts: AppParts) -> ASGIApp:
         Route("/api/audit", api.guard(api.audit), methods=["GET"]),
         Route("/api/stats", api.guard(api.stats), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", Readiness(parts.engine).handle, methods=["GET"]),
+        Route("/readyz", Readiness(parts.engine, parts.playbooks).handle, methods=["GET"]),
         Route("/metrics", MetricsEndpoint(parts.metrics).handle, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
