@@ -24,8 +24,9 @@ from starlette.testclient import TestClient
 
 from responder.domain import group_key
 from responder.intake.datadog import normalise
-from responder.main import Service, build_registry
+from responder.main import Service, build_registry, playbook_secrets
 from responder.pipeline.partitions import Dealer
+from responder.pipeline.reloader import PlaybookReloader
 from responder.playbooks.loader import load_playbooks
 from responder.store import audit
 from responder.store.db import create_engine
@@ -179,6 +180,24 @@ def test_an_edited_file_runs_for_the_next_alert_and_its_runs_carry_the_new_hash(
     assert (reloads(svc, "changed"), reload_failed(svc)) == (1.0, 0.0)
     with svc.engine.connect() as conn:
         assert audit.verify(conn).ok
+
+
+def test_the_watch_thread_takes_an_edit_by_itself(
+    service: tuple[Service, TestClient], folder: Path
+) -> None:
+    svc, _ = service
+    watch = PlaybookReloader(
+        svc.playbooks, svc.engine, svc.redactor, svc.metrics, playbook_secrets, every=0.05
+    )
+    before = svc.playbooks.active.digest
+    watch.start()
+    try:
+        (folder / "payments.yaml").write_text(playbook("two"))
+        wait_until(lambda: svc.playbooks.active.digest != before, 30, "the watch to reload")
+    finally:
+        watch.stop()
+    (reloaded,) = audit_data(svc, "playbooks.reloaded")
+    assert (reloaded["trigger"], reloaded["old"]["digest"]) == ("file change", before)
 
 
 def test_a_broken_file_keeps_the_running_set_and_says_why_until_it_is_fixed(
