@@ -246,17 +246,21 @@ def build_worker(
         wakeup,
         settings.poll_seconds,
         notices,
-        TimerSweep(engine, dealer(engine, playbooks.current)),
+        TimerSweep(engine, dealer(engine, playbooks)),
     )
 
 
 def dealer(
-    engine: sa.Engine, playbooks: Callable[[], Sequence[Playbook]]
+    engine: sa.Engine, playbooks: PlaybookLibrary | Sequence[Playbook]
 ) -> Callable[[Alert], int]:
     """How events are dealt into sequencer partitions: on PostgreSQL so that several
-    workers share them; SQLite has one sequencer, which takes every event anyway."""
+    workers share them; SQLite has one sequencer, which takes every event anyway.
+    A service deals by its library's running set; a one-off command by the set it loaded."""
     if is_postgres(engine):
-        return Dealer(playbooks)
+        if isinstance(playbooks, PlaybookLibrary):
+            return Dealer(playbooks.current)
+        fixed = playbooks
+        return Dealer(lambda: fixed)
     return _one_partition
 
 
@@ -292,7 +296,7 @@ def build_service(
         playbooks,
         writer,
         worker,
-        dealer(engine, playbooks.current),
+        dealer(engine, playbooks),
         build_reloader(engine, playbooks, redactor, metrics),
         insecure,
     )
