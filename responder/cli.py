@@ -118,6 +118,8 @@ def serve(
         # the driver, and forced switches every 0.5 ms cost the event loop about 15% of its
         # acknowledgements a second at saturation.
         sys.setswitchinterval(0.0005)
+    # SIGHUP reloads the playbooks (so does editing them); uvicorn handles only INT and TERM.
+    signal.signal(signal.SIGHUP, lambda *_: service.reloader.request())
     freeze_startup_heap()
     uvicorn.run(
         service.app,
@@ -135,10 +137,11 @@ def serve(
 def worker() -> None:
     """Run only the pipeline and action runner (scale out beside `serve --no-worker`)."""
     from responder.logs import configure
-    from responder.main import build_redactor, build_registry, build_worker
+    from responder.main import build_redactor, build_registry, build_reloader, build_worker
     from responder.memory import freeze_startup_heap
     from responder.metrics import Metrics
-    from responder.playbooks.loader import PlaybookError, load_playbooks
+    from responder.playbooks.library import PlaybookLibrary
+    from responder.playbooks.loader import PlaybookError
     from responder.playbooks.maintenance import load_maintenance
 
     settings = _settings()
@@ -146,18 +149,26 @@ def worker() -> None:
     slot = _worker_slot(engine)  # held until the process ends
     registry = build_registry(settings)
     try:
-        playbooks = load_playbooks(settings.playbooks, registry.params_models())
+        playbooks = PlaybookLibrary.load(settings.playbooks, registry.params_models())
         windows = load_maintenance(settings.playbooks)
     except PlaybookError as exc:
         raise _fail("invalid playbooks:\n" + "\n".join(exc.errors)) from None
-    redactor = build_redactor(settings, playbooks)
+    redactor = build_redactor(settings, playbooks.current())
     configure(settings.log_level, redactor)  # now also masks the playbooks' env: keys
-    loop = build_worker(settings, engine, registry, redactor, Metrics(), playbooks, windows)
+    metrics = Metrics()
+    loop = build_worker(settings, engine, registry, redactor, metrics, playbooks, windows)
+    reloader = build_reloader(engine, playbooks, redactor, metrics)
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, lambda *_: loop.stop())
-    typer.echo(f"worker started: {len(playbooks)} playbooks, {settings.worker_threads} threads")
+    signal.signal(signal.SIGHUP, lambda *_: reloader.request())  # so does editing them
+    count = len(playbooks.current())
+    typer.echo(f"worker started: {count} playbooks, {settings.worker_threads} threads")
     freeze_startup_heap()
-    loop.run()
+    reloader.start()
+    try:
+        loop.run()
+    finally:
+        reloader.stop()
     del slot
 
 

@@ -30,6 +30,7 @@ from responder.pipeline.partitions import Dealer
 from responder.pipeline.plan import PlanStage
 from responder.pipeline.policy import StreamPolicy
 from responder.pipeline.process import EventProcessor
+from responder.pipeline.reloader import PlaybookReloader
 from responder.pipeline.runner import ActionRunner
 from responder.pipeline.silence import SilenceStage
 from responder.pipeline.silencer import SilenceDesk
@@ -39,7 +40,7 @@ from responder.pipeline.takeover import TakeOverStage
 from responder.pipeline.timers import TimerSweep
 from responder.pipeline.wakeup import Wakeup
 from responder.pipeline.worker import Worker
-from responder.playbooks.loader import load_playbooks
+from responder.playbooks.library import PlaybookLibrary
 from responder.playbooks.maintenance import MaintenanceWindow, load_maintenance
 from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
@@ -153,13 +154,15 @@ class Service:
     registry: Registry
     redactor: Redactor
     metrics: Metrics
-    playbooks: list[Playbook]
+    playbooks: PlaybookLibrary  # the running set; `reloader` replaces it
     writer: IntakeWriter
     worker: Worker | None
     deal: Callable[[Alert], int]  # the sequencer partition of an event (`dealer`)
+    reloader: PlaybookReloader
     insecure: bool = False
     worker_thread: bool = True  # False: the caller steps `worker` itself (tests, one-shot tools)
     windows: list[MaintenanceWindow] = field(default_factory=list)  # maintenance.yaml
+    watch_thread: bool = True  # False: the caller reloads playbooks itself (`reloader.poll`)
     _started: bool = field(default=False, repr=False)
 
     def start(self) -> None:
@@ -169,11 +172,15 @@ class Service:
         self.writer.start()
         if self.worker is not None and self.worker_thread:
             self.worker.start()
+        if self.watch_thread:
+            self.reloader.start()
 
     def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        if self.watch_thread:
+            self.reloader.stop()
         self.writer.stop()
         if self.worker is not None and self.worker_thread:
             self.worker.stop()
@@ -198,6 +205,7 @@ class Service:
             self.stop,
             self.desk,
             SilenceDesk(self.engine, self.redactor),
+            self.playbooks,
         )
         return create_app(parts)
 
@@ -223,7 +231,7 @@ def build_worker(
     registry: Registry,
     redactor: Redactor,
     metrics: Metrics,
-    playbooks: list[Playbook],
+    playbooks: PlaybookLibrary,
     windows: Sequence[MaintenanceWindow] = (),
 ) -> Worker:
     max_age = timedelta(seconds=settings.run_max_age_seconds)
@@ -244,7 +252,7 @@ def build_worker(
     processor = EventProcessor(
         engine,
         build_stages(registry, max_age, runner.claimer, windows),
-        lambda: playbooks,
+        playbooks.current,  # read once a batch: a reload takes effect at the next one
         redactor,
         recent=recent,
         policy=stream_policy(settings),
@@ -262,11 +270,17 @@ def build_worker(
     )
 
 
-def dealer(engine: sa.Engine, playbooks: Sequence[Playbook]) -> Callable[[Alert], int]:
+def dealer(
+    engine: sa.Engine, playbooks: PlaybookLibrary | Sequence[Playbook]
+) -> Callable[[Alert], int]:
     """How events are dealt into sequencer partitions: on PostgreSQL so that several
-    workers share them; SQLite has one sequencer, which takes every event anyway."""
+    workers share them; SQLite has one sequencer, which takes every event anyway.
+    A service deals by its library's running set; a one-off command by the set it loaded."""
     if is_postgres(engine):
-        return Dealer(lambda: playbooks)
+        if isinstance(playbooks, PlaybookLibrary):
+            return Dealer(playbooks.current)
+        fixed = playbooks
+        return Dealer(lambda: fixed)
     return _one_partition
 
 
@@ -279,10 +293,10 @@ def build_service(
 ) -> Service:
     """Wire a service; raises PlaybookError for bad playbooks, before anything starts."""
     registry = build_registry(settings)
-    playbooks = load_playbooks(settings.playbooks, registry.params_models())
+    playbooks = PlaybookLibrary.load(settings.playbooks, registry.params_models())
     windows = load_maintenance(settings.playbooks)
     engine = create_engine(settings.database_url)
-    redactor = build_redactor(settings, playbooks)
+    redactor = build_redactor(settings, playbooks.current())
     metrics = Metrics()
     worker = (
         build_worker(settings, engine, registry, redactor, metrics, playbooks, windows)
@@ -304,6 +318,14 @@ def build_service(
         writer,
         worker,
         dealer(engine, playbooks),
+        build_reloader(engine, playbooks, redactor, metrics),
         insecure,
         windows=windows,
     )
+
+
+def build_reloader(
+    engine: sa.Engine, playbooks: PlaybookLibrary, redactor: Redactor, metrics: Metrics
+) -> PlaybookReloader:
+    """Reloads `playbooks` on request (SIGHUP) or file change; new `env:` keys join `redactor`."""
+    return PlaybookReloader(playbooks, engine, redactor, metrics, playbook_secrets)

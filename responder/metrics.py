@@ -28,11 +28,15 @@ class Metrics:
     run_latency: Histogram
     run_delay: Histogram
     queue_depth: Gauge
+    playbook_reloads: Counter
+    playbook_reload_failed: Gauge
+    playbooks_loaded: Gauge
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._intake()
         self._runs()
+        self._playbooks()
         self.registry.register(ThreadCpu())
 
     def _intake(self) -> None:
@@ -99,6 +103,31 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600, 3600),
             registry=self.registry,
         )
+
+    def _playbooks(self) -> None:
+        self.playbook_reloads = Counter(
+            "responder_playbooks_reloads",
+            "Playbook reloads (file change or SIGHUP), by result: changed, unchanged, failed",
+            ["result"],
+            registry=self.registry,
+        )
+        self.playbook_reload_failed = Gauge(
+            "responder_playbooks_reload_failed",
+            "1 while the playbook folder holds a set that failed to load (the previous set"
+            " keeps running), else 0",
+            registry=self.registry,
+        )
+        self.playbooks_loaded = Gauge(
+            "responder_playbooks_loaded",
+            "Playbooks in the running set, labelled with the set's digest",
+            ["digest"],
+            registry=self.registry,
+        )
+
+    def playbook_set(self, digest: str, count: int) -> None:
+        """The running set: one sample, labelled with its digest (the old one is dropped)."""
+        self.playbooks_loaded.clear()
+        self.playbooks_loaded.labels(digest=digest).set(count)
 
 
 class ThreadCpu(Collector):

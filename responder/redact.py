@@ -83,12 +83,23 @@ class Redactor:
     """Replaces known secret values and the values of secret-looking keys with "[REDACTED]"."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        raw = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+        self._raw: frozenset[str] = frozenset()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask these too from now on (a reloaded playbook's new `env:` keys). Nothing is
+        ever taken out: older runs and records may still carry a secret a playbook dropped.
+        One caller at a time; readers see the old pattern or the new one, never a mix."""
+        raw = self._raw | {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+        if raw == self._raw:
+            return
         # Also as they look inside JSON text, where quotes and backslashes are escaped, and
         # as a vendor or library may echo them: URL-encoded, or inside base64 (Basic auth).
         values = raw | {json.dumps(s)[1:-1] for s in raw}
         values |= {form for s in raw for form in encoded_forms(s)}
         self._pattern = re.compile(_trie(sorted(values))) if values else None
+        self._raw = frozenset(raw)
 
     def redact(self, value: Any) -> Any:
         """A copy of `value` with every known secret and every secret-keyed value replaced."""

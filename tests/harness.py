@@ -41,6 +41,7 @@ def running(
     """The app with its lifespan started; the test steps the worker unless `worker_thread`."""
     service = build_service(settings)
     service.worker_thread = worker_thread
+    service.watch_thread = worker_thread  # a stepped test reloads its playbooks itself
     upgrade(service.engine)
     with TestClient(service.app) as client:
         yield service, client

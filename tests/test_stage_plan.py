@@ -111,6 +111,7 @@ def test_each_planned_run_is_recorded(respond: Playbook) -> None:
     assert data == {
         "action": "test.later",
         "playbook": "respond",
+        "playbook_hash": respond.content_hash,
         "step": 2,
         "params": {"target": "later"},
         "not_before": NOW + timedelta(minutes=10),

@@ -29,29 +29,31 @@ from responder.store.events import partition_for
 
 class Dealer:
     def __init__(self, playbooks: Callable[[], Sequence[Playbook]]) -> None:
-        self._playbooks = playbooks
-        self._read: Sequence[Playbook] | None = None
-        self._grouping = False
-        self._common: tuple[str, ...] = ()
+        self._playbooks = playbooks  # the running set, which a reload replaces
+        # What the set last read groups by: (that set, any grouping, the tags all share),
+        # replaced in one assignment so that no caller sees one set's parts with another's.
+        self._learned: tuple[Sequence[Playbook] | None, bool, tuple[str, ...]] = (None, False, ())
 
     def __call__(self, alert: Alert) -> int:
         return partition_for(self.key(alert))
 
     def key(self, alert: Alert) -> str:
         playbooks = self._playbooks()
-        if playbooks is not self._read:  # a new set: what its grouping playbooks share
-            self._learn(playbooks)
-        if not self._grouping:
+        read, grouping, common = self._learned
+        if playbooks is not read:  # a new set: what its grouping playbooks share
+            read, grouping, common = self._learned = _learn(playbooks)
+        if not grouping:
             return group_key(alert)
-        if self._common:
-            values = [alert.tag(name) for name in self._common]
+        if common:
+            values = [alert.tag(name) for name in common]
             if any(value is None for value in values):
                 return group_key(alert)  # never grouped: each grouping needs all of these
-            return "tags|" + ",".join(f"{n}={v}" for n, v in zip(self._common, values, strict=True))
+            return "tags|" + ",".join(f"{n}={v}" for n, v in zip(common, values, strict=True))
         return grouping_of(playbooks, alert) or group_key(alert)
 
-    def _learn(self, playbooks: Sequence[Playbook]) -> None:
-        sets = [set(playbook.group_by) for playbook in playbooks if playbook.group_by]
-        self._read = playbooks
-        self._grouping = bool(sets)
-        self._common = tuple(sorted(set.intersection(*sets))) if sets else ()
+
+def _learn(
+    playbooks: Sequence[Playbook],
+) -> tuple[Sequence[Playbook], bool, tuple[str, ...]]:
+    sets = [set(playbook.group_by) for playbook in playbooks if playbook.group_by]
+    return playbooks, bool(sets), tuple(sorted(set.intersection(*sets))) if sets else ()

@@ -84,6 +84,9 @@ def run_records(runs: list[RunRecord], kind: str) -> list[AuditRecord]:
             {
                 "action": run.action,
                 "playbook": run.playbook,
+                # The content hash of the playbook that planned it (a follow-up: its
+                # parent's), so the audit log says which version of a reloaded file acted.
+                "playbook_hash": run.playbook_hash,
                 "step": run.step,
                 "params": run.params,
                 "not_before": run.not_before,

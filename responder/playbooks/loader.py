@@ -92,7 +92,7 @@ def load_playbooks(folder: Path, params_models: Mapping[str, type[StepParams]]) 
     errors: list[str] = []
     playbooks: list[Playbook] = []
     seen: dict[str, Playbook] = {}
-    for path in _playbook_files(folder):
+    for path in playbook_files(folder):
         problems = _Problems(path)
         for doc in _read_documents(problems):
             playbook = _build_playbook(doc, params_models)
@@ -114,7 +114,8 @@ def load_playbooks(folder: Path, params_models: Mapping[str, type[StepParams]]) 
     return playbooks
 
 
-def _playbook_files(folder: Path) -> list[Path]:
+def playbook_files(folder: Path) -> list[Path]:
+    """The files `load_playbooks` reads, in the order it reads them."""
     # Dot files are editor backups and lock files, never playbooks.
     return sorted(
         (

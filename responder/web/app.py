@@ -15,6 +15,7 @@ from responder.domain import Alert, Verb
 from responder.metrics import Metrics
 from responder.pipeline.answers import AnswerDesk
 from responder.pipeline.silencer import SilenceDesk
+from responder.playbooks.library import PlaybookLibrary
 from responder.store.intake import IntakeWriter
 from responder.web.answers import answer_endpoint
 from responder.web.api import HistoryApi
@@ -41,6 +42,7 @@ class AppParts:
     stop: Callable[[], None]
     desk: AnswerDesk  # where people's answers go (acknowledge, resolve)
     silences: SilenceDesk
+    playbooks: PlaybookLibrary | None = None  # `/readyz` tells a refused reload
 
 
 class _Entry:
@@ -94,7 +96,7 @@ def create_app(parts: AppParts) -> ASGIApp:
         Route("/api/silences", api.guard(silences.create), methods=["POST"]),
         Route("/api/silences/{silence_id}/expire", api.guard(silences.expire), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", Readiness(parts.engine).handle, methods=["GET"]),
+        Route("/readyz", Readiness(parts.engine, parts.playbooks).handle, methods=["GET"]),
         Route("/metrics", MetricsEndpoint(parts.metrics).handle, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
