@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from responder.store import db
 from tests.databases import BACKENDS, PostgresStates, SqliteStates, restore
+from tests.logstate import logging_kept
 from tests.samples import SAMPLES
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -97,3 +98,11 @@ def engine(migrated_url: str) -> Iterator[sa.Engine]:
 def samples_dir() -> Path:
     """The Datadog webhook samples in the repository (tests/samples/datadog)."""
     return SAMPLES
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Whatever a test configures (the CLI sets up logging for the whole process, onto a
+    stream that closes with the command), the next test logs as the session began."""
+    with logging_kept():
+        yield
