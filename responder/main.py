@@ -14,9 +14,11 @@ from starlette.types import ASGIApp
 from integrations.datadog import datadog_actions, default_app_url
 from integrations.pagerduty import TriggerAction, pagerduty_actions
 from integrations.slack import CONVERSATION, slack_actions
+from integrations.slack.requests import SlackRequests
 from responder.actions import Registry
 from responder.domain import Alert
 from responder.metrics import Metrics
+from responder.pipeline.answers import AnswerDesk, Silencer
 from responder.pipeline.claim import Claimer
 from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.correlate import CorrelateStage
@@ -42,7 +44,7 @@ from responder.redact import Redactor
 from responder.settings import Settings, env_secret
 from responder.store.db import create_engine, is_postgres
 from responder.store.intake import IntakeWriter
-from responder.web.app import AppParts, create_app
+from responder.web.app import AppParts, InboundParts, create_app
 from responder.web.webhook import WebhookConfig
 
 
@@ -109,6 +111,7 @@ def build_redactor(settings: Settings, playbooks: Sequence[Playbook] = ()) -> Re
             settings.slack_signing_secret,
             settings.pagerduty_routing_key,
             settings.pagerduty_api_token,
+            settings.pagerduty_webhook_secret,
         )
         if secret is not None
     ]
@@ -149,6 +152,7 @@ class Service:
     deal: Callable[[Alert], int]  # the sequencer partition of an event (`dealer`)
     insecure: bool = False
     worker_thread: bool = True  # False: the caller steps `worker` itself (tests, one-shot tools)
+    silencer: Silencer | None = None  # the Slack "silence" command and button
     _started: bool = field(default=False, repr=False)
 
     def start(self) -> None:
@@ -185,8 +189,24 @@ class Service:
             self.insecure,
             self.start,
             self.stop,
+            self.inbound(),
         )
         return create_app(parts)
+
+    def answer_desk(self) -> AnswerDesk:
+        """Where people's answers (Slack, PagerDuty, ...) are stored for the pipeline."""
+        wake = self.worker.wake if self.worker is not None else (lambda count: None)
+        return AnswerDesk(self.engine, self.deal, on_stored=wake)
+
+    def inbound(self) -> InboundParts:
+        settings = self.settings
+        return InboundParts(
+            desk=self.answer_desk(),
+            redactor=self.redactor,
+            pagerduty_secret=(_secret(settings.pagerduty_webhook_secret) or "").strip() or None,
+            chat=SlackRequests(_secret(settings.slack_signing_secret)),
+            silencer=self.silencer,
+        )
 
 
 def stream_policy(settings: Settings) -> StreamPolicy:

@@ -5,6 +5,8 @@ Each is (fallback text, blocks); `blocks` turns the card into Block Kit and esca
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from integrations.slack import blocks as bk
 from integrations.slack.params import PostParams
 from responder.actions import (
@@ -75,7 +77,20 @@ def _card(ctx: ActionContext) -> bk.IncidentCard:
             line for line in (members_line(incident), repeats_line(incident)) if line
         )
         or None,
+        incident_id=incident.id,
+        acknowledged=_acknowledged(ctx),
     )
+
+
+def _acknowledged(ctx: ActionContext) -> str | None:
+    incident = ctx.incident
+    if incident.acknowledged_by is None and incident.acknowledged_at is None:
+        return None
+    who = incident.acknowledged_by or "someone"
+    at = incident.acknowledged_at
+    if at is None:
+        return f"Acknowledged by {who}"
+    return f"Acknowledged by {who} at {at.astimezone(UTC):%H:%M} UTC"
 
 
 def _resolution(ctx: ActionContext) -> str:

@@ -61,6 +61,8 @@ def context(
             seen_at=incident.seen_at,
             members=incident.members,
             firing=incident.firing,
+            acknowledged_by=incident.acknowledged_by,
+            acknowledged_at=incident.acknowledged_at,
         ),
         alert=alert,
         transition=Transition(run.transition),

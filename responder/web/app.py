@@ -11,15 +11,32 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from responder.actions import ChatGate
 from responder.domain import Alert
 from responder.metrics import Metrics
+from responder.pipeline.answers import AnswerDesk, Silencer
+from responder.redact import Redactor
 from responder.store.intake import IntakeWriter
 from responder.web.api import HistoryApi
+from responder.web.chat import ChatEndpoints
+from responder.web.commands import Commands
 from responder.web.health import MetricsEndpoint, Readiness, healthz
 from responder.web.openapi import openapi
+from responder.web.pagerduty import PagerDutyWebhook
 from responder.web.webhook import DatadogWebhook, WebhookConfig
 
 WEBHOOK_PATH = "/webhooks/datadog"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundParts:
+    """What people's answers from PagerDuty and Slack need (see web.pagerduty, web.chat)."""
+
+    desk: AnswerDesk
+    redactor: Redactor
+    pagerduty_secret: str | None  # None: /webhooks/pagerduty refuses every delivery (401)
+    chat: ChatGate  # verifies and reads Slack's requests (integrations.slack.requests)
+    silencer: Silencer | None  # None: "silence" answers that silences are not available
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +52,7 @@ class AppParts:
     insecure: bool
     start: Callable[[], None]  # the lifespan's start (intake writer, in-process worker)
     stop: Callable[[], None]
+    inbound: InboundParts
 
 
 class _Entry:
@@ -58,6 +76,16 @@ class _Entry:
 def create_app(parts: AppParts) -> ASGIApp:
     webhook = DatadogWebhook(parts.webhook, parts.writer, parts.metrics, parts.deal)
     api = HistoryApi(parts.engine, parts.api_token, parts.insecure)
+    inbound = parts.inbound
+    pagerduty = PagerDutyWebhook(
+        inbound.desk,
+        inbound.pagerduty_secret,
+        parts.engine,
+        inbound.redactor,
+        parts.webhook.max_body,
+    )
+    commands = Commands(inbound.desk, parts.engine, inbound.silencer, inbound.chat.escape)
+    chat = ChatEndpoints(inbound.chat, commands, parts.webhook.max_body)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -69,6 +97,9 @@ def create_app(parts: AppParts) -> ASGIApp:
 
     routes = [
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
+        Route("/webhooks/pagerduty", pagerduty, methods=["POST"]),
+        Route("/slack/interactions", chat.interactions, methods=["POST"]),
+        Route("/slack/commands", chat.slash_command, methods=["POST"]),
         Route("/api/incidents", api.guard(api.incidents), methods=["GET"]),
         Route("/api/incidents/{incident_id}", api.guard(api.incident), methods=["GET"]),
         Route("/api/audit", api.guard(api.audit), methods=["GET"]),
