@@ -97,7 +97,7 @@ def create_app(parts: AppParts) -> ASGIApp:
 
     routes = [
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
-        Route("/webhooks/pagerduty", pagerduty, methods=["POST"]),
+        Route("/webhooks/pagerduty", pagerduty.handle, methods=["POST"]),
         Route("/slack/interactions", chat.interactions, methods=["POST"]),
         Route("/slack/commands", chat.slash_command, methods=["POST"]),
         Route("/api/incidents", api.guard(api.incidents), methods=["GET"]),

@@ -61,7 +61,7 @@ class PagerDutyWebhook:
         self._redactor = redactor
         self._max_body = max_body
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         if not self._secret:
             # Refused rather than taken unsigned: anyone could acknowledge pages otherwise.
             message = "set PAGERDUTY_WEBHOOK_SECRET to accept PagerDuty webhooks"
