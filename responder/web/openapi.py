@@ -319,7 +319,7 @@ def _slack(operation_id: str, summary: str, form: Schema) -> Schema:
     }
 
 
-def _answer_paths() -> dict[str, Schema]:
+def _inbound_paths() -> dict[str, Schema]:
     command_fields = ("command", "text", "user_id", "user_name", "trigger_id", "team_id")
     return {
         "/webhooks/pagerduty": _pagerduty(),
@@ -435,7 +435,7 @@ def _paths() -> dict[str, Schema]:
     }
     return {
         "/webhooks/datadog": _webhook(),
-        **_answer_paths(),
+        **_inbound_paths(),
         **_history_paths(),
         "/healthz": _plain_get(
             "health",
