@@ -13,10 +13,10 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from slack_sdk.signature import SignatureVerifier
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
@@ -76,8 +76,8 @@ def slack_headers(body: bytes) -> dict[str, str]:
     }
 
 
-def slash(client: TestClient, text: str) -> str:
-    form = {"user_id": "U0ALICE", "user_name": "alice", "text": text, "trigger_id": "e2e.1"}
+def slash(client: TestClient, text: str, trigger: str = "e2e.1") -> str:
+    form = {"user_id": "U0ALICE", "user_name": "alice", "text": text, "trigger_id": trigger}
     body = urllib.parse.urlencode(form).encode()
     response = client.post("/slack/commands", content=body, headers=slack_headers(body))
     assert response.status_code == 200, response.text
@@ -130,6 +130,11 @@ def test_slack_ack_reaches_pagerduty_and_rewrites_the_root(
     assert "Acknowledged by alice (slack) at " in shown(message)
     assert button_ids(message) == ["responder.resolve", "responder.silence"]
     assert "Acknowledged by alice (slack)" in slash(client, f"incident {opened.id}")
+    # Someone else, a moment later: told who did, and nothing is stored.
+    events = event_count(service)
+    reply = slash(client, f"ack {opened.id}", trigger="e2e.2")
+    assert reply == f"Incident {opened.id} is acknowledged already, by alice (slack)."
+    assert event_count(service) == events
 
 
 def test_a_pagerduty_acknowledgement_is_applied_and_shown_in_slack(
@@ -160,6 +165,16 @@ def test_a_pagerduty_acknowledgement_is_applied_and_shown_in_slack(
     after = incident(service)
     assert (after.status, after.acknowledged_by) == ("acknowledged", "Ada Lovelace (pagerduty)")
     assert "Acknowledged by Ada Lovelace (pagerduty)" in shown(root(fakes))
+    # PagerDuty delivers it again after we applied it: nothing to change, nothing stored.
+    events = event_count(service)
+    again = client.post(
+        "/webhooks/pagerduty",
+        content=body,
+        headers={"X-PagerDuty-Signature": signature, "Content-Type": "application/json"},
+    )
+    assert again.status_code == 200, again.text
+    assert "already acknowledged" in again.json()["ignored"]
+    assert event_count(service) == events
 
 
 def test_the_resolve_button_resolves_everything(
@@ -176,6 +191,13 @@ def test_the_resolve_button_resolves_everything(
     message = root(fakes)
     assert button_ids(message) == []
     assert "Resolved by bob (slack)" in shown(message)
-    # A second press of a button still on someone's screen: refused, nothing stored.
-    reply: Any = slash(client, f"resolve {opened.id}")
-    assert "resolved" in reply
+    # A second resolve from someone who has not seen it yet: refused, nothing stored.
+    events = event_count(service)
+    reply = slash(client, f"resolve {opened.id}")
+    assert reply.startswith("Nothing done: ") and "already resolved by bob (slack)" in reply
+    assert event_count(service) == events
+
+
+def event_count(service: Service) -> int:
+    with service.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM alert_event")).scalar_one())
