@@ -443,7 +443,6 @@ class ChatRequest:
     user_name: str
     reference: str  # unique per request (Slack's trigger id): a redelivery is stored once
     at: datetime  # when we received it (aware)
-    button: bool = False
 
 
 class ChatGate(Protocol):

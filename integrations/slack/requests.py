@@ -73,7 +73,7 @@ class SlackRequests:
         user = payload.get("user")
         user = user if isinstance(user, dict) else {}
         reference = _text(payload.get("trigger_id")) or _text(pressed.get("action_ts"))
-        return _request(words, user.get("id"), _user_name(user), reference, button=True)
+        return _request(words, user.get("id"), _user_name(user), reference)
 
     def command(self, body: bytes, headers: Mapping[str, str]) -> ChatRequest:
         self._verify(body, headers)
@@ -83,7 +83,6 @@ class SlackRequests:
             form.get("user_id"),
             form.get("user_name"),
             _text(form.get("trigger_id")),
-            button=False,
         )
 
     def escape(self, text: str) -> str:
@@ -109,7 +108,7 @@ class SlackRequests:
 
 
 def _request(
-    words: str, user_id: object, user_name: str | None, reference: str | None, *, button: bool
+    words: str, user_id: object, user_name: str | None, reference: str | None
 ) -> ChatRequest:
     if not isinstance(user_id, str) or not user_id.strip():
         raise ChatUnreadable("the request names no Slack user")
@@ -121,7 +120,6 @@ def _request(
         user_name=(user_name or user_id).strip()[:100],
         reference=reference[:60],
         at=datetime.now(UTC),
-        button=button,
     )
 
 
