@@ -443,3 +443,52 @@ class Registry:
 
     def params_models(self) -> dict[str, type[StepParams]]:
         return {name: action.params for name, action in self._actions.items()}
+
+
+# --- requests people make from a chat tool ------------------------------------------------------
+# The other direction of the contract: the chat tool's integration verifies and reads its own
+# requests (signatures and payloads are the vendor's business); the web layer, which may not
+# import integrations, gets them through `ChatGate` as plain records.
+
+BUTTON_ACK = "responder.ack"  # action ids of the incident's buttons, and what each one asks
+BUTTON_RESOLVE = "responder.resolve"
+BUTTON_SILENCE = "responder.silence"
+BUTTON_WORDS = {BUTTON_ACK: "ack", BUTTON_RESOLVE: "resolve", BUTTON_SILENCE: "silence"}
+BUTTON_SILENCE_FOR = "1h"
+
+
+class ChatUnverified(Exception):
+    """The request's signature is missing, wrong or stale, or no secret is configured to
+    check one; the message says which, and never holds the secret."""
+
+
+class ChatUnreadable(ValueError):
+    """A verified request that is not one responder understands."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A verified request: a slash command's words ("ack 42"), or what a button stands for."""
+
+    words: str
+    user_id: str
+    user_name: str
+    reference: str  # unique per request (Slack's trigger id): a redelivery is stored once
+    at: datetime  # when we received it (aware)
+
+
+class ChatGate(Protocol):
+    """Verifies and reads a chat tool's requests (the Slack integration's `SlackRequests`)."""
+
+    def button(self, body: bytes, headers: Mapping[str, str]) -> ChatRequest | None:
+        """The button a person pressed; None for an interaction that is not one of ours.
+        Raises ChatUnverified or ChatUnreadable."""
+        ...
+
+    def command(self, body: bytes, headers: Mapping[str, str]) -> ChatRequest:
+        """The slash command's request; raises ChatUnverified or ChatUnreadable."""
+        ...
+
+    def escape(self, text: str) -> str:
+        """Untrusted text made safe to show in the tool's markup."""
+        ...

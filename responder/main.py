@@ -14,10 +14,11 @@ from starlette.types import ASGIApp
 from integrations.datadog import datadog_actions, default_app_url
 from integrations.pagerduty import TriggerAction, pagerduty_actions
 from integrations.slack import CONVERSATION, slack_actions
+from integrations.slack.requests import SlackRequests
 from responder.actions import Registry
 from responder.domain import Alert
 from responder.metrics import Metrics
-from responder.pipeline.answers import AnswerDesk
+from responder.pipeline.answers import AnswerDesk, Silencer
 from responder.pipeline.claim import Claimer
 from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.correlate import CorrelateStage
@@ -47,7 +48,7 @@ from responder.redact import Redactor
 from responder.settings import Settings, env_secret
 from responder.store.db import create_engine, is_postgres
 from responder.store.intake import IntakeWriter
-from responder.web.app import AppParts, create_app
+from responder.web.app import AppParts, InboundParts, create_app
 from responder.web.webhook import WebhookConfig
 
 
@@ -114,6 +115,7 @@ def build_redactor(settings: Settings, playbooks: Sequence[Playbook] = ()) -> Re
             settings.slack_signing_secret,
             settings.pagerduty_routing_key,
             settings.pagerduty_api_token,
+            settings.pagerduty_webhook_secret,
         )
         if secret is not None
     ]
@@ -161,6 +163,8 @@ class Service:
     reloader: PlaybookReloader
     insecure: bool = False
     worker_thread: bool = True  # False: the caller steps `worker` itself (tests, one-shot tools)
+    # Overrides the SilenceDesk behind the Slack "silence" command and button (tests).
+    silencer: Silencer | None = None
     windows: list[MaintenanceWindow] = field(default_factory=list)  # maintenance.yaml
     watch_thread: bool = True  # False: the caller reloads playbooks itself (`reloader.poll`)
     _started: bool = field(default=False, repr=False)
@@ -193,6 +197,7 @@ class Service:
         webhook = WebhookConfig(
             tuple(settings.webhook_tokens), self.insecure, settings.max_body_bytes
         )
+        silences = SilenceDesk(self.engine, self.redactor)
         parts = AppParts(
             webhook,
             self.writer,
@@ -204,7 +209,13 @@ class Service:
             self.start,
             self.stop,
             self.desk,
-            SilenceDesk(self.engine, self.redactor),
+            silences,
+            InboundParts(
+                redactor=self.redactor,
+                pagerduty_secret=(_secret(settings.pagerduty_webhook_secret) or "").strip() or None,
+                chat=SlackRequests(_secret(settings.slack_signing_secret)),
+                silencer=self.silencer or silences,
+            ),
             self.playbooks,
         )
         return create_app(parts)

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
 
     pagerduty_routing_key: SecretStr | None = Field(None, validation_alias="PAGERDUTY_ROUTING_KEY")
     pagerduty_api_token: SecretStr | None = Field(None, validation_alias="PAGERDUTY_API_TOKEN")
+    pagerduty_webhook_secret: SecretStr | None = Field(
+        None, validation_alias="PAGERDUTY_WEBHOOK_SECRET"
+    )
     # Not in the contract table: the REST API's required `From:` (a PagerDuty user's email),
     # needed only for `pagerduty.note`.
     pagerduty_from_email: str | None = Field(None, validation_alias="PAGERDUTY_FROM_EMAIL")

@@ -79,7 +79,12 @@ def test_post_builds_the_root_message(fake: FakeSlack, slack: dict[str, Action])
     assert result.skipped_reason is None
 
     blocks = message.blocks or []
-    assert [b["type"] for b in blocks] == ["header", "section", "section", "context"]
+    assert [b["type"] for b in blocks] == ["header", "section", "section", "context", "actions"]
+    assert [(e["action_id"], e["value"]) for e in blocks[4]["elements"]] == [
+        ("responder.ack", "42"),
+        ("responder.resolve", "42"),
+        ("responder.silence", "42"),
+    ]
     assert blocks[0]["text"]["text"] == "[Triggered] High Payment Failure Rate"
     fields = [f["text"] for f in blocks[1]["fields"]]
     assert "*Priority*\nP1" in fields
@@ -154,7 +159,7 @@ def test_post_with_a_missing_message_skips_that_block(
     post(slack, alert=replace(TRIGGERED, message=None, snapshot=None))
     (message,) = fake.root_messages(PAY)
     blocks = message.blocks or []
-    assert [b["type"] for b in blocks] == ["header", "section", "context"]
+    assert [b["type"] for b in blocks] == ["header", "section", "context", "actions"]
     assert "Graph snapshot" not in texts(blocks)
 
 
@@ -557,7 +562,7 @@ def test_without_a_token_actions_are_unconfigured_but_describe(fake: FakeSlack) 
     described = unconfigured["slack.post"].describe(ctx("slack.post", {"channel": "#ops"}))
     assert described["method"] == "chat.postMessage"
     assert described["channel"] == "#ops"
-    assert described["blocks"] == 4
+    assert described["blocks"] == 5  # with the incident buttons
     assert described["thread_ts"] is None
     assert "High Payment Failure Rate" in described["text"]
     with pytest.raises(ActionError) as info:
@@ -705,7 +710,14 @@ def test_the_root_says_how_often_datadog_repeated(
     post(slack, view=incident(repeats=repeats, last_repeat_at=last))
     (message,) = fake.root_messages(PAY)
     blocks = message.blocks or []
-    assert [b["type"] for b in blocks] == ["header", "section", "context", "section", "context"]
+    assert [b["type"] for b in blocks] == [
+        "header",
+        "section",
+        "context",
+        "section",
+        "context",
+        "actions",
+    ]
     assert blocks[2]["elements"][0]["text"] == line
 
 

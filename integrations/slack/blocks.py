@@ -9,7 +9,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from responder.actions import no_data_words
+from responder.actions import (
+    BUTTON_ACK,
+    BUTTON_RESOLVE,
+    BUTTON_SILENCE,
+    BUTTON_SILENCE_FOR,
+    no_data_words,
+)
 from responder.domain import Transition
 
 Block = dict[str, Any]
@@ -22,6 +28,9 @@ FIELD_MAX = 2000
 CONTEXT_ELEMENTS_MAX = 10
 CONTEXT_TEXT_MAX = 2000
 BLOCKS_MAX = 50
+BUTTON_TEXT_MAX = 75
+BUTTON_VALUE_MAX = 2000
+ACTION_ID_MAX = 255
 # Slack takes 40,000 characters of `text`, but it is what notifications and screen readers
 # show: a few lines are enough, and a cap keeps us far from msg_too_long.
 FALLBACK_MAX = 3000
@@ -54,6 +63,11 @@ class IncidentCard:
     links: tuple[tuple[str, str], ...] = ()
     # Our own line about Datadog's reminders ("Repeated 7 times · last 03:40 UTC"), if any.
     repeats: str | None = None
+    # Our incident id: what the buttons carry. None: no buttons (a message about no one
+    # incident).
+    incident_id: str | None = None
+    # "Acknowledged by alice (slack) at 09:14 UTC" once a person has; raw text.
+    acknowledged: str | None = None
 
 
 def escape(text: str) -> str:
@@ -148,6 +162,27 @@ def limit_blocks(blocks: list[Block]) -> list[Block]:
     return blocks[:BLOCKS_MAX]
 
 
+def button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
+    element: Block = {
+        "type": "button",
+        "text": plain_text(text[:BUTTON_TEXT_MAX]),
+        "action_id": action_id[:ACTION_ID_MAX],
+        "value": value[:BUTTON_VALUE_MAX],
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def incident_buttons(incident_id: str, *, acknowledged: bool) -> Block:
+    """Acknowledge (until someone has), Resolve and Silence, each carrying our incident id;
+    Slack sends the press to /slack/interactions."""
+    buttons = [] if acknowledged else [button("Acknowledge", BUTTON_ACK, incident_id, "primary")]
+    buttons.append(button("Resolve", BUTTON_RESOLVE, incident_id))
+    buttons.append(button(f"Silence {BUTTON_SILENCE_FOR}", BUTTON_SILENCE, incident_id))
+    return {"type": "actions", "block_id": "responder.incident", "elements": buttons}
+
+
 def root_blocks(card: IncidentCard, *, note: str | None = None) -> list[Block]:
     """The incident's root message. `note` is playbook-authored Slack text (mention, extra line)."""
     blocks = [header(escape(card.title))]
@@ -161,6 +196,14 @@ def root_blocks(card: IncidentCard, *, note: str | None = None) -> list[Block]:
     links = card_links(card)
     if links:
         blocks.append(context([" · ".join(links)]))
+    if card.acknowledged:
+        blocks.append(context([escape(card.acknowledged)]))
+    if card.incident_id:
+        # Last, and kept within the block limit: the buttons are what people act with.
+        return [
+            *limit_blocks(blocks)[: BLOCKS_MAX - 1],
+            incident_buttons(card.incident_id, acknowledged=card.acknowledged is not None),
+        ]
     return limit_blocks(blocks)
 
 

@@ -9,6 +9,7 @@ from integrations.slack import blocks as bk
 from integrations.slack.params import PostParams
 from responder.actions import (
     ActionContext,
+    acknowledged_line,
     format_duration,
     incident_links,
     members_line,
@@ -76,6 +77,8 @@ def _card(ctx: ActionContext) -> bk.IncidentCard:
             line for line in (members_line(incident), repeats_line(incident)) if line
         )
         or None,
+        incident_id=incident.id,
+        acknowledged=acknowledged_line(ctx),
     )
 
 

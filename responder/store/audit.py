@@ -122,6 +122,24 @@ def append_prepared(conn: sa.Connection, records: Sequence[PreparedRecord]) -> N
     )
 
 
+def append_once(
+    conn: sa.Connection, record: AuditRecord, redactor: Redactor, *, reference: str
+) -> bool:
+    """Chain `record` (whose data carries `reference`) unless a row of its kind about the
+    same incident already carries it: a redelivered webhook is recorded once. False then."""
+    if db.is_postgres(conn):
+        # Taken before the look, so two deliveries of the same event cannot both miss it.
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+    query = sa.select(_AUDIT.c.data).where(
+        _AUDIT.c.kind == record.kind, _AUDIT.c.incident_id == record.incident_id
+    )
+    for (data,) in conn.execute(query):
+        if orjson.loads(data).get("reference") == reference:
+            return False
+    append(conn, [record], redactor)
+    return True
+
+
 def canonical_data(data: Mapping[str, Any], redactor: Redactor) -> str:
     """The redacted record data as canonical JSON: the exact text that is stored and hashed.
 

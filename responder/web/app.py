@@ -11,20 +11,35 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from responder.actions import ChatGate
 from responder.domain import Alert, Verb
 from responder.metrics import Metrics
-from responder.pipeline.answers import AnswerDesk
+from responder.pipeline.answers import AnswerDesk, Silencer
 from responder.pipeline.silencer import SilenceDesk
 from responder.playbooks.library import PlaybookLibrary
+from responder.redact import Redactor
 from responder.store.intake import IntakeWriter
 from responder.web.answers import answer_endpoint
 from responder.web.api import HistoryApi
+from responder.web.chat import ChatEndpoints
+from responder.web.commands import Commands
 from responder.web.health import MetricsEndpoint, Readiness, healthz
 from responder.web.openapi import openapi
+from responder.web.pagerduty import PagerDutyWebhook
 from responder.web.silences import SilenceApi
 from responder.web.webhook import DatadogWebhook, WebhookConfig
 
 WEBHOOK_PATH = "/webhooks/datadog"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundParts:
+    """What people's answers from PagerDuty and Slack need (see web.pagerduty, web.chat)."""
+
+    redactor: Redactor
+    pagerduty_secret: str | None  # None: /webhooks/pagerduty refuses every delivery (401)
+    chat: ChatGate  # verifies and reads Slack's requests (integrations.slack.requests)
+    silencer: Silencer | None  # None: "silence" answers that silences are not available
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +57,7 @@ class AppParts:
     stop: Callable[[], None]
     desk: AnswerDesk  # where people's answers go (acknowledge, resolve)
     silences: SilenceDesk
+    inbound: InboundParts
     playbooks: PlaybookLibrary | None = None  # `/readyz` tells a refused reload
 
 
@@ -67,6 +83,16 @@ def create_app(parts: AppParts) -> ASGIApp:
     webhook = DatadogWebhook(parts.webhook, parts.writer, parts.metrics, parts.deal)
     api = HistoryApi(parts.engine, parts.api_token, parts.insecure)
     silences = SilenceApi(parts.silences)
+    inbound = parts.inbound
+    pagerduty = PagerDutyWebhook(
+        parts.desk,
+        inbound.pagerduty_secret,
+        parts.engine,
+        inbound.redactor,
+        parts.webhook.max_body,
+    )
+    commands = Commands(parts.desk, parts.engine, inbound.silencer, inbound.chat.escape)
+    chat = ChatEndpoints(inbound.chat, commands, parts.webhook.max_body)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,6 +104,9 @@ def create_app(parts: AppParts) -> ASGIApp:
 
     routes = [
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
+        Route("/webhooks/pagerduty", pagerduty.handle, methods=["POST"]),
+        Route("/slack/interactions", chat.interactions, methods=["POST"]),
+        Route("/slack/commands", chat.slash_command, methods=["POST"]),
         Route("/api/incidents", api.guard(api.incidents), methods=["GET"]),
         Route("/api/incidents/{incident_id}", api.guard(api.incident), methods=["GET"]),
         Route(

@@ -215,6 +215,141 @@ def _webhook() -> Schema:
     }
 
 
+# --- people's answers: PagerDuty webhooks, Slack buttons and slash command ----------------------
+
+_TOO_LARGE = _error("body larger than RESPONDER_MAX_BODY_BYTES")
+_SIGNED_BY = "a person's answer becomes an event of the incident's own stream"
+
+
+def _pagerduty_event() -> Schema:
+    reference = {"type": ["object", "null"], "description": "a PagerDuty reference"}
+    return {
+        "type": "object",
+        "required": ["event"],
+        "description": "PagerDuty V3 webhook: one event per delivery",
+        "properties": {
+            "event": {
+                "type": "object",
+                "required": ["id", "event_type", "occurred_at"],
+                "properties": {
+                    "id": {"type": "string", "minLength": 1},
+                    "event_type": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "incident.acknowledged and incident.resolved by a person "
+                        "(agent type user_reference) are answers; incident.reassigned is "
+                        "audited; others are ignored",
+                    },
+                    "resource_type": {"type": "string"},
+                    "occurred_at": {**_TIME, "description": "ISO 8601 with a time zone"},
+                    "agent": reference,
+                    "data": {
+                        "type": ["object", "null"],
+                        "description": "the incident; `incident_key` (our dedup key) finds ours",
+                        "properties": {
+                            "incident_key": {"type": ["string", "null"]},
+                            "html_url": {"type": ["string", "null"]},
+                            "assignees": {"type": ["array", "null"], "items": reference},
+                        },
+                    },
+                },
+            }
+        },
+    }
+
+
+def _pagerduty() -> Schema:
+    return {
+        "post": {
+            "operationId": "deliverPagerDutyEvent",
+            "summary": "Receive a PagerDuty V3 webhook (acknowledged, resolved, reassigned)",
+            "description": (
+                f"Verifies X-PagerDuty-Signature, then stores: {_SIGNED_BY}. Refused (401) "
+                "while PAGERDUTY_WEBHOOK_SECRET is unset."
+            ),
+            "security": [{"pagerdutySignature": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _pagerduty_event()}},
+            },
+            "responses": {
+                "200": _json(
+                    _ref("PagerDutyAnswer"),
+                    "nothing new: ignored (`ignored` says why: not an incident of ours, not a "
+                    "person's change, an event type responder does not act on) or a "
+                    "redelivery (`duplicate`)",
+                ),
+                "202": _json(_ref("PagerDutyAnswer"), "stored: the answer, or the reassignment"),
+                "400": _error("not a readable V3 webhook event; the message says why"),
+                "401": _error(
+                    "missing or wrong X-PagerDuty-Signature, or no PAGERDUTY_WEBHOOK_SECRET"
+                ),
+                "413": _TOO_LARGE,
+                "503": _error("the database cannot take it now; deliver again later", _RETRY_AFTER),
+            },
+        }
+    }
+
+
+def _slack(operation_id: str, summary: str, form: Schema) -> Schema:
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "description": (
+                "Verified as Slack signs requests (X-Slack-Signature over "
+                "X-Slack-Request-Timestamp and the raw body, five minutes of tolerance), "
+                f"then answered within Slack's three seconds; {_SIGNED_BY}. Refused (401) "
+                "while SLACK_SIGNING_SECRET is unset."
+            ),
+            "security": [{"slackSignature": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/x-www-form-urlencoded": {"schema": form}},
+            },
+            "responses": {
+                "200": _json(_ref("SlackReply"), "the text shown to the person who asked"),
+                "400": _error("signed, but not a request responder can read"),
+                "401": _error(
+                    "missing, wrong or stale Slack signature, or no SLACK_SIGNING_SECRET"
+                ),
+                "413": _TOO_LARGE,
+            },
+        }
+    }
+
+
+def _inbound_paths() -> dict[str, Schema]:
+    command_fields = ("command", "text", "user_id", "user_name", "trigger_id", "team_id")
+    return {
+        "/webhooks/pagerduty": _pagerduty(),
+        "/slack/interactions": _slack(
+            "pressSlackButton",
+            "A press of an incident's Acknowledge, Resolve or Silence 1h button",
+            {
+                "type": "object",
+                "required": ["payload"],
+                "properties": {
+                    "payload": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "description": "Slack's block_actions payload",
+                    }
+                },
+            },
+        ),
+        "/slack/commands": _slack(
+            "runSlashCommand",
+            "The /responder slash command: ack, resolve, silence, incident, history, help",
+            {
+                "type": "object",
+                "required": ["user_id", "trigger_id"],
+                "properties": {name: {"type": "string"} for name in command_fields},
+            },
+        ),
+    }
+
+
 # --- the history API ---------------------------------------------------------------------------
 
 
@@ -523,6 +658,7 @@ def _paths() -> dict[str, Schema]:
     }
     return {
         "/webhooks/datadog": _webhook(),
+        **_inbound_paths(),
         **_history_paths(),
         **_answer_paths(),
         **_silence_paths(),
@@ -606,6 +742,20 @@ def _components() -> Schema:
                 "scheme": "basic",
                 "description": "any user name, RESPONDER_WEBHOOK_TOKEN as the password",
             },
+            "pagerdutySignature": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-PagerDuty-Signature",
+                "description": "v1=<hex HMAC-SHA256 of the raw body keyed with "
+                "PAGERDUTY_WEBHOOK_SECRET>, comma-separated when PagerDuty rotates its secret",
+            },
+            "slackSignature": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Slack-Signature",
+                "description": "v0=<hex HMAC-SHA256 of v0:{X-Slack-Request-Timestamp}:{raw "
+                "body} keyed with SLACK_SIGNING_SECRET>; the timestamp within five minutes",
+            },
             "apiBearer": {
                 "type": "http",
                 "scheme": "bearer",
@@ -650,6 +800,26 @@ def _components() -> Schema:
                     "state": {"enum": [state.value for state in EventState]},
                     "notes": {"type": "array", "items": {"type": "string"}},
                     "duplicate": {"const": True},
+                },
+            },
+            "PagerDutyAnswer": {
+                "type": "object",
+                "properties": {
+                    "event_id": {"type": "integer"},
+                    "incident_id": {"type": "integer"},
+                    "answer": {"enum": ["acknowledge", "resolve"]},
+                    "recorded": {"const": "pagerduty.reassigned"},
+                    "duplicate": {"const": True},
+                    "ignored": {"type": "string"},
+                    "event_type": {"type": "string"},
+                },
+            },
+            "SlackReply": {
+                "type": "object",
+                "required": ["response_type", "text"],
+                "properties": {
+                    "response_type": {"const": "ephemeral"},
+                    "text": {"type": "string"},
                 },
             },
             "Incident": incident,
@@ -741,7 +911,10 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "responder",
             "version": version("responder"),
-            "description": "Datadog alert webhook, incident history API, health and metrics.",
+            "description": (
+                "Datadog alert webhook, people's answers from PagerDuty and Slack, incident "
+                "history API, health and metrics."
+            ),
         },
         "paths": _paths(),
         "components": _components(),

@@ -36,6 +36,13 @@ SECTION_FIELDS_MAX = 10
 SECTION_FIELD_TEXT_MAX = 2000
 CONTEXT_ELEMENTS_MAX = 10
 ACTIONS_ELEMENTS_MAX = 25
+# Block Kit reference, "Button element": text (plain_text) at most 75 characters, action_id
+# at most 255 and unique among a message's interactive elements, value at most 2000, style
+# "primary" or "danger" when present.
+BUTTON_TEXT_MAX = 75
+ACTION_ID_MAX = 255
+BUTTON_VALUE_MAX = 2000
+BUTTON_STYLES = frozenset({"primary", "danger"})
 # conversations.history and .replies: "maximum of 999" and "default 1000, maximum 1000"
 # items a page; Slack serves at most that many, whatever `limit` asks for.
 HISTORY_LIMIT_MAX = 999
@@ -409,7 +416,14 @@ def _content(params: Params) -> tuple[str | None, list[dict[str, Any]] | None]:
 def _check_blocks(blocks: list[Any]) -> None:
     """Block Kit limits as Slack enforces them; any breach is the one error invalid_blocks."""
     ok = len(blocks) <= BLOCKS_MAX and all(isinstance(b, dict) and _block_ok(b) for b in blocks)
-    if not ok:
+    action_ids = [
+        element.get("action_id")
+        for block in blocks
+        if isinstance(block, dict) and block.get("type") == "actions"
+        for element in block.get("elements") or []
+        if isinstance(element, dict) and "action_id" in element
+    ]
+    if not ok or len(action_ids) != len(set(action_ids)):
         raise SlackError("invalid_blocks")
 
 
@@ -433,10 +447,30 @@ def _block_ok(block: dict[str, Any]) -> bool:
         )
     if kind in ("context", "actions"):
         elements = block.get("elements")
-        return isinstance(elements, list) and 1 <= len(elements) <= (
+        sized = isinstance(elements, list) and 1 <= len(elements) <= (
             CONTEXT_ELEMENTS_MAX if kind == "context" else ACTIONS_ELEMENTS_MAX
         )
+        if kind == "context" or not sized:
+            return sized
+        assert isinstance(elements, list)
+        return all(
+            isinstance(e, dict) and e.get("type") == "button" and _button_ok(e) for e in elements
+        )
     return True
+
+
+def _button_ok(element: dict[str, Any]) -> bool:
+    # The only interactive element responder sends; others would be refused here until added.
+    action_id, value, style = element.get("action_id"), element.get("value"), element.get("style")
+    return (
+        _text_ok(element.get("text"), BUTTON_TEXT_MAX, kinds=("plain_text",))
+        and (
+            action_id is None
+            or (isinstance(action_id, str) and 1 <= len(action_id) <= ACTION_ID_MAX)
+        )
+        and (value is None or (isinstance(value, str) and 1 <= len(value) <= BUTTON_VALUE_MAX))
+        and (style is None or style in BUTTON_STYLES)
+    )
 
 
 def _text_ok(obj: Any, limit: int, kinds: tuple[str, ...] = ("plain_text", "mrkdwn")) -> bool:
