@@ -142,7 +142,6 @@ def worker() -> None:
     from responder.metrics import Metrics
     from responder.playbooks.library import PlaybookLibrary
     from responder.playbooks.loader import PlaybookError
-    from responder.playbooks.maintenance import load_maintenance
 
     settings = _settings()
     engine = _ready_engine(settings)
@@ -150,13 +149,12 @@ def worker() -> None:
     registry = build_registry(settings)
     try:
         playbooks = PlaybookLibrary.load(settings.playbooks, registry.params_models())
-        windows = load_maintenance(settings.playbooks)
     except PlaybookError as exc:
         raise _fail("invalid playbooks:\n" + "\n".join(exc.errors)) from None
     redactor = build_redactor(settings, playbooks.current())
     configure(settings.log_level, redactor)  # now also masks the playbooks' env: keys
     metrics = Metrics()
-    loop = build_worker(settings, engine, registry, redactor, metrics, playbooks, windows)
+    loop = build_worker(settings, engine, registry, redactor, metrics, playbooks)
     reloader = build_reloader(engine, playbooks, redactor, metrics)
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, lambda *_: loop.stop())

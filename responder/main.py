@@ -42,7 +42,7 @@ from responder.pipeline.timers import TimerSweep
 from responder.pipeline.wakeup import Wakeup
 from responder.pipeline.worker import Worker
 from responder.playbooks.library import PlaybookLibrary
-from responder.playbooks.maintenance import MaintenanceWindow, load_maintenance
+from responder.playbooks.maintenance import MaintenanceWindow
 from responder.playbooks.schema import Playbook
 from responder.redact import Redactor
 from responder.settings import Settings, env_secret
@@ -126,7 +126,7 @@ def build_stages(
     registry: Registry,
     max_age: timedelta,
     claimer: Claimer | None = None,
-    windows: Sequence[MaintenanceWindow] = (),
+    windows: Callable[[], Sequence[MaintenanceWindow]] = tuple,
 ) -> list[Stage]:
     """The event pipeline, in order. A new stage is a module and a line here."""
     stages: list[Stage] = [
@@ -165,7 +165,6 @@ class Service:
     worker_thread: bool = True  # False: the caller steps `worker` itself (tests, one-shot tools)
     # Overrides the SilenceDesk behind the Slack "silence" command and button (tests).
     silencer: Silencer | None = None
-    windows: list[MaintenanceWindow] = field(default_factory=list)  # maintenance.yaml
     watch_thread: bool = True  # False: the caller reloads playbooks itself (`reloader.poll`)
     _started: bool = field(default=False, repr=False)
 
@@ -243,7 +242,6 @@ def build_worker(
     redactor: Redactor,
     metrics: Metrics,
     playbooks: PlaybookLibrary,
-    windows: Sequence[MaintenanceWindow] = (),
 ) -> Worker:
     max_age = timedelta(seconds=settings.run_max_age_seconds)
     recent = AlertContexts()
@@ -262,7 +260,7 @@ def build_worker(
     )
     processor = EventProcessor(
         engine,
-        build_stages(registry, max_age, runner.claimer, windows),
+        build_stages(registry, max_age, runner.claimer, playbooks.windows),
         playbooks.current,  # read once a batch: a reload takes effect at the next one
         redactor,
         recent=recent,
@@ -305,12 +303,11 @@ def build_service(
     """Wire a service; raises PlaybookError for bad playbooks, before anything starts."""
     registry = build_registry(settings)
     playbooks = PlaybookLibrary.load(settings.playbooks, registry.params_models())
-    windows = load_maintenance(settings.playbooks)
     engine = create_engine(settings.database_url)
     redactor = build_redactor(settings, playbooks.current())
     metrics = Metrics()
     worker = (
-        build_worker(settings, engine, registry, redactor, metrics, playbooks, windows)
+        build_worker(settings, engine, registry, redactor, metrics, playbooks)
         if with_worker
         else None
     )
@@ -331,7 +328,6 @@ def build_service(
         dealer(engine, playbooks),
         build_reloader(engine, playbooks, redactor, metrics),
         insecure,
-        windows=windows,
     )
 
 

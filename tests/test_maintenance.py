@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import Session, select
 
 from responder.main import Service
+from responder.playbooks.library import PlaybookLibrary
 from responder.playbooks.loader import PlaybookError, load_playbooks
 from responder.playbooks.maintenance import load_maintenance
 from responder.store.tables import AuditEntry, Incident
@@ -192,3 +193,24 @@ def test_an_alert_in_a_window_is_silenced_and_its_playbook_runs_when_it_ends(
         assert incident.silenced_until is None
     assert fakes.pagerduty.triggers() == 1
     assert len(fakes.slack.root_messages("C0INCIDENTS")) == 1
+
+
+def test_windows_reload_with_the_playbooks_and_a_bad_one_keeps_the_running_set(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "playbooks"
+    folder.mkdir()
+    (folder / "notify.yaml").write_text("name: notify\nactions:\n  - slack.post: {channel: x}\n")
+    library = PlaybookLibrary.load(folder, registry().params_models())
+    assert library.windows() == ()
+    before = library.fingerprint()
+    write(folder, SUNDAY)  # only the windows change
+    assert library.fingerprint() != before, "the watch would not see a window's edit"
+    reload = library.adopt(library.build(), "test")
+    assert reload.result == "changed"
+    assert [w.name for w in library.windows()] == ["sunday-patching"]
+    (folder / "maintenance.yaml").write_text("maintenance:\n  - name: x\n    every: someday\n")
+    with pytest.raises(PlaybookError) as refused:
+        library.build()
+    assert any("maintenance.yaml:" in error for error in refused.value.errors)
+    assert [w.name for w in library.windows()] == ["sunday-patching"]  # still running

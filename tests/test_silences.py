@@ -418,7 +418,6 @@ def _worker(service: Service, engine: sa.Engine) -> Worker:
         service.redactor,
         Metrics(),
         service.playbooks,
-        service.windows,
     )
 
 

@@ -173,7 +173,8 @@ def test_a_maintenance_window_silences_like_a_silence_and_names_itself(tmp_path:
         '    from: "11:30"\n'
         '    to: "13:00"\n'
     )
-    stage = SilenceStage(load_maintenance(folder))
+    windows = load_maintenance(folder)
+    stage = SilenceStage(lambda: windows)
     current = through(item(alert()), batch(), stage)
     [record] = [r for r in current.records if r.kind == "event.silenced"]
     assert record.data["window"] == "midweek"

@@ -16,7 +16,7 @@ before the match stage, which then plans nothing for it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -65,8 +65,8 @@ def unsilence_gone(incident: IncidentRecord, at: datetime, book: SilenceBook) ->
 
 
 class SilenceStage:
-    def __init__(self, windows: Sequence[MaintenanceWindow] = ()) -> None:
-        self._windows = list(windows)
+    def __init__(self, windows: Callable[[], Sequence[MaintenanceWindow]] = tuple) -> None:
+        self._windows = windows  # the running set's, read per event: a reload swaps them
 
     def __call__(self, item: EventItem, batch: Batch) -> bool:
         incident, alert = item.incident, item.alert
@@ -74,7 +74,7 @@ class SilenceStage:
         if alert.cause is None or alert.cause == UNSILENCED:
             # A delivery counts by when we handle it; our own event by its due time.
             at = batch.now if alert.cause is None else alert.date
-            found = covered(alert, at, batch.silences, self._windows)
+            found = covered(alert, at, batch.silences, self._windows())
             if found is not None:
                 self._silence(item, incident, found)
             elif incident.silenced_until is not None and incident.is_open:

@@ -17,24 +17,34 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from responder.actions import StepParams
-from responder.playbooks.loader import load_playbooks, playbook_files
+from responder.playbooks.loader import PlaybookError, load_playbooks, playbook_files
+from responder.playbooks.maintenance import MaintenanceWindow, load_maintenance, maintenance_files
 from responder.playbooks.schema import Playbook
 
 
 @dataclass(frozen=True, slots=True)
 class PlaybookSet:
-    """Validated playbooks, in load order, and one digest of them all."""
+    """Validated playbooks, in load order, the maintenance windows beside them, and one
+    digest of them all."""
 
     playbooks: list[Playbook]
     digest: str
     loaded_at: datetime
+    windows: tuple[MaintenanceWindow, ...] = ()
 
     @classmethod
-    def of(cls, playbooks: list[Playbook]) -> PlaybookSet:
-        # Each playbook's own content hash, in load order (which decides matching order).
+    def of(
+        cls,
+        playbooks: list[Playbook],
+        windows: Sequence[MaintenanceWindow] = (),
+        windows_digest: str = "",
+    ) -> PlaybookSet:
+        # Each playbook's own content hash, in load order (which decides matching order),
+        # and the windows' file: editing only a window is a change too.
         lines = "".join(f"{p.name}\0{p.content_hash}\n" for p in playbooks)
+        lines += f"maintenance\0{windows_digest}\n" if windows_digest else ""
         digest = hashlib.sha256(lines.encode("utf-8")).hexdigest()
-        return cls(playbooks, digest, datetime.now(UTC))
+        return cls(playbooks, digest, datetime.now(UTC), tuple(windows))
 
     def hashes(self) -> dict[str, str]:
         return {playbook.name: playbook.content_hash for playbook in self.playbooks}
@@ -83,10 +93,14 @@ class PlaybookLibrary:
     @classmethod
     def load(cls, folder: Path, params_models: Mapping[str, type[StepParams]]) -> PlaybookLibrary:
         """The folder's playbooks, or PlaybookError: a process never starts on a bad set."""
-        return cls(folder, params_models, PlaybookSet.of(load_playbooks(folder, params_models)))
+        return cls(folder, params_models, _read(folder, params_models))
 
     def current(self) -> Sequence[Playbook]:
         return self._set.playbooks
+
+    def windows(self) -> Sequence[MaintenanceWindow]:
+        """The running set's maintenance windows (`maintenance.yaml`), reloaded with it."""
+        return self._set.windows
 
     @property
     def active(self) -> PlaybookSet:
@@ -102,7 +116,7 @@ class PlaybookLibrary:
         any edit, however quick, and with a swapped symlink (a Kubernetes ConfigMap)."""
         digest = hashlib.sha256()
         try:
-            for path in playbook_files(self.folder):
+            for path in [*playbook_files(self.folder), *maintenance_files(self.folder)]:
                 digest.update(path.name.encode("utf-8", "surrogateescape") + b"\0")
                 try:
                     digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -115,7 +129,7 @@ class PlaybookLibrary:
     def build(self) -> PlaybookSet:
         """The folder's playbooks as a new set, validated whole; raises PlaybookError.
         Nothing running sees it until `adopt`."""
-        return PlaybookSet.of(load_playbooks(self.folder, self._params_models))
+        return _read(self.folder, self._params_models)
 
     def adopt(self, new: PlaybookSet, trigger: str) -> Reload:
         with self._lock:
@@ -131,3 +145,24 @@ class PlaybookLibrary:
         with self._lock:
             self._failure = LoadFailure(list(errors), datetime.now(UTC))
             return Reload("failed", trigger, self._set, None, self._failure)
+
+
+def _read(folder: Path, params_models: Mapping[str, type[StepParams]]) -> PlaybookSet:
+    """Playbooks and maintenance windows, each file's problems reported together."""
+    errors: list[str] = []
+    playbooks: list[Playbook] = []
+    windows: list[MaintenanceWindow] = []
+    try:
+        playbooks = load_playbooks(folder, params_models)
+    except PlaybookError as exc:
+        errors += exc.errors
+    try:
+        windows = load_maintenance(folder)
+    except PlaybookError as exc:
+        errors += exc.errors
+    if errors:
+        raise PlaybookError(errors)
+    digest = hashlib.sha256()
+    for path in maintenance_files(folder):
+        digest.update(path.read_bytes())
+    return PlaybookSet.of(playbooks, windows, digest.hexdigest() if windows else "")

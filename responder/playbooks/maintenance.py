@@ -191,10 +191,15 @@ class MaintenanceWindow:
         return f"MaintenanceWindow({self.name!r}, {self.source}:{self.line})"
 
 
+def maintenance_files(folder: Path) -> list[Path]:
+    """The maintenance files of the playbook folder that exist."""
+    return [folder / name for name in MAINTENANCE_FILES if (folder / name).is_file()]
+
+
 def load_maintenance(folder: Path) -> list[MaintenanceWindow]:
     """The windows of `maintenance.yaml` in the playbook folder (none without the file), or
     PlaybookError naming file, line and problem."""
-    paths = [folder / name for name in MAINTENANCE_FILES if (folder / name).is_file()]
+    paths = maintenance_files(folder)
     errors: list[str] = []
     windows: list[MaintenanceWindow] = []
     for path in paths:
