@@ -118,16 +118,9 @@ class PlanStage:
             follow = self._registry.get(run.action).follow_up(transition, run.params)
             if follow is None:
                 continue
-            echo = self._echo(item, follow.action)
-            if echo is not None:
-                self._suppressed(item, run, follow.action, echo)
-                continue
-            if suppressed is not None:
-                data = {"action": follow.action, "playbook": run.playbook, "step": run.step}
-                data["reason"] = suppressed
-                item.records.append(
-                    AuditRecord("run.suppressed", data, item.event.id, incident.id, run.id)
-                )
+            reason = self._echo(item, follow.action) or suppressed
+            if reason is not None:
+                self._suppressed(item, run, follow.action, reason)
                 continue
             key = f"f:{run.id}:{item.event.id}"
             item.runs.append(self._continuing(item, batch, run, follow.action, key, follow.params))
@@ -156,9 +149,9 @@ class PlanStage:
             follow = self._registry.get(run.action).acknowledged(run.params)
             if follow is None:
                 continue
-            echo = self._echo(item, follow.action)
-            if echo is not None:
-                self._suppressed(item, run, follow.action, echo)
+            reason = self._echo(item, follow.action)
+            if reason is not None:
+                self._suppressed(item, run, follow.action, reason)
                 continue
             key = f"a:{run.id}:{item.event.id}"
             item.runs.append(self._continuing(item, batch, run, follow.action, key, follow.params))

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from responder.actions import ChatGate, ChatRequest, ChatUnreadable, ChatUnverified
+from responder.web.bodies import bounded_body
 from responder.web.commands import Commands
 from responder.web.webhook import json_response
 
@@ -37,12 +38,9 @@ class ChatEndpoints:
         return await self._handle(request, button=False)
 
     async def _handle(self, request: Request, *, button: bool) -> Response:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_body:
-            return json_response({"error": f"body larger than {self._max_body} bytes"}, 413)
-        body = await request.body()
-        if len(body) > self._max_body:
-            return json_response({"error": f"body larger than {self._max_body} bytes"}, 413)
+        body = await bounded_body(request, self._max_body)
+        if isinstance(body, Response):
+            return body
         headers = {name.lower(): value for name, value in request.headers.items()}
         asked: ChatRequest | None
         try:

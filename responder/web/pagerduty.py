@@ -31,6 +31,7 @@ from responder.pipeline.answers import AlreadyAcknowledged, AnswerDesk, Refused,
 from responder.redact import Redactor
 from responder.store import audit
 from responder.store.db import transaction
+from responder.web.bodies import bounded_body
 from responder.web.webhook import json_response
 
 log = structlog.get_logger(__name__)
@@ -66,12 +67,9 @@ class PagerDutyWebhook:
             # Refused rather than taken unsigned: anyone could acknowledge pages otherwise.
             message = "set PAGERDUTY_WEBHOOK_SECRET to accept PagerDuty webhooks"
             return json_response({"error": message}, 401)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._max_body:
-            return json_response({"error": f"body larger than {self._max_body} bytes"}, 413)
-        body = await request.body()
-        if len(body) > self._max_body:
-            return json_response({"error": f"body larger than {self._max_body} bytes"}, 413)
+        body = await bounded_body(request, self._max_body)
+        if isinstance(body, Response):
+            return body
         if not signature_matches(body, request.headers.get("x-pagerduty-signature"), self._secret):
             return json_response({"error": "missing or wrong X-PagerDuty-Signature"}, 401)
         try:
