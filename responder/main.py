@@ -187,6 +187,8 @@ class Service:
             self.start,
             self.stop,
             self.desk,
+            self.redactor,
+            settings.trusted_user_header,
         )
         return create_app(parts)
 
