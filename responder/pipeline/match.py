@@ -42,7 +42,10 @@ class MatchStage:
         }
         # Why each other playbook did not match (its failing matcher or expression): what a
         # person reading the incident asks first when an expected action never ran.
-        data["not_matched"] = [{"name": p.name, "reason": why} for p, ok, why in verdicts if not ok]
+        if reason is None:
+            data["not_matched"] = [
+                {"name": p.name, "reason": why} for p, ok, why in verdicts if not ok
+            ]
         recovery = item.alert.transition.is_recovery
         if reason is not None:
             data["not_routed"] = reason

@@ -146,3 +146,20 @@ async def posted(request: Request) -> dict[str, str]:
     for key, value in pairs:
         fields.setdefault(key, value)
     return fields
+
+
+STATS_MAX_DAYS = 400
+
+
+def stats_days(request: Request, today: date, default: int) -> tuple[date, date]:
+    """The stats page's first and last day (UTC): `since` and `until`, or the last days."""
+    p = request.query_params
+    since = _day(_text(p.get("since"), "since"), "since")
+    until = _day(_text(p.get("until"), "until"), "until")
+    last = until.date() if until else today
+    first = since.date() if since else last - timedelta(days=default - 1)
+    if first > last:
+        raise BadForm("since must not be after until")
+    if (last - first).days >= STATS_MAX_DAYS:
+        raise BadForm(f"the stats cover at most {STATS_MAX_DAYS} days at once")
+    return first, last

@@ -22,7 +22,14 @@ from responder.redact import Redactor
 from responder.store import history, stats
 from responder.store.db import classify, reader
 from responder.web import charts
-from responder.web.forms import BadForm, ListQuery, incident_id, list_query, posted
+from responder.web.forms import (
+    BadForm,
+    ListQuery,
+    incident_id,
+    list_query,
+    posted,
+    stats_days,
+)
 from responder.web.html import STATIC, Templates
 from responder.web.session import Sessions, User
 from responder.web.timeline import Entry, Step, steps
@@ -205,13 +212,14 @@ class Pages:
     # Stats
 
     async def stats(self, request: Request, user: User) -> Response:
-        context = await asyncio.to_thread(self._stats, datetime.now(UTC))
+        since, until = stats_days(request, datetime.now(UTC).date(), STATS_DAYS)
+        context = await asyncio.to_thread(self._stats, since, until)
         return self.render(request, user, "stats.html", context)
 
-    def _stats(self, now: datetime) -> dict[str, Any]:
-        first = (now - timedelta(days=STATS_DAYS - 1)).date()
-        window = stats.Window(datetime.combine(first, datetime.min.time(), UTC), now)
-        span = charts.days(first, now.date())
+    def _stats(self, first: date, last: date) -> dict[str, Any]:
+        start = datetime.combine(first, datetime.min.time(), UTC)
+        window = stats.Window(start, start + timedelta(days=(last - first).days + 1))
+        span = charts.days(first, last)
         with reader(self._engine).connect() as conn:
             per_day = stats.per_day(conn, window=window)
             teams = stats.timings(conn, window=window, by="team")
@@ -221,7 +229,8 @@ class Pages:
             failed_counts, failed = stats.failed_runs(conn, window=window)
         top_teams = [t.name for t in sorted(teams, key=lambda t: -t.incidents)[:6]]
         return {
-            "days": STATS_DAYS,
+            "since": first,
+            "until": last,
             "total": sum(d.count for d in per_day),
             "per_day": charts.bars({d.day: d.count for d in per_day}, span),
             "teams": teams,
