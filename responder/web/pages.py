@@ -290,11 +290,18 @@ def _alert_step(event: dict[str, Any]) -> Step:
     )
 
 
-def _links(incident: dict[str, Any]) -> list[tuple[str, str]]:
+def _links(incident: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
+    """Each vendor's object for the incident: a link when its address is known, else what
+    names it there (PagerDuty's dedup key, until a REST look-up has found the incident)."""
     refs = incident.get("refs") or {}
-    out = []
+    out: list[tuple[str, str | None, str | None]] = []
     for key, ref in refs.items():
-        url = ref.get("url") if isinstance(ref, dict) else None
+        if not isinstance(ref, dict):
+            continue
+        name = LINK_NAMES.get(key, key.replace("_", " "))
+        url = ref.get("url")
         if isinstance(url, str) and url.startswith(("https://", "http://")):
-            out.append((LINK_NAMES.get(key, key.replace("_", " ")), url))
+            out.append((name, url, None))
+        elif isinstance(ref.get("dedup_key"), str):
+            out.append((name, None, f"dedup key {ref['dedup_key']}"))
     return out
