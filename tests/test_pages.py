@@ -301,6 +301,13 @@ def test_the_stats_page_shows_times_per_team_and_charts(site: Pair) -> None:
     empty = client.get("/stats", params={"since": "2026-10-01", "until": "2026-10-05"}).text
     assert "0 incidents" in empty and "23m" not in empty
     assert client.get("/stats", params={"since": "soon"}).status_code == 400
+    # A long span is charted by week, its figures the same.
+    year = client.get("/stats", params={"since": "2026-01-01", "until": "2026-12-31"}).text
+    assert "Incidents per week" in year and "Incidents per day" not in year
+    assert ("payments", "1", "-", "23m") in re.findall(
+        r"<tr><td[^>]*>([^<]+)</td><td[^>]*>(\d+)</td><td[^>]*>([^<]+)</td><td[^>]*>([^<]+)</td>",
+        year,
+    )
 
 
 def test_no_page_shows_a_secret(site: Pair) -> None:

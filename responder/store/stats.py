@@ -1,5 +1,5 @@
-"""Aggregates over incident history, computed in SQL: counts per day, time to acknowledge
-and resolve per service and team, the noisiest monitors, failed actions.
+"""Aggregates over incident history, computed in SQL: counts and times to acknowledge and
+resolve per service and team (and per day), the noisiest monitors, failed actions.
 
 Everything is grouped by the database; at 100,000 incidents no row is loaded into Python
 except the few the answer is made of.
@@ -26,12 +26,6 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
-class DayCount:
-    day: date
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
 class Timing:
     """Mean times of one service or team (or one of its days), in seconds; None: none yet."""
 
@@ -40,6 +34,18 @@ class Timing:
     incidents: int
     mtta: float | None
     mttr: float | None
+    acknowledged: int = 0  # how many of the incidents the mean to acknowledge is over
+    resolved: int = 0
+
+
+def combined(rows: Sequence[Timing], name: str, day: date | None = None) -> Timing:
+    """Several rows' figures as one: means weighted by what each mean is over."""
+    acked = sum(r.acknowledged for r in rows)
+    resolved = sum(r.resolved for r in rows)
+    mtta = sum((r.mtta or 0.0) * r.acknowledged for r in rows) / acked if acked else None
+    mttr = sum((r.mttr or 0.0) * r.resolved for r in rows) / resolved if resolved else None
+    incidents = sum(r.incidents for r in rows)
+    return Timing(name, day, incidents, rounded(mtta), rounded(mttr), acked, resolved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +85,6 @@ def _in(window: Window) -> sa.ColumnElement[bool]:
     return sa.and_(opened >= window.since, opened < window.until)
 
 
-def per_day(conn: sa.Connection, *, window: Window) -> list[DayCount]:
-    day = _day(conn, _INCIDENTS.c.opened_at).label("day")
-    query = sa.select(day, sa.func.count()).where(_in(window)).group_by(day).order_by(day)
-    return [DayCount(date.fromisoformat(d), n) for d, n in conn.execute(query)]
-
-
 def timings(conn: sa.Connection, *, window: Window, by: str, daily: bool = False) -> list[Timing]:
     """Mean time to acknowledge and to resolve by `by` ("service" or "team"), over the
     window or, with `daily`, per day of opening."""
@@ -97,17 +97,15 @@ def timings(conn: sa.Connection, *, window: Window, by: str, daily: bool = False
     keys: list[sa.ColumnElement[str]] = [name]
     if daily:
         keys.append(_day(conn, c.opened_at).label("day"))
+    counts = (sa.func.count(), sa.func.count(c.acknowledged_at), sa.func.count(c.resolved_at))
     query = (
-        sa.select(*keys, sa.func.count(), ack, resolve)
-        .where(_in(window))
-        .group_by(*keys)
-        .order_by(*keys)
+        sa.select(*keys, *counts, ack, resolve).where(_in(window)).group_by(*keys).order_by(*keys)
     )
     out: list[Timing] = []
     for row in conn.execute(query):
         day = date.fromisoformat(row[1]) if daily else None
-        n, a, r = row[-3], row[-2], row[-1]
-        out.append(Timing(row[0], day, int(n), rounded(a), rounded(r)))
+        n, acked, resolved, a, r = row[-5:]
+        out.append(Timing(row[0], day, int(n), rounded(a), rounded(r), int(acked), int(resolved)))
     return out
 
 

@@ -25,6 +25,7 @@ from responder.web.login import Login
 from responder.web.openapi import openapi
 from responder.web.pages import Pages
 from responder.web.session import Sessions
+from responder.web.stats_page import StatsPage
 from responder.web.webhook import DatadogWebhook, WebhookConfig
 
 WEBHOOK_PATH = "/webhooks/datadog"
@@ -116,7 +117,7 @@ def page_routes(parts: AppParts) -> list[Route]:
         ("/incidents/{incident_id}", gate(pages.incident), "GET"),
         ("/incidents/{incident_id}/acknowledge", gate(pages.answer(Verb.ACKNOWLEDGE)), "POST"),
         ("/incidents/{incident_id}/resolve", gate(pages.answer(Verb.RESOLVE)), "POST"),
-        ("/stats", gate(pages.stats), "GET"),
+        ("/stats", gate(StatsPage(parts.engine, pages, parts.redactor).show), "GET"),
         ("/login", login.form, "GET"),
         ("/login", login.submit, "POST"),
         ("/logout", login.logout, "POST"),

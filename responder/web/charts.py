@@ -46,8 +46,26 @@ class Chart:
     empty: bool
 
 
-def days(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+DAILY_UP_TO = 62  # days: a longer span is charted by week, or its bars are hairlines
+Bucket = Callable[[date], date]
+
+
+def buckets(first: date, last: date) -> tuple[list[date], Bucket]:
+    """The chart's slots from `first` to `last`: days, or weeks (from Monday) for long
+    spans; and which slot a day falls in."""
+    if (last - first).days < DAILY_UP_TO:
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)], _same
+    monday = first - timedelta(days=first.weekday())
+    weeks = (last - monday).days // 7 + 1
+    return [monday + timedelta(weeks=i) for i in range(weeks)], _week_of
+
+
+def _same(day: date) -> date:
+    return day
+
+
+def _week_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
 
 
 def bars(values: Mapping[date, int], span: Sequence[date]) -> Chart:

@@ -1,4 +1,4 @@
-"""The web pages: the incident list, one incident's story, the stats; the acknowledge and
+"""The web pages: the incident list and one incident's story, with the acknowledge and
 resolve buttons, which hand a person's answer to the desk as the API does (via "web")."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,14 +21,12 @@ from responder.pipeline.answers import AlreadyAcknowledged, AnswerDesk, Refused,
 from responder.redact import Redactor
 from responder.store import history, stats
 from responder.store.db import classify, reader
-from responder.web import charts
 from responder.web.forms import (
     BadForm,
     ListQuery,
     incident_id,
     list_query,
     posted,
-    stats_days,
 )
 from responder.web.html import STATIC, Templates
 from responder.web.session import Sessions, User
@@ -37,7 +35,6 @@ from responder.web.timeline import Entry, Step, steps
 PAGE_SIZE = 50
 LIST_REFRESH = 60  # seconds: the list's live status
 INCIDENT_REFRESH = 15
-STATS_DAYS = 30
 FACETS_SECONDS = 60.0
 
 # What each vendor reference of an incident links to, by the key the action stored it under.
@@ -209,62 +206,8 @@ class Pages:
 
         return endpoint
 
-    # Stats
-
-    async def stats(self, request: Request, user: User) -> Response:
-        since, until = stats_days(request, datetime.now(UTC).date(), STATS_DAYS)
-        context = await asyncio.to_thread(self._stats, since, until)
-        return self.render(request, user, "stats.html", context)
-
-    def _stats(self, first: date, last: date) -> dict[str, Any]:
-        start = datetime.combine(first, datetime.min.time(), UTC)
-        window = stats.Window(start, start + timedelta(days=(last - first).days + 1))
-        span = charts.days(first, last)
-        with reader(self._engine).connect() as conn:
-            per_day = stats.per_day(conn, window=window)
-            teams = stats.timings(conn, window=window, by="team")
-            services = stats.timings(conn, window=window, by="service")
-            team_days = stats.timings(conn, window=window, by="team", daily=True)
-            monitors = stats.noisiest_monitors(conn, window=window)
-            failed_counts, failed = stats.failed_runs(conn, window=window)
-        top_teams = [t.name for t in sorted(teams, key=lambda t: -t.incidents)[:6]]
-        return {
-            "since": first,
-            "until": last,
-            "total": sum(d.count for d in per_day),
-            "per_day": charts.bars({d.day: d.count for d in per_day}, span),
-            "teams": teams,
-            "services": sorted(services, key=lambda s: -s.incidents)[:20],
-            "mtta_chart": charts.lines(_series(team_days, top_teams, "mtta"), span),
-            "mttr_chart": charts.lines(_series(team_days, top_teams, "mttr"), span),
-            "monitors": monitors,
-            "failed_counts": sorted(failed_counts.items(), key=lambda kv: -kv[1]),
-            "failed": [
-                {**vars_of(run), "error": self._redactor.redact_text(run.error or "")}
-                for run in failed
-            ],
-        }
-
 
 _CSRF = "This form has expired or did not come from this site. Reload the page and try again."
-
-
-def vars_of(run: stats.FailedRun) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "incident_id": run.incident_id,
-        "action": run.action,
-        "at": run.at,
-    }
-
-
-def _series(rows: list[stats.Timing], names: list[str], which: str) -> dict[str, dict[date, float]]:
-    out: dict[str, dict[date, float]] = {name: {} for name in names}
-    for row in rows:
-        value = row.mtta if which == "mtta" else row.mttr
-        if row.name in out and row.day is not None and value is not None:
-            out[row.name][row.day] = value
-    return {name: values for name, values in out.items() if values}
 
 
 def _next(target: str) -> str:
