@@ -41,26 +41,24 @@ class StatsPage:
         start = datetime.combine(first, datetime.min.time(), UTC)
         window = stats.Window(start, start + timedelta(days=(last - first).days + 1))
         with self._engine.connect() as conn:
-            # One pass by team and day gives the per-day counts, the per-team figures and
-            # the per-team lines: at a year of 100,000 incidents each pass is most of the cost.
-            team_days = stats.timings(conn, window=window, by="team", daily=True)
-            services = stats.timings(conn, window=window, by="service")
+            slices = stats.slices(conn, window=window)
             monitors = stats.noisiest_monitors(conn, window=window)
             failed_counts, failed = stats.failed_runs(conn, window=window)
-        by_team: dict[str, list[stats.Timing]] = defaultdict(list)
-        for row in team_days:
-            by_team[row.name].append(row)
-        teams = [stats.combined(rows, name) for name, rows in sorted(by_team.items())]
-        top = [t.name for t in sorted(teams, key=lambda t: -t.incidents)[:CHART_TEAMS]]
         span, bucket = charts.buckets(first, last)
+        by_team: dict[str, list[stats.Slice]] = defaultdict(list)
+        by_service: dict[str, list[stats.Slice]] = defaultdict(list)
         counts: dict[date, int] = defaultdict(int)
-        for row in team_days:
-            assert row.day is not None
-            counts[bucket(row.day)] += row.incidents
+        for piece in slices:
+            by_team[piece.team].append(piece)
+            by_service[piece.service].append(piece)
+            counts[bucket(piece.day)] += piece.incidents
+        teams = [stats.combined(rows, name) for name, rows in sorted(by_team.items())]
+        services = [stats.combined(rows, name) for name, rows in sorted(by_service.items())]
+        top = [t.name for t in sorted(teams, key=lambda t: -t.incidents)[:CHART_TEAMS]]
         return {
             "since": first,
             "until": last,
-            "per": "week" if span and (last - first).days >= charts.DAILY_UP_TO else "day",
+            "per": "week" if (last - first).days >= charts.DAILY_UP_TO else "day",
             "total": sum(t.incidents for t in teams),
             "per_day": charts.bars(dict(counts), span),
             "teams": teams,
@@ -83,20 +81,19 @@ class StatsPage:
 
 
 def _series(
-    by_team: dict[str, list[stats.Timing]],
+    by_team: dict[str, list[stats.Slice]],
     names: Sequence[str],
     bucket: charts.Bucket,
     which: str,
 ) -> dict[str, dict[date, float]]:
     out: dict[str, dict[date, float]] = {}
     for name in names:
-        grouped: dict[date, list[stats.Timing]] = defaultdict(list)
-        for row in by_team[name]:
-            assert row.day is not None
-            grouped[bucket(row.day)].append(row)
+        grouped: dict[date, list[stats.Slice]] = defaultdict(list)
+        for piece in by_team[name]:
+            grouped[bucket(piece.day)].append(piece)
         values = {}
         for when, rows in grouped.items():
-            merged = stats.combined(rows, name, when)
+            merged = stats.combined(rows, name)
             value = merged.mtta if which == "mtta" else merged.mttr
             if value is not None:
                 values[when] = value
