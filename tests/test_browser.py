@@ -220,7 +220,6 @@ def test_a_person_finds_reads_acknowledges_and_measures(browser: Any, live: Live
     # Acknowledge: the answer goes through the pipeline; the page shows it once applied.
     page.click("button:has-text('Acknowledge')")
     page.wait_for_url(re.compile(r".*notice=acknowledge$"))
-    assert "Acknowledgement sent" in page.locator("p.notice").inner_text()
     deadline = time.monotonic() + 30
     while "by alice (web)" not in page.locator("dd.acknowledged").inner_text():
         assert time.monotonic() < deadline, "the acknowledgement was not applied in 30 s"

@@ -74,6 +74,9 @@ def test_every_page_sends_a_stranger_to_the_login(site: Pair) -> None:
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/login?next=%2F"), path
+    # A form sent without a session changes nothing and is not sent again after the login.
+    sent = client.post("/incidents/1/acknowledge", data={"csrf": "x"}, follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"] == "/login?next=%2F"
     # A forged session cookie is no session.
     client.cookies.set("responder_session", "eyJ1IjoibWFsbG9yeSIsImV4cCI6OTk5OTk5OTk5OX0.AAAA")
     assert client.get("/", follow_redirects=False).status_code == 303
@@ -242,8 +245,10 @@ def test_acknowledge_from_the_page_is_applied_and_shown(site: Pair) -> None:
     # The same form sent twice counts once.
     again = client.post(f"/incidents/{fraud}/acknowledge", data=data, follow_redirects=False)
     assert again.status_code == 303
+    assert "Acknowledgement sent" in client.get(sent.headers["location"]).text
     drain(service)
-    shown = client.get(f"/incidents/{fraud}").text
+    shown = client.get(sent.headers["location"]).text
+    assert "Acknowledgement sent" not in shown  # applied: the notice has done its work
     assert 'class="badge acknowledged"' in shown
     assert "by alice (web)" in shown
     assert ">Acknowledge</button>" not in shown

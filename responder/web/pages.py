@@ -76,7 +76,11 @@ class Pages:
         async def endpoint(request: Request) -> Response:
             user = self._sessions.user(request)
             if user is None:
+                # After logging in, back to the page; a form sent without a session is not
+                # sent again on its own (its token belonged to no one).
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                if request.method != "GET":
+                    target = "/"
                 return RedirectResponse(f"/login?{_next(target)}", 303)
             try:
                 return await handler(request, user)
@@ -140,7 +144,7 @@ class Pages:
         if detail is None:
             message = f"There is no incident {number}."
             return self.render(request, user, "error.html", {"message": message}, 404)
-        notice = NOTICES.get(request.query_params.get("notice", ""))
+        notice = NOTICES.get(_pending(request.query_params.get("notice", ""), detail))
         context = {
             **detail,
             "notice": notice,
@@ -208,6 +212,16 @@ class Pages:
 
 
 _CSRF = "This form has expired or did not come from this site. Reload the page and try again."
+
+
+def _pending(notice: str, detail: dict[str, Any]) -> str:
+    """The notice to show: "sent" ones only until the answer is applied."""
+    incident = detail["incident"]
+    if notice == "acknowledge" and incident.get("acknowledged_at"):
+        return ""
+    if notice == "resolve" and incident.get("status") == "resolved":
+        return ""
+    return notice
 
 
 def _next(target: str) -> str:
