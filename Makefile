@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-dev run test bench
+.PHONY: install install-dev chromium run test bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -12,8 +12,14 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
-install-dev: $(BIN)/python
+install-dev: $(BIN)/python chromium
 	$(BIN)/pip install --quiet -e ".[dev]"
+
+# The browser tests drive Debian's chromium through Playwright (Playwright's own browser
+# download is not possible everywhere we run); nothing to do when it is there.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # Quick start 1: the service on SQLite with the example playbooks (no vendor credentials needed).
 run: install

@@ -216,6 +216,8 @@ class Service:
                 silencer=self.silencer or silences,
             ),
             self.playbooks,
+            redactor=self.redactor,
+            trusted_user_header=settings.trusted_user_header,
         )
         return create_app(parts)
 

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     playbooks: Path = Field(Path("./playbooks"), validation_alias="RESPONDER_PLAYBOOKS")
     webhook_token: SecretStr | None = Field(None, validation_alias="RESPONDER_WEBHOOK_TOKEN")
     api_token: SecretStr | None = Field(None, validation_alias="RESPONDER_API_TOKEN")
+    # The header a trusted proxy sets to the signed-in person's name: the web pages then
+    # need no login. Only for a service that nothing but that proxy can reach.
+    trusted_user_header: str | None = Field(None, validation_alias="RESPONDER_TRUSTED_USER_HEADER")
 
     dd_api_key: SecretStr | None = Field(None, validation_alias="DD_API_KEY")
     dd_app_key: SecretStr | None = Field(None, validation_alias="DD_APP_KEY")

@@ -15,6 +15,16 @@ from tests.harness import running, settings_for
 
 # Starlette answers HEAD wherever it answers GET; the document names the GET.
 _IMPLIED = {"HEAD"}
+PAGES = {
+    "/",
+    "/incidents/{incident_id}",
+    "/incidents/{incident_id}/acknowledge",
+    "/incidents/{incident_id}/resolve",
+    "/stats",
+    "/login",
+    "/logout",
+    "/static/app.css",
+}
 
 
 def served_routes(tmp_path: Path) -> set[tuple[str, str]]:
@@ -25,6 +35,12 @@ def served_routes(tmp_path: Path) -> set[tuple[str, str]]:
     for route in app.routes:
         assert isinstance(route, Route), f"{route!r}: describe it in responder/web/openapi.py"
         assert route.methods, route.path
+        if not route.include_in_schema:
+            # The web pages (HTML for browsers, cookie sessions and CSRF-guarded forms) are
+            # not part of the API the document describes for programs; they are tested in
+            # tests/test_pages.py and tests/test_browser.py instead.
+            assert route.path in PAGES, f"{route.path}: only the web pages are left out"
+            continue
         served.update((route.path, method) for method in route.methods - _IMPLIED)
     service.engine.dispose()
     return served

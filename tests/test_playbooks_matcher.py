@@ -215,7 +215,7 @@ def test_explain_reasons_for_misses() -> None:
             {"monitor": "*disk*"},
             "monitor 'High Payment Failure Rate' does not match [*disk*]",
         ),
-        "false": ({"when": "1 == 2"}, "when is false"),
+        "false": ({"when": "1 == 2"}, "when is false: 1 == 2"),
     }
     playbooks = [book(name, match) for name, (match, _) in cases.items()]
     for playbook, matched, reason in explain(playbooks, alert):

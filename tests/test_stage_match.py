@@ -84,6 +84,12 @@ def test_a_new_incident_plans_every_matched_playbook(playbooks: list[Playbook]) 
         ],
         "new": ["notify", "page"],
         "already_ran": [],
+        # Why each other playbook did not match: the matcher that failed it.
+        "not_matched": [
+            {"name": "urgent", "reason": "priority 'P2' not in [P1]"},
+            {"name": "repeated", "reason": "when is false: incident.event_count > 1"},
+            {"name": "on-recovery", "reason": "transition 'Triggered' not in [Recovered]"},
+        ],
     }
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from responder.pipeline import lifecycle
 from responder.pipeline.stages import Batch, EventItem
-from responder.playbooks.matcher import select
+from responder.playbooks.matcher import explain
 from responder.playbooks.schema import Playbook
 from responder.records import IncidentRecord, RunRecord
 from responder.store.audit import AuditRecord
@@ -31,8 +31,10 @@ class MatchStage:
         playbooks = batch.playbooks
         if reason is None and _claimed(earlier, playbooks):
             playbooks = [p for p in playbooks if not p.fallback]
-        if reason is None:
-            item.matched = select(playbooks, item.alert, lifecycle.context(incident))
+        verdicts = (
+            explain(playbooks, item.alert, lifecycle.context(incident)) if reason is None else []
+        )
+        item.matched = [playbook for playbook, matched, _ in verdicts if matched]
         already = {run.playbook for run in earlier}
         item.fresh = [p for p in item.matched if p.name not in already]
         if item.silenced is not None:
@@ -42,6 +44,12 @@ class MatchStage:
             "new": [p.name for p in item.fresh],
             "already_ran": [p.name for p in item.matched if p not in item.fresh],
         }
+        # Why each other playbook did not match (its failing matcher or expression): what a
+        # person reading the incident asks first when an expected action never ran.
+        if reason is None:
+            data["not_matched"] = [
+                {"name": p.name, "reason": why} for p, ok, why in verdicts if not ok
+            ]
         recovery = item.alert.transition.is_recovery
         if item.silenced is not None:
             data["silenced"] = item.silenced.label

@@ -174,7 +174,7 @@ def _check_when(spec: MatchSpec, facts: _Facts) -> str | None:
         return f"when failed: {_cel_error(result)}"
     if not isinstance(result, celtypes.BoolType):
         return f"when gave {result!r}, not true or false"
-    return None if result else "when is false"
+    return None if result else f"when is false: {spec.when}"
 
 
 def _cel_error(exc: BaseException) -> str:

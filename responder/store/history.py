@@ -10,9 +10,11 @@ import orjson
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from responder.store.stats import rounded, seconds_between
 from responder.store.tables import ActionRun, AlertEvent, AuditEntry, Incident
 
 _RUNS = ActionRun.__table__  # type: ignore[attr-defined]
+_INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,27 +134,32 @@ def list_audit(
 
 
 def stats(session: Session, since: datetime | None = None) -> dict[str, Any]:
-    query = select(Incident)
-    if since:
-        query = query.where(Incident.opened_at >= since)
-    incidents = session.exec(query).all()
-    by_status: dict[str, int] = {}
-    ack: list[float] = []
-    resolve: list[float] = []
-    for inc in incidents:
-        by_status[inc.status] = by_status.get(inc.status, 0) + 1
-        if inc.acknowledged_at:
-            ack.append((inc.acknowledged_at - inc.opened_at).total_seconds())
-        if inc.resolved_at:
-            resolve.append((inc.resolved_at - inc.opened_at).total_seconds())
-    run_query = sa.select(_RUNS.c.state, sa.func.count()).group_by(_RUNS.c.state)
+    # Aggregated by the database: loading every incident took seconds at 100,000 of them.
+    conn = session.connection()
+    c = _INCIDENTS.c
+    where = c.opened_at >= since if since else sa.true()
+    # Grouped by an expression, not the bare column: on SQLite the bare column lets the
+    # planner walk the status (or state) index over every row, looking each one up to test
+    # the time, instead of taking the window's rows alone (105 ms -> 3 ms at 100,000).
+    status = sa.func.coalesce(c.status, "")
+    by_status: dict[str, int] = {
+        value: n
+        for value, n in conn.execute(
+            sa.select(status, sa.func.count()).where(where).group_by(status)
+        )
+    }
+    ack = sa.func.avg(seconds_between(conn, c.opened_at, c.acknowledged_at))
+    resolve = sa.func.avg(seconds_between(conn, c.opened_at, c.resolved_at))
+    mtta, mttr = conn.execute(sa.select(ack, resolve).where(where)).one()
+    state = sa.func.coalesce(_RUNS.c.state, "")
+    run_query = sa.select(state, sa.func.count()).group_by(state)
     if since:
         run_query = run_query.where(_RUNS.c.created_at >= since)
-    runs: dict[str, int] = {state: n for state, n in session.connection().execute(run_query)}
+    runs: dict[str, int] = {state: n for state, n in conn.execute(run_query)}
     return {
-        "incidents": len(incidents),
+        "incidents": sum(by_status.values()),
         "by_status": by_status,
-        "mtta_seconds": sum(ack) / len(ack) if ack else None,
-        "mttr_seconds": sum(resolve) / len(resolve) if resolve else None,
+        "mtta_seconds": rounded(mtta),
+        "mttr_seconds": rounded(mttr),
         "action_runs": runs,
     }

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,9 +25,14 @@ from responder.web.api import HistoryApi
 from responder.web.chat import ChatEndpoints
 from responder.web.commands import Commands
 from responder.web.health import MetricsEndpoint, Readiness, healthz
+from responder.web.html import SecurityHeaders
+from responder.web.login import Login
 from responder.web.openapi import openapi
 from responder.web.pagerduty import PagerDutyWebhook
+from responder.web.pages import Pages
+from responder.web.session import Sessions
 from responder.web.silences import SilenceApi
+from responder.web.stats_page import StatsPage
 from responder.web.webhook import DatadogWebhook, WebhookConfig
 
 WEBHOOK_PATH = "/webhooks/datadog"
@@ -59,6 +65,8 @@ class AppParts:
     silences: SilenceDesk
     inbound: InboundParts
     playbooks: PlaybookLibrary | None = None  # `/readyz` tells a refused reload
+    redactor: Redactor = field(default_factory=lambda: Redactor([]))
+    trusted_user_header: str | None = None  # the web pages' user, named by a trusted proxy
 
 
 class _Entry:
@@ -128,5 +136,31 @@ def create_app(parts: AppParts) -> ASGIApp:
         Route("/readyz", Readiness(parts.engine, parts.playbooks).handle, methods=["GET"]),
         Route("/metrics", MetricsEndpoint(parts.metrics).handle, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *page_routes(parts),
     ]
-    return _Entry(webhook, Starlette(routes=routes, lifespan=lifespan))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+    return _Entry(webhook, app)
+
+
+def page_routes(parts: AppParts) -> list[Route]:
+    """The web pages, for browsers: HTML, cookie sessions, forms. They are left out of
+    /openapi.json (`include_in_schema=False`), which describes the API for programs."""
+    sessions = Sessions(parts.api_token, parts.trusted_user_header, parts.insecure)
+    pages = Pages(parts.engine, sessions, parts.desk, parts.redactor)
+    login = Login(pages, sessions)
+    gate = pages.gate
+    for_people = [
+        ("/", gate(pages.incidents), "GET"),
+        ("/incidents/{incident_id}", gate(pages.incident), "GET"),
+        ("/incidents/{incident_id}/acknowledge", gate(pages.answer(Verb.ACKNOWLEDGE)), "POST"),
+        ("/incidents/{incident_id}/resolve", gate(pages.answer(Verb.RESOLVE)), "POST"),
+        ("/stats", gate(StatsPage(parts.engine, pages, parts.redactor).show), "GET"),
+        ("/login", login.form, "GET"),
+        ("/login", login.submit, "POST"),
+        ("/logout", login.logout, "POST"),
+        ("/static/app.css", pages.css, "GET"),
+    ]
+    return [
+        Route(path, endpoint, methods=[method], include_in_schema=False)
+        for path, endpoint, method in for_people
+    ]
