@@ -1,4 +1,4 @@
-"""The `responder` command line (typer): serve, worker, db, playbooks, incidents, audit.
+"""The `responder` command line (typer): serve, worker, stats, db, playbooks, incidents, audit.
 
 One module per command group; this package only puts them together.
 """
@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import typer
 
-from responder.cli import audit, incidents, playbooks, service
+from responder.cli import audit, incidents, playbooks, service, stats
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
 app.command()(service.serve)
 app.command()(service.worker)
+app.command()(stats.stats)
 app.add_typer(service.db_app, name="db")
 app.add_typer(playbooks.app, name="playbooks")
 app.add_typer(incidents.app, name="incidents")

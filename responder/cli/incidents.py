@@ -3,53 +3,146 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from responder.cli.startup import fail, opened, playbooks_or_fail, read_settings
+from responder.cli.tables import table
+
+if TYPE_CHECKING:
+    from responder.store.timeline import IncidentTimeline
 
 app = typer.Typer(no_args_is_help=True, help="Incident history.")
 
 
+_JSON = Annotated[bool, typer.Option("--json", help="JSON for scripts instead of a table.")]
+
+
 @app.command("list")
 def incidents_list(
-    status: Annotated[str | None, typer.Option(help="triggered, acknowledged, resolved")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    status: Annotated[
+        str | None, typer.Option(help="triggered, acknowledged or resolved.", show_default=False)
+    ] = None,
+    service: Annotated[str | None, typer.Option(help="Only this service.")] = None,
+    team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
+    priority: Annotated[str | None, typer.Option(help="Only this priority, e.g. P1.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many, newest first.")] = 20,
+    as_json: _JSON = False,
 ) -> None:
-    """List recent incidents."""
+    """Recent incidents, newest first: status, priority, who acknowledged, current title."""
     from sqlmodel import Session
 
     from responder.store import history
+    from responder.store.timeline import current_title
 
+    try:
+        history.known_status(status)
+    except history.UnknownStatus as exc:
+        raise fail(str(exc)) from None
+    flt = history.IncidentFilter(
+        status=status, service=service, team=team, priority=priority, limit=limit
+    )
     settings = read_settings()
     with opened(settings) as engine, Session(engine) as session:
-        items, _ = history.list_incidents(
-            session, history.IncidentFilter(status=status, limit=limit)
-        )
-    for item in items:
-        typer.echo(
-            f"{item['id']:>6}  {item['status']:<12} {item['priority'] or '-':<3} "
-            f"{item['opened_at'][:19]}  {item['title']}"
-        )
+        items, _ = history.list_incidents(session, flt)
+        for item in items:
+            item["current_title"] = current_title(session, item["id"]) or item["title"]
+    if as_json:
+        for item in items:
+            sys.stdout.write(orjson.dumps(item).decode() + "\n")
+        return
+    if not items:
+        typer.echo("no incidents" + (f" {status}" if status else ""))
+        return
+    typer.echo("\n".join(table(_LIST_HEADERS, [_list_row(item) for item in items])))
+
+
+_LIST_HEADERS = (
+    "ID",
+    "STATUS",
+    "PRI",
+    "OPENED",
+    "SERVICE",
+    "TEAM",
+    "ACKNOWLEDGED BY",
+    "TITLE (CURRENT)",
+)
+
+
+def _list_row(item: dict[str, Any]) -> list[str]:
+    from responder.store.timeline import utc
+
+    return [
+        str(item["id"]),
+        item["status"],
+        item["priority"] or "-",
+        utc(item["opened_at"]),
+        item["service"] or "-",
+        item["team"] or "-",
+        item["acknowledged_by"] or ("(unnamed)" if item["acknowledged_at"] else "-"),
+        " ".join(item["current_title"].split()),
+    ]
 
 
 @app.command("show")
 def incidents_show(
     incident_id: Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="Incident id.")],
+    as_json: _JSON = False,
 ) -> None:
-    """One incident with its events, action runs and audit timeline (JSON)."""
+    """One incident as a timeline: what happened, which playbooks ran and why, each action's
+    attempts and outcome as it stands now, who acknowledged and resolved."""
     from sqlmodel import Session
 
     from responder.store import history
+    from responder.store.timeline import incident_timeline
 
     settings = read_settings()
     with opened(settings) as engine, Session(engine) as session:
-        detail = history.incident_detail(session, incident_id)
-    if detail is None:
+        timeline = incident_timeline(session, incident_id)
+        detail = history.incident_detail(session, incident_id) if as_json else None
+    if timeline is None:
         raise fail(f"no incident {incident_id}")
-    sys.stdout.write(orjson.dumps(detail, option=orjson.OPT_INDENT_2).decode() + "\n")
+    if detail is not None:
+        detail["story"] = timeline.as_json()["timeline"]
+        sys.stdout.write(orjson.dumps(detail, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    typer.echo("\n".join(_story(timeline)))
+
+
+def _story(timeline: IncidentTimeline) -> list[str]:
+    from responder.store.timeline import duration, utc
+
+    inc = timeline.incident
+    lines = [
+        f"Incident {inc['id']}  {inc['status'].upper()}  {inc['priority'] or '-'}  "
+        f"{inc['current_title']}",
+        f"  monitor   {inc['monitor_name'] or '-'} ({inc['monitor_id']})"
+        + (f"  scope {inc['scope']}" if inc["scope"] else ""),
+        f"  service   {inc['service'] or '-'}   team {inc['team'] or '-'}"
+        f"   env {inc['env'] or '-'}",
+        f"  opened    {utc(inc['opened_at'])}",
+    ]
+    if inc["acknowledged_at"]:
+        by = inc["acknowledged_by"] or "unnamed"
+        took = duration(inc.get("time_to_ack_seconds"))
+        lines.append(f"  acked     {utc(inc['acknowledged_at'])} by {by} (after {took})")
+    if inc["resolved_at"]:
+        by = f" by {inc['resolved_by']}" if inc["resolved_by"] else ""
+        took = duration(inc.get("time_to_resolve_seconds"))
+        how = inc["resolution"] or "resolved"
+        lines.append(f"  resolved  {utc(inc['resolved_at'])}{by}: {how} (after {took})")
+    lines += ["", "Timeline (UTC)"]
+    lines += [f"  {utc(m.at)[:-4]}  {m.text}" for m in timeline.moments] or ["  nothing recorded"]
+    lines += ["", "Actions (as they stand now)"]
+    rows = [
+        [f"#{r.id}", r.action, r.playbook, r.transition, r.state, str(r.attempts), r.outcome]
+        for r in timeline.runs
+    ]
+    headers = ("RUN", "ACTION", "PLAYBOOK", "ON", "STATE", "ATTEMPTS", "OUTCOME")
+    lines += [f"  {line}" for line in table(headers, rows)] if rows else ["  none"]
+    return lines
 
 
 _ID = Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="Incident id.")]

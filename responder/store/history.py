@@ -10,9 +10,26 @@ import orjson
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from responder.domain import IncidentStatus
 from responder.store.tables import ActionRun, AlertEvent, AuditEntry, Incident
 
 _RUNS = ActionRun.__table__  # type: ignore[attr-defined]
+
+
+STATUSES = tuple(status.value for status in IncidentStatus)
+
+
+class UnknownStatus(ValueError):
+    """A status filter no incident can have: said, rather than answered with nothing."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+
+
+def known_status(status: str | None) -> str | None:
+    if status and status not in STATUSES:
+        raise UnknownStatus(status)
+    return status or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +98,7 @@ def incident_detail(session: Session, incident_id: int) -> dict[str, Any] | None
     runs = session.exec(
         select(ActionRun).where(ActionRun.incident_id == incident_id).order_by(col(ActionRun.id))
     ).all()
+    states = {r.id: r.state for r in runs}
     data["events"] = [
         {
             "id": e.id,
@@ -88,7 +106,7 @@ def incident_detail(session: Session, incident_id: int) -> dict[str, Any] | None
             "title": e.title,
             "received_at": e.received_at.isoformat(),
             "deliveries": e.deliveries,
-            "outcome": e.outcome,
+            "outcome": _as_runs_stand(e.outcome, states),
         }
         for e in events
     ]
@@ -98,6 +116,20 @@ def incident_detail(session: Session, incident_id: int) -> dict[str, Any] | None
     ]
     data["timeline"] = [audit_read(a) for a in audit_for_incident(session, incident_id)]
     return data
+
+
+def _as_runs_stand(outcome: Any, states: dict[int | None, str]) -> Any:
+    """An event's outcome with each run's current state: the stored one is the state when the
+    event was processed ("running", "pending"), which the run has long left behind."""
+    if not isinstance(outcome, dict) or not isinstance(outcome.get("actions"), list):
+        return outcome
+    actions = [
+        {**action, "state": states.get(action.get("id"), action.get("state"))}
+        if isinstance(action, dict)
+        else action
+        for action in outcome["actions"]
+    ]
+    return {**outcome, "actions": actions}
 
 
 def audit_for_incident(session: Session, incident_id: int) -> list[AuditEntry]:
@@ -132,27 +164,53 @@ def list_audit(
 
 
 def stats(session: Session, since: datetime | None = None) -> dict[str, Any]:
+    """Counts, MTTA and MTTR over every incident, and the same per service and per team."""
     query = select(Incident)
     if since:
         query = query.where(Incident.opened_at >= since)
-    incidents = session.exec(query).all()
+    overall = _Figures()
+    by_service: dict[str, _Figures] = {}
+    by_team: dict[str, _Figures] = {}
     by_status: dict[str, int] = {}
-    ack: list[float] = []
-    resolve: list[float] = []
-    for inc in incidents:
+    for inc in session.exec(query):
         by_status[inc.status] = by_status.get(inc.status, 0) + 1
-        if inc.acknowledged_at:
-            ack.append((inc.acknowledged_at - inc.opened_at).total_seconds())
-        if inc.resolved_at:
-            resolve.append((inc.resolved_at - inc.opened_at).total_seconds())
+        for figures in (
+            overall,
+            by_service.setdefault(inc.service or "-", _Figures()),
+            by_team.setdefault(inc.team or "-", _Figures()),
+        ):
+            figures.add(inc)
     run_query = sa.select(_RUNS.c.state, sa.func.count()).group_by(_RUNS.c.state)
     if since:
         run_query = run_query.where(_RUNS.c.created_at >= since)
     runs: dict[str, int] = {state: n for state, n in session.connection().execute(run_query)}
     return {
-        "incidents": len(incidents),
+        **overall.read(),
         "by_status": by_status,
-        "mtta_seconds": sum(ack) / len(ack) if ack else None,
-        "mttr_seconds": sum(resolve) / len(resolve) if resolve else None,
         "action_runs": runs,
+        "by_service": {name: f.read() for name, f in sorted(by_service.items())},
+        "by_team": {name: f.read() for name, f in sorted(by_team.items())},
     }
+
+
+class _Figures:
+    """Count, mean time to acknowledge and mean time to resolve of some incidents."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.ack: list[float] = []
+        self.resolve: list[float] = []
+
+    def add(self, inc: Incident) -> None:
+        self.count += 1
+        if inc.acknowledged_at:
+            self.ack.append((inc.acknowledged_at - inc.opened_at).total_seconds())
+        if inc.resolved_at:
+            self.resolve.append((inc.resolved_at - inc.opened_at).total_seconds())
+
+    def read(self) -> dict[str, Any]:
+        return {
+            "incidents": self.count,
+            "mtta_seconds": sum(self.ack) / len(self.ack) if self.ack else None,
+            "mttr_seconds": sum(self.resolve) / len(self.resolve) if self.resolve else None,
+        }

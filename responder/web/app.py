@@ -17,6 +17,7 @@ from responder.pipeline.answers import AnswerDesk
 from responder.store.intake import IntakeWriter
 from responder.web.answers import answer_endpoint
 from responder.web.api import HistoryApi
+from responder.web.exports import Exports
 from responder.web.health import MetricsEndpoint, Readiness, healthz
 from responder.web.openapi import openapi
 from responder.web.webhook import DatadogWebhook, WebhookConfig
@@ -61,6 +62,7 @@ class _Entry:
 def create_app(parts: AppParts) -> ASGIApp:
     webhook = DatadogWebhook(parts.webhook, parts.writer, parts.metrics, parts.deal)
     api = HistoryApi(parts.engine, parts.api_token, parts.insecure)
+    exports = Exports(parts.engine, api)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -73,6 +75,8 @@ def create_app(parts: AppParts) -> ASGIApp:
     routes = [
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
         Route("/api/incidents", api.guard(api.incidents), methods=["GET"]),
+        Route("/api/incidents.csv", exports.incidents_csv, methods=["GET"]),
+        Route("/api/incidents/{incident_id}/report.md", exports.report, methods=["GET"]),
         Route("/api/incidents/{incident_id}", api.guard(api.incident), methods=["GET"]),
         Route(
             "/api/incidents/{incident_id}/acknowledge",
