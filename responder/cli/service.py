@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from responder.cli.startup import fail, read_settings, ready_engine, worker_slot
+from responder.cli.startup import database_errors, fail, read_settings, ready_engine, worker_slot
 
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 
@@ -44,7 +44,9 @@ def serve(
         service = build_service(settings, with_worker=not no_worker, insecure=insecure)
     except PlaybookError as exc:
         raise fail("invalid playbooks:\n" + "\n".join(exc.errors)) from None
-    configure(settings.log_level, service.redactor)  # now also masks the playbooks' env: keys
+    configure(
+        settings.log_level, service.redactor, settings.log_format
+    )  # now also masks the playbooks' env: keys
     if not no_worker:
         # The in-process worker's threads share the GIL with the event loop; a short switch
         # interval keeps an acknowledgement from waiting up to 5 ms behind a busy worker.
@@ -82,7 +84,9 @@ def worker() -> None:
     except PlaybookError as exc:
         raise fail("invalid playbooks:\n" + "\n".join(exc.errors)) from None
     redactor = build_redactor(settings, playbooks)
-    configure(settings.log_level, redactor)  # now also masks the playbooks' env: keys
+    configure(
+        settings.log_level, redactor, settings.log_format
+    )  # now also masks the playbooks' env: keys
     loop = build_worker(settings, engine, registry, redactor, Metrics(), playbooks)
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, lambda *_: loop.stop())
@@ -99,7 +103,8 @@ def db_upgrade() -> None:
     from responder.store.migrate import schema_state, upgrade
 
     settings = read_settings()
-    engine = create_engine(settings.database_url)
-    upgrade(engine)
-    current, head = schema_state(engine)
+    with database_errors(settings):
+        engine = create_engine(settings.database_url)
+        upgrade(engine)
+        current, head = schema_state(engine)
     typer.echo(f"database schema at {current} (head {head})")

@@ -16,12 +16,23 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+# `responder --log-format`, when given: it wins over RESPONDER_LOG_FORMAT.
+_log_format: list[str] = []
+
+
+def choose_log_format(fmt: str | None) -> None:
+    _log_format[:] = [fmt] if fmt else []
+
+
 def read_settings() -> Settings:
+    """The settings, with logging configured as they say."""
     from responder.logs import configure
     from responder.main import build_redactor
 
     settings = load_settings()
-    configure(settings.log_level, build_redactor(settings))
+    if _log_format:
+        settings = settings.model_copy(update={"log_format": _log_format[0]})
+    configure(settings.log_level, build_redactor(settings), settings.log_format)
     return settings
 
 
@@ -30,14 +41,30 @@ def ready_engine(settings: Settings) -> Any:
     from responder.store.db import create_engine
     from responder.store.migrate import SchemaOutOfDate, ensure_schema
 
-    try:
+    with database_errors(settings):
         engine = create_engine(settings.database_url)
-        ensure_schema(engine, auto_upgrade=engine.dialect.name == "sqlite")
-    except SchemaOutOfDate as exc:
-        raise fail(str(exc)) from None
-    except FileNotFoundError as exc:  # a SQLite path in a folder that does not exist
-        raise fail(str(exc)) from None
+        try:
+            ensure_schema(engine, auto_upgrade=engine.dialect.name == "sqlite")
+        except SchemaOutOfDate as exc:
+            raise fail(str(exc)) from None
     return engine
+
+
+@contextmanager
+def database_errors(settings: Settings) -> Iterator[None]:
+    """A missing database, an unreachable server, refused credentials, a SQLite folder that
+    does not exist: one line that says which and what to do, not the driver's traceback."""
+    from responder.store.diagnosis import explain
+
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:
+        line = explain(exc, settings.database_url)
+        if line is None:
+            raise
+        raise fail(line) from None
 
 
 def worker_slot(engine: Any) -> int | None:

@@ -29,6 +29,7 @@ from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.grouping import grouping_key
 from responder.pipeline.incidents import IncidentIndex
 from responder.pipeline.jobs import Taken
+from responder.pipeline.narrate import narrate
 from responder.pipeline.policy import StreamPolicy
 from responder.pipeline.stages import Batch, EventItem, Stage, run_chain
 from responder.pipeline.stormbook import StormBook
@@ -130,6 +131,7 @@ class EventProcessor:
                 if write is None:
                     return BatchResult(0, 0, 0)
                 write.apply(conn)
+        narrate(write.records)
         return BatchResult(
             len(write.results) - write.failed, write.failed, len(write.runs), write.taken
         )

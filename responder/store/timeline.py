@@ -282,7 +282,8 @@ def _with_reason(verb: str) -> _Sentence:
 
 def _received(data: Mapping[str, Any]) -> str:
     notes = data.get("notes") or []
-    return "delivery received" + (f": {'; '.join(map(str, notes))}" if notes else "")
+    text = f"{data.get('transition') or 'a'} delivery received: {data.get('title') or '-'}"
+    return text + (f" ({'; '.join(map(str, notes))})" if notes else "")
 
 
 _SENTENCES: dict[str, _Sentence] = {
