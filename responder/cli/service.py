@@ -26,8 +26,9 @@ def serve(
     """Run the webhook, API and (unless --no-worker) the action worker in one process."""
     import uvicorn
 
+    from responder.cli.firstrun import api_token, report
     from responder.logs import configure
-    from responder.main import build_service
+    from responder.main import build_service, integration_states
     from responder.memory import freeze_startup_heap
     from responder.playbooks.loader import PlaybookError
 
@@ -40,10 +41,22 @@ def serve(
     engine = ready_engine(settings)
     slot = None if no_worker else worker_slot(engine)  # held until the process ends
     engine.dispose()
+    settings, token = api_token(settings)
     try:
         service = build_service(settings, with_worker=not no_worker, insecure=insecure)
     except PlaybookError as exc:
         raise fail("invalid playbooks:\n" + "\n".join(exc.errors)) from None
+    told = report(
+        settings,
+        token,
+        service.playbooks,
+        integration_states(settings),
+        host=host,
+        port=port,
+        insecure=insecure,
+        worker=not no_worker,
+    )
+    typer.echo("\n".join(told))  # stdout, never the logs: it may show the API token
     configure(
         settings.log_level, service.redactor, settings.log_format
     )  # now also masks the playbooks' env: keys
@@ -63,6 +76,7 @@ def serve(
         http="httptools",
         access_log=False,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through ours, in the one format
     )
     del slot
 

@@ -43,13 +43,9 @@ def narrate(records: Sequence[AuditRecord]) -> None:
         incident_id = record.incident_id
         if incident_id is None and record.event_id is not None:
             incident_id = incident_of.get(record.event_id)  # the delivery's, decided later
-        log.info(
-            record.kind,
-            incident_id=incident_id,
-            event_id=record.event_id,
-            run_id=record.run_id,
-            **_picked(record.data, fields),
-        )
+        ids = {"incident_id": incident_id, "event_id": record.event_id, "run_id": record.run_id}
+        known = {name: value for name, value in ids.items() if value is not None}
+        log.info(record.kind, **known, **_picked(record.data, fields))
 
 
 def _picked(data: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
