@@ -1,4 +1,4 @@
-"""The `responder` command line (typer): serve, worker, stats, db, playbooks, incidents, audit.
+"""The `responder` command line (typer): serve, worker, stats and the command groups.
 
 One module per command group; this package only puts them together.
 """
@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from responder.cli import audit, incidents, playbooks, service, stats
+from responder.cli import audit, datadog, incidents, playbooks, service, stats
 from responder.cli.startup import choose_log_format
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.split("\n")[0])
@@ -56,3 +56,4 @@ app.add_typer(service.db_app, name="db")
 app.add_typer(playbooks.app, name="playbooks")
 app.add_typer(incidents.app, name="incidents")
 app.add_typer(audit.app, name="audit")
+app.add_typer(datadog.app, name="datadog")

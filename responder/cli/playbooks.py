@@ -106,3 +106,15 @@ def _lines(source: str, data: bytes) -> list[Delivery]:
         for number, line in enumerate(data.splitlines(), start=1)
         if line.strip()  # blank lines separate nothing in JSON Lines; skip them
     ]
+
+
+@app.command("schema")
+def playbooks_schema() -> None:
+    """Print a JSON Schema of playbook files, each action with its params, for editors
+    (e.g. `# yaml-language-server: $schema=playbook.schema.json` atop a playbook)."""
+    from responder.main import build_registry
+    from responder.playbooks.jsonschema import playbook_json_schema
+
+    registry = build_registry(read_settings())
+    schema = playbook_json_schema(registry.params_models())
+    sys.stdout.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode() + "\n")
