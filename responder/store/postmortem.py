@@ -7,8 +7,10 @@ import re
 
 from responder.store.timeline import IncidentTimeline, duration, utc
 
-# Characters that start emphasis, code, links, headings, tables or inline HTML.
-_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#|~!])")
+# Characters that start emphasis, code, links, images, tables or inline HTML. Lines start
+# with our own "- " or "|", so line-start markers (#, 1., >) in alert text are inert, and
+# with brackets escaped, parentheses and ! can no longer make a link or an image.
+_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~])")
 _MENTION_BREAK = "@\u200b"  # so an `@team` in a title notifies nobody where this is pasted
 
 
