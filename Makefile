@@ -16,6 +16,7 @@ install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 
 # Quick start 1: the service on SQLite with the example playbooks (no vendor credentials needed).
+# Port 8000 unless PORT is set: `PORT=9000 make run`.
 run: install
 	RESPONDER_WEBHOOK_TOKEN=$${RESPONDER_WEBHOOK_TOKEN:-change-me} $(BIN)/responder serve
 
