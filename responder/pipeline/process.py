@@ -14,6 +14,7 @@ time, so that only the culprit is set aside.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -131,7 +132,10 @@ class EventProcessor:
                 if write is None:
                     return BatchResult(0, 0, 0)
                 write.apply(conn)
-        narrate(write.records)
+        # Committed already: a log line that cannot be written (stderr closed, a broken
+        # pipe) must not make the batch look failed, which would process it again.
+        with contextlib.suppress(Exception):
+            narrate(write.records)
         return BatchResult(
             len(write.results) - write.failed, write.failed, len(write.runs), write.taken
         )

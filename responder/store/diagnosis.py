@@ -22,9 +22,15 @@ def explain(exc: BaseException, url: str) -> str | None:
     if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
         return None
     parsed = make_url(url)
+    message = str(getattr(exc, "orig", None) or exc)
+    if parsed.get_backend_name() == "sqlite":
+        first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+        return (
+            f"cannot open the SQLite database {parsed.database}: {first} "
+            "(check that its folder exists and is writable, or set DATABASE_URL)"
+        )
     if parsed.get_backend_name() != "postgresql":
         return None
-    message = str(getattr(exc, "orig", None) or exc)
     server = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
     shown = masked_url(url)
     if found := re.search(r'database "([^"]+)" does not exist', message):
