@@ -282,11 +282,15 @@ def test_an_acknowledgement_calls_off_the_escalation_audited(
 def test_cli_resolve_waits_for_the_worker_and_says_what_happened(
     migrated_url: str, fakes: Vendors, samples_dir: Path
 ) -> None:
-    with running(fakes.settings(migrated_url), worker_thread=True) as (service, client):
+    with running(fakes.settings(migrated_url)) as (service, client):
         assert (
             post(client, sample(samples_dir, "payment-failure-rate.triggered")).status_code == 202
         )
         settle(service)
+        # Only now the worker's own thread, which applies the CLI's answers: stepped by the
+        # test at the same time, two sequencers would process the same events.
+        assert service.worker is not None
+        service.worker.start()
         incident = only_incident(service)
         env = {"DATABASE_URL": migrated_url, "RESPONDER_PLAYBOOKS": str(REPO / "playbooks")}
         done = invoke(["incidents", "resolve", str(incident.id), "--actor", "dave"], env=env)
