@@ -3,6 +3,7 @@ standard logging's alike (libraries, uvicorn), with known secrets masked in ever
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -10,7 +11,6 @@ from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import structlog
 
 from responder.redact import Redactor
@@ -59,7 +59,7 @@ class _Lines(logging.Formatter):
             }
             if record.exc_text:
                 line["exception"] = record.exc_text
-            return orjson.dumps(line).decode()
+            return json.dumps(line)  # as structlog's JSONRenderer writes its lines
         text = f"{at:%Y-%m-%dT%H:%M:%S.%fZ} [{level:<9}] {message}  logger={record.name}"
         return text + (f"\n{record.exc_text}" if record.exc_text else "")
 

@@ -256,11 +256,11 @@ def test_text_logs_are_one_format_for_ours_and_the_libraries(
     logging.getLogger().handlers.clear()
     configure("info", Redactor([]), "text")
     structlog.get_logger("responder").info("incident.opened", incident_id=7)
-    logging.getLogger("uvicorn.error").info("Uvicorn running")
+    logging.getLogger("tests.a_library").info("Library says")
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2
     assert "[info     ] incident.opened" in err[0] and "incident_id=7" in err[0]
-    assert "[info     ] Uvicorn running" in err[1] and "logger=uvicorn.error" in err[1]
+    assert "[info     ] Library says" in err[1] and "logger=tests.a_library" in err[1]
     assert not any(line.startswith("{") for line in err)
 
 
