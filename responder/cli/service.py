@@ -57,9 +57,8 @@ def serve(
         worker=not no_worker,
     )
     typer.echo("\n".join(told))  # stdout, never the logs: it may show the API token
-    configure(
-        settings.log_level, service.redactor, settings.log_format
-    )  # now also masks the playbooks' env: keys
+    # Again, now that the redactor also masks the playbooks' env: keys.
+    configure(settings.log_level, service.redactor, settings.log_format)
     if not no_worker:
         # The in-process worker's threads share the GIL with the event loop; a short switch
         # interval keeps an acknowledgement from waiting up to 5 ms behind a busy worker.
@@ -98,9 +97,8 @@ def worker() -> None:
     except PlaybookError as exc:
         raise fail("invalid playbooks:\n" + "\n".join(exc.errors)) from None
     redactor = build_redactor(settings, playbooks)
-    configure(
-        settings.log_level, redactor, settings.log_format
-    )  # now also masks the playbooks' env: keys
+    # Again, now that the redactor also masks the playbooks' env: keys.
+    configure(settings.log_level, redactor, settings.log_format)
     loop = build_worker(settings, engine, registry, redactor, Metrics(), playbooks)
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, lambda *_: loop.stop())
