@@ -22,6 +22,7 @@ chromium:
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # Quick start 1: the service on SQLite with the example playbooks (no vendor credentials needed).
+# Port 8000 unless PORT is set: `PORT=9000 make run`.
 run: install
 	RESPONDER_WEBHOOK_TOKEN=$${RESPONDER_WEBHOOK_TOKEN:-change-me} $(BIN)/responder serve
 

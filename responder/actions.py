@@ -345,6 +345,9 @@ class Action(Protocol):
     wants_runs: ClassVar[bool] = False
     # How alert text rendered into this action's templates is escaped: "slack", "markdown", "plain".
     markup: ClassVar[str]
+    # The variables to set when `configured` is False, e.g. "DD_API_KEY and DD_APP_KEY": the
+    # skipped run's reason and `responder serve`'s start-up report name them.
+    needs: ClassVar[str] = ""
 
     @property
     def configured(self) -> bool:

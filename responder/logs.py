@@ -1,11 +1,14 @@
-"""Structured JSON logs (structlog), with known secrets masked in every line."""
+"""Logs in one format (JSON lines by default, readable text on request), structlog's and the
+standard logging's alike (libraries, uvicorn), with known secrets masked in every line."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -32,7 +35,38 @@ class _Masked(logging.Filter):
         return True
 
 
-def configure(level: str, redactor: Redactor) -> None:
+LOG_FORMATS = ("json", "text")
+
+
+class _Lines(logging.Formatter):
+    """The standard logging's records in the format of structlog's: the same keys in JSON,
+    the same layout in text. The message and traceback were masked by `_Masked` already."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__()
+        self._json = fmt == "json"
+
+    def format(self, record: logging.LogRecord) -> str:
+        at = datetime.fromtimestamp(record.created, UTC)
+        level = record.levelname.lower()
+        message = record.getMessage()
+        if self._json:
+            line: dict[str, Any] = {
+                "event": message,
+                "logger": record.name,
+                "level": level,
+                "timestamp": at.isoformat().replace("+00:00", "Z"),
+            }
+            if record.exc_text:
+                line["exception"] = record.exc_text
+            return json.dumps(line)  # as structlog's JSONRenderer writes its lines
+        text = f"{at:%Y-%m-%dT%H:%M:%S.%fZ} [{level:<9}] {message}  logger={record.name}"
+        return text + (f"\n{record.exc_text}" if record.exc_text else "")
+
+
+def configure(level: str, redactor: Redactor, fmt: str = "json") -> None:
+    """Set up both loggers for the process; `fmt` is "json" (default) or "text"."""
+
     def mask(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         return redactor.redact(dict(event))  # type: ignore[no-any-return]
 
@@ -42,11 +76,17 @@ def configure(level: str, redactor: Redactor) -> None:
         for old in [f for f in handler.filters if isinstance(f, _Masked)]:
             handler.removeFilter(old)
         handler.addFilter(_Masked(redactor))
+        handler.setFormatter(_Lines(fmt))
     # Alembic narrates every plugin it loads at INFO: noise on each start and CLI command.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     # The pagerduty SDK logs ERROR on every 429/5xx it hands back ("exceeded maximum number
     # of attempts"): we make one attempt on purpose, and the runner logs the outcome itself.
     logging.getLogger("pagerduty").setLevel(logging.CRITICAL)
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -54,7 +94,7 @@ def configure(level: str, redactor: Redactor) -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             mask,
-            structlog.processors.JSONRenderer(),
+            renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)

@@ -78,6 +78,51 @@ def build_registry(settings: Settings) -> Registry:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class IntegrationState:
+    """One vendor as configured: what works, or which variables to set for it."""
+
+    name: str
+    configured: bool
+    detail: str
+
+
+def integration_states(settings: Settings) -> list[IntegrationState]:
+    """Each integration, configured or skipped with the variables to set (first-run report)."""
+    datadog = bool(_secret(settings.dd_api_key)) and bool(_secret(settings.dd_app_key))
+    slack = bool(_secret(settings.slack_bot_token))
+    paging = bool(_secret(settings.pagerduty_routing_key))
+    notes = bool(_secret(settings.pagerduty_api_token)) and bool(settings.pagerduty_from_email)
+    return [
+        IntegrationState(
+            "Datadog",
+            datadog,
+            f"incidents, notebooks, workflows on {settings.datadog_url}"
+            if datadog
+            else "skipped: set DD_API_KEY and DD_APP_KEY (and DD_SITE outside datadoghq.com)",
+        ),
+        IntegrationState(
+            "Slack",
+            slack,
+            "posts and thread replies" if slack else "skipped: set SLACK_BOT_TOKEN",
+        ),
+        IntegrationState(
+            "PagerDuty",
+            paging,
+            "pages with the default routing key"
+            if paging
+            else "skipped: set PAGERDUTY_ROUTING_KEY (a step's env:NAME key is used if set)",
+        ),
+        IntegrationState(
+            "PagerDuty notes",
+            notes,
+            "notes on PagerDuty incidents"
+            if notes
+            else "skipped: set PAGERDUTY_API_TOKEN and PAGERDUTY_FROM_EMAIL",
+        ),
+    ]
+
+
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 

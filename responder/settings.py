@@ -6,6 +6,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +66,8 @@ class Settings(BaseSettings):
     # outage of hours passes in seconds, for fault drills and tests. Production keeps 1.
     retry_scale: float = Field(1.0, gt=0, validation_alias="RESPONDER_RETRY_SCALE")
     log_level: str = Field("info", validation_alias="RESPONDER_LOG_LEVEL")
+    # Not in the contract table: "json" (one object a line, for machines) or "text".
+    log_format: Literal["json", "text"] = Field("json", validation_alias="RESPONDER_LOG_FORMAT")
 
     # Alert streams: at most one reminder per interval (by Datadog's dates), and an incident
     # with no delivery for `stale_after` is resolved as stale ("off": never).

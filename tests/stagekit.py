@@ -200,6 +200,7 @@ class FakeAction:
     name: ClassVar[str] = "test.call"
     params: ClassVar[type[StepParams]] = TargetParams
     markup: ClassVar[str] = "plain"
+    needs: ClassVar[str] = ""
     wants_runs: ClassVar[bool] = False
     # transition -> the action following this step up when the incident takes it
     follows: ClassVar[Mapping[Transition, str]] = {}

@@ -232,32 +232,33 @@ def test_incidents_list_shows_newest_first_and_filters(
 ) -> None:
     result = invoke(["incidents", "list"], served_url)
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    header, *lines = result.stdout.splitlines()
+    assert header.split()[:4] == ["ID", "STATUS", "PRI", "OPENED"]
     assert len(lines) == 4
     ids = [int(line.split()[0]) for line in lines]
     assert ids == sorted((item["id"] for item in served.values()), reverse=True)
     by_id = {int(line.split()[0]): line for line in lines}
     payments = by_id[served["148275309"]["id"]]
     assert payments.split()[1:3] == ["resolved", "P1"]
-    assert payments.endswith("[Triggered] High Payment Failure Rate")  # the opening title
-    assert "2026-11-22T22:00:00" in payments
+    assert payments.endswith("[Recovered] High Payment Failure Rate")  # the current title
+    assert "2026-11-22 22:00:00 UTC" in payments
     latency = by_id[served["148275400"]["id"]]
     assert latency.split()[1:3] == ["triggered", "P3"]
 
     resolved = invoke(["incidents", "list", "--status", "resolved"], served_url)
     assert resolved.exit_code == 0, resolved.output
-    assert [int(line.split()[0]) for line in resolved.stdout.splitlines()] == [
+    assert [int(line.split()[0]) for line in resolved.stdout.splitlines()[1:]] == [
         served["148275309"]["id"]
     ]
     two = invoke(["incidents", "list", "--limit", "2"], served_url)
-    assert [int(line.split()[0]) for line in two.stdout.splitlines()] == ids[:2]
+    assert [int(line.split()[0]) for line in two.stdout.splitlines()[1:]] == ids[:2]
 
 
 def test_incidents_show_prints_the_timeline_as_json(
     served_url: str, served: dict[str, Any]
 ) -> None:
     number = served["148275309"]["id"]
-    result = invoke(["incidents", "show", str(number)], served_url)
+    result = invoke(["incidents", "show", "--json", str(number)], served_url)
     assert result.exit_code == 0, result.output
     detail = json.loads(result.stdout)
     assert detail["id"] == number and detail["status"] == "resolved"

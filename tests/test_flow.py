@@ -190,9 +190,15 @@ def test_without_slack_token_runs_are_skipped_with_the_request(
             page = session.exec(
                 select(ActionRun).where(ActionRun.action == "pagerduty.trigger")
             ).one()
+            datadog = session.exec(
+                select(ActionRun).where(ActionRun.action == "datadog.incident")
+            ).one()
+    # Each skip names what to set, for every vendor.
+    assert datadog.state == "skipped" and datadog.result is not None
+    assert datadog.result["reason"] == "integration not configured: set DD_API_KEY and DD_APP_KEY"
     assert run.state == "skipped"
     assert run.result is not None
-    assert run.result["reason"] == "integration not configured"
+    assert run.result["reason"] == "integration not configured: set SLACK_BOT_TOKEN"
     assert run.result["request"]["channel"] == "#payments-alerts"
     # No routing key anywhere: the page is skipped too, with the event it would have sent.
     assert page.state == "skipped" and page.result is not None

@@ -55,6 +55,7 @@ class ScriptedAction:
     name: ClassVar[str] = "test.call"
     params: ClassVar[type[StepParams]] = CallParams
     markup: ClassVar[str] = "plain"
+    needs: ClassVar[str] = ""
     wants_runs: ClassVar[bool] = False
 
     def __init__(self, script: Script, configured: bool = True, paced: Pace | None = None) -> None:
@@ -441,6 +442,7 @@ class PollingAction:
     name: ClassVar[str] = "test.job"
     params: ClassVar[type[StepParams]] = CallParams
     markup: ClassVar[str] = "plain"
+    needs: ClassVar[str] = ""
     wants_runs: ClassVar[bool] = True
 
     def __init__(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
-from responder.cli import _outcome_lines
+from responder.cli.simulated import outcome_lines as _outcome_lines
 from responder.intake.datadog import normalise
 from responder.pipeline.simulate import Outcome
 from tests.test_cli import (

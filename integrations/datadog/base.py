@@ -50,6 +50,7 @@ class DatadogAction(Action):
 
     params: ClassVar[type[StepParams]]
     markup: ClassVar[str] = "plain"
+    needs: ClassVar[str] = "DD_API_KEY and DD_APP_KEY"
 
     def __init__(self, api: DatadogApi | None, links: AppLinks) -> None:
         self._api = api

@@ -164,6 +164,7 @@ class NoteAction(Action):
     name: ClassVar[str] = "pagerduty.note"
     params: ClassVar[type[StepParams]] = NoteParams
     markup: ClassVar[str] = "plain"
+    needs: ClassVar[str] = "PAGERDUTY_API_TOKEN and PAGERDUTY_FROM_EMAIL"
 
     def __init__(self, api: IncidentsApi | None, from_email: str | None) -> None:
         self._api = api

@@ -42,6 +42,7 @@ class _Root:
 class _SlackAction(Action):
     params: ClassVar[type[StepParams]]
     markup: ClassVar[str] = "slack"
+    needs: ClassVar[str] = "SLACK_BOT_TOKEN"
 
     def __init__(self, api: SlackApi | None, channel_interval: float = CHANNEL_INTERVAL) -> None:
         self._api = api

@@ -114,9 +114,14 @@ def settle_early(
         error = f"gave up after {run.attempts - 1} attempts: older than its maximum age"
         return Outcome(RunState.FAILED, error=error, kind="run.failed")
     if not action.configured:
-        result = {"reason": "integration not configured", "request": dict(action.describe(ctx))}
+        result = {"reason": unconfigured_reason(action), "request": dict(action.describe(ctx))}
         return Outcome(RunState.SKIPPED, result, kind="run.skipped")
     return None
+
+
+def unconfigured_reason(action: Action) -> str:
+    needs = action.needs
+    return f"integration not configured: set {needs}" if needs else "integration not configured"
 
 
 def from_result(result: ActionResult, now: datetime) -> Outcome:

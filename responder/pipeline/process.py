@@ -14,6 +14,7 @@ time, so that only the culprit is set aside.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from responder.pipeline.contexts import AlertContexts
 from responder.pipeline.grouping import grouping_key
 from responder.pipeline.incidents import IncidentIndex
 from responder.pipeline.jobs import Taken
+from responder.pipeline.narrate import narrate
 from responder.pipeline.policy import StreamPolicy
 from responder.pipeline.silencebook import SilenceBook
 from responder.pipeline.stages import Batch, EventItem, Stage, run_chain
@@ -131,6 +133,10 @@ class EventProcessor:
                 if write is None:
                     return BatchResult(0, 0, 0)
                 write.apply(conn)
+        # Committed already: a log line that cannot be written (stderr closed, a broken
+        # pipe) must not make the batch look failed, which would process it again.
+        with contextlib.suppress(Exception):
+            narrate(write.records)
         return BatchResult(
             len(write.results) - write.failed, write.failed, len(write.runs), write.taken
         )

@@ -69,12 +69,15 @@ def count(metrics: Metrics, run: RunRecord, outcome: Outcome) -> None:
         metrics.run_delay.labels(run.action).observe(max(waited, 0.0))
     elif outcome.kind == "run.retry":
         metrics.retries.labels(run.action).inc()
+    reason = (outcome.result or {}).get("reason") if outcome.kind == "run.skipped" else None
     log.info(
         outcome.kind,
+        incident_id=run.incident_id,
         run_id=run.id,
         action=run.action,
         attempt=run.attempts,
-        error=outcome.error,
+        **({"reason": reason} if reason else {}),
+        **({"error": outcome.error} if outcome.error else {}),
     )
 
 

@@ -10,11 +10,28 @@ import orjson
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from responder.domain import IncidentStatus
 from responder.store.stats import rounded, seconds_between
 from responder.store.tables import ActionRun, AlertEvent, AuditEntry, Incident
 
 _RUNS = ActionRun.__table__  # type: ignore[attr-defined]
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
+
+
+STATUSES = tuple(status.value for status in IncidentStatus)
+
+
+class UnknownStatus(ValueError):
+    """A status filter no incident can have: said, rather than answered with nothing."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+
+
+def known_status(status: str | None) -> str | None:
+    if status and status not in STATUSES:
+        raise UnknownStatus(status)
+    return status or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +100,7 @@ def incident_detail(session: Session, incident_id: int) -> dict[str, Any] | None
     runs = session.exec(
         select(ActionRun).where(ActionRun.incident_id == incident_id).order_by(col(ActionRun.id))
     ).all()
+    states = {r.id: r.state for r in runs}
     data["events"] = [
         {
             "id": e.id,
@@ -90,7 +108,7 @@ def incident_detail(session: Session, incident_id: int) -> dict[str, Any] | None
             "title": e.title,
             "received_at": e.received_at.isoformat(),
             "deliveries": e.deliveries,
-            "outcome": e.outcome,
+            "outcome": _as_runs_stand(e.outcome, states),
         }
         for e in events
     ]
@@ -100,6 +118,20 @@ def incident_detail(session: Session, incident_id: int) -> dict[str, Any] | None
     ]
     data["timeline"] = [audit_read(a) for a in audit_for_incident(session, incident_id)]
     return data
+
+
+def _as_runs_stand(outcome: Any, states: dict[int | None, str]) -> Any:
+    """An event's outcome with each run's current state: the stored one is the state when the
+    event was processed ("running", "pending"), which the run has long left behind."""
+    if not isinstance(outcome, dict) or not isinstance(outcome.get("actions"), list):
+        return outcome
+    actions = [
+        {**action, "state": states.get(action.get("id"), action.get("state"))}
+        if isinstance(action, dict)
+        else action
+        for action in outcome["actions"]
+    ]
+    return {**outcome, "actions": actions}
 
 
 def audit_for_incident(session: Session, incident_id: int) -> list[AuditEntry]:
@@ -134,7 +166,9 @@ def list_audit(
 
 
 def stats(session: Session, since: datetime | None = None) -> dict[str, Any]:
-    # Aggregated by the database: loading every incident took seconds at 100,000 of them.
+    """Counts, MTTA and MTTR over every incident, and the same per service and per team.
+
+    Aggregated by the database: loading every incident took seconds at 100,000 of them."""
     conn = session.connection()
     c = _INCIDENTS.c
     where = c.opened_at >= since if since else sa.true()
@@ -148,18 +182,31 @@ def stats(session: Session, since: datetime | None = None) -> dict[str, Any]:
             sa.select(status, sa.func.count()).where(where).group_by(status)
         )
     }
-    ack = sa.func.avg(seconds_between(conn, c.opened_at, c.acknowledged_at))
-    resolve = sa.func.avg(seconds_between(conn, c.opened_at, c.resolved_at))
-    mtta, mttr = conn.execute(sa.select(ack, resolve).where(where)).one()
+    figures = (
+        sa.func.count(),
+        sa.func.avg(seconds_between(conn, c.opened_at, c.acknowledged_at)),
+        sa.func.avg(seconds_between(conn, c.opened_at, c.resolved_at)),
+    )
+    overall = conn.execute(sa.select(*figures).where(where)).one()
+    per: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, column in (("by_service", c.service), ("by_team", c.team)):
+        key = sa.func.coalesce(column, "-")
+        rows = conn.execute(sa.select(key, *figures).where(where).group_by(key).order_by(key))
+        per[name] = {row[0]: _figures(row[1:]) for row in rows}
     state = sa.func.coalesce(_RUNS.c.state, "")
     run_query = sa.select(state, sa.func.count()).group_by(state)
     if since:
         run_query = run_query.where(_RUNS.c.created_at >= since)
     runs: dict[str, int] = {state: n for state, n in conn.execute(run_query)}
     return {
+        **_figures(overall),
         "incidents": sum(by_status.values()),
         "by_status": by_status,
-        "mtta_seconds": rounded(mtta),
-        "mttr_seconds": rounded(mttr),
         "action_runs": runs,
+        **per,
     }
+
+
+def _figures(row: Any) -> dict[str, Any]:
+    count, mtta, mttr = row
+    return {"incidents": int(count), "mtta_seconds": rounded(mtta), "mttr_seconds": rounded(mttr)}

@@ -90,26 +90,13 @@ class HistoryApi:
         return endpoint
 
     def incidents(self, request: Request) -> dict[str, Any]:
-        params = request.query_params
-        flt = history.IncidentFilter(
-            status=_text(params.get("status"), "status"),
-            service=_text(params.get("service"), "service"),
-            team=_text(params.get("team"), "team"),
-            monitor_id=_text(params.get("monitor_id"), "monitor_id"),
-            priority=_text(params.get("priority"), "priority"),
-            since=_time(params.get("since"), "since"),
-            until=_time(params.get("until"), "until"),
-            q=_text(params.get("q"), "q"),
-            before_id=_int(params.get("cursor"), "cursor"),
-            limit=min(_int(params.get("limit"), "limit") or 50, 500),
-        )
+        flt = incident_filter(request, limit=50, most=500)
         with Session(self._engine) as session:
             items, cursor = history.list_incidents(session, flt)
         return {"items": items, "next_cursor": cursor}
 
     def incident(self, request: Request) -> dict[str, Any] | None:
-        incident_id = _int(request.path_params["incident_id"], "id")
-        assert incident_id is not None
+        incident_id = path_id(request)
         with Session(self._engine) as session:
             return history.incident_detail(session, incident_id)
 
@@ -124,6 +111,34 @@ class HistoryApi:
     def stats(self, request: Request) -> dict[str, Any]:
         with Session(self._engine) as session:
             return history.stats(session, _time(request.query_params.get("since"), "since"))
+
+
+def incident_filter(request: Request, *, limit: int, most: int) -> history.IncidentFilter:
+    """The filters of /api/incidents (and its CSV export) from the query string."""
+    params = request.query_params
+    try:
+        status = history.known_status(_text(params.get("status"), "status"))
+    except history.UnknownStatus as exc:
+        raise BadQuery(str(exc)) from None
+    return history.IncidentFilter(
+        status=status,
+        service=_text(params.get("service"), "service"),
+        team=_text(params.get("team"), "team"),
+        monitor_id=_text(params.get("monitor_id"), "monitor_id"),
+        priority=_text(params.get("priority"), "priority"),
+        since=_time(params.get("since"), "since"),
+        until=_time(params.get("until"), "until"),
+        q=_text(params.get("q"), "q"),
+        before_id=_int(params.get("cursor"), "cursor"),
+        limit=min(_int(params.get("limit"), "limit") or limit, most),
+    )
+
+
+def path_id(request: Request) -> int:
+    incident_id = _int(request.path_params["incident_id"], "id")
+    if incident_id is None:
+        raise BadQuery("id must be a positive integer")
+    return incident_id
 
 
 _MAX_ID = 2**31 - 1  # ids are INTEGER columns; larger numbers cannot name anything

@@ -24,6 +24,7 @@ from responder.web.answers import answer_endpoint
 from responder.web.api import HistoryApi
 from responder.web.chat import ChatEndpoints
 from responder.web.commands import Commands
+from responder.web.exports import Exports
 from responder.web.health import MetricsEndpoint, Readiness, healthz
 from responder.web.html import SecurityHeaders
 from responder.web.login import Login
@@ -101,6 +102,7 @@ def create_app(parts: AppParts) -> ASGIApp:
     )
     commands = Commands(parts.desk, parts.engine, inbound.silencer, inbound.chat.escape)
     chat = ChatEndpoints(inbound.chat, commands, parts.webhook.max_body)
+    exports = Exports(parts.engine, api)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -116,6 +118,8 @@ def create_app(parts: AppParts) -> ASGIApp:
         Route("/slack/interactions", chat.interactions, methods=["POST"]),
         Route("/slack/commands", chat.slash_command, methods=["POST"]),
         Route("/api/incidents", api.guard(api.incidents), methods=["GET"]),
+        Route("/api/incidents.csv", exports.incidents_csv, methods=["GET"]),
+        Route("/api/incidents/{incident_id}/report.md", exports.report, methods=["GET"]),
         Route("/api/incidents/{incident_id}", api.guard(api.incident), methods=["GET"]),
         Route(
             "/api/incidents/{incident_id}/acknowledge",

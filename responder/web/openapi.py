@@ -416,6 +416,32 @@ def _history_paths() -> dict[str, Schema]:
     }
 
 
+def _export_paths() -> dict[str, Schema]:
+    filters = _history_paths()["/api/incidents"]["get"]["parameters"]
+    csv = _api(
+        "exportIncidentsCsv",
+        "The incidents /api/incidents lists, as CSV (RFC 4180), streamed, newest first",
+        {
+            "description": "a header line, then one incident a line; a cell that a spreadsheet "
+            "would run as a formula (starting with = + - @) starts with an apostrophe",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        [p for p in filters if p["name"] != "limit"]
+        + [_query("limit", _id("0 or none: every incident"), "at most this many")],
+    )
+    report = _api(
+        "getIncidentReport",
+        "A postmortem draft from the audit log: summary, timeline (UTC), actions, who answered",
+        {
+            "description": "Markdown; alert text escaped",
+            "content": {"text/markdown": {"schema": {"type": "string"}}},
+        },
+        [{"name": "incident_id", "in": "path", "required": True, "schema": _id("incident id")}],
+        found=True,
+    )
+    return {"/api/incidents.csv": csv, "/api/incidents/{incident_id}/report.md": report}
+
+
 def _answer_paths() -> dict[str, Schema]:
     return {
         f"/api/incidents/{{incident_id}}/{verb}": _answer_op(verb, summary)
@@ -660,6 +686,7 @@ def _paths() -> dict[str, Schema]:
         "/webhooks/datadog": _webhook(),
         **_inbound_paths(),
         **_history_paths(),
+        **_export_paths(),
         **_answer_paths(),
         **_silence_paths(),
         "/healthz": _plain_get(
@@ -890,6 +917,8 @@ def _components() -> Schema:
                     "mtta_seconds",
                     "mttr_seconds",
                     "action_runs",
+                    "by_service",
+                    "by_team",
                 ],
                 "properties": {
                     "incidents": {"type": "integer"},
@@ -897,6 +926,17 @@ def _components() -> Schema:
                     "mtta_seconds": _nullable("number"),
                     "mttr_seconds": _nullable("number"),
                     "action_runs": counts,
+                    "by_service": {"type": "object", "additionalProperties": _ref("Figures")},
+                    "by_team": {"type": "object", "additionalProperties": _ref("Figures")},
+                },
+            },
+            "Figures": {
+                "type": "object",
+                "required": ["incidents", "mtta_seconds", "mttr_seconds"],
+                "properties": {
+                    "incidents": {"type": "integer"},
+                    "mtta_seconds": _nullable("number"),
+                    "mttr_seconds": _nullable("number"),
                 },
             },
         },
