@@ -128,6 +128,8 @@ def test_show_tells_the_story_with_runs_as_they_stand(served_url: str) -> None:
     assert "opened    2026-11-22 22:00:00 UTC" in text
     assert "resolved  2026-11-22 22:23:00 UTC: recovered (after 23m)" in text
     assert "playbooks matched: payment-failure-rate (new)" in text
+    # Why the others did not match, as the incident page says it.
+    assert "not matched: " in text and "fraud-detection-down: " in text.split("not matched: ")[1]
     assert "planned pagerduty.trigger (payment-failure-rate, step 0)" in text
     # Why each action was skipped, with the variables to set.
     assert "slack.post skipped (attempt 1): integration not configured: set SLACK_BOT_TOKEN" in (

@@ -238,6 +238,16 @@ def _matched(data: Mapping[str, Any]) -> str:
     text = f"playbooks matched: {', '.join(names)}" if names else "no playbook matched"
     if data.get("fallback"):
         text += f"; fallback {data['fallback']}"
+    if data.get("silenced"):
+        text += f"; silenced: {data['silenced']}"
+    # The same "why" as the incident page: each other playbook's failing matcher.
+    missed = [
+        f"{m['name']}: {m['reason']}"
+        for m in data.get("not_matched", [])
+        if isinstance(m, Mapping) and m.get("name")
+    ]
+    if missed:
+        text += f"; not matched: {'; '.join(missed)}"
     return text
 
 
