@@ -127,10 +127,10 @@ def test_show_tells_the_story_with_runs_as_they_stand(served_url: str) -> None:
     assert text.startswith(f"Incident {number}  RESOLVED  P1  [Recovered] High Payment")
     assert "opened    2026-11-22 22:00:00 UTC" in text
     assert "resolved  2026-11-22 22:23:00 UTC: recovered (after 23m)" in text
-    assert "playbooks matched: payment-failure-rate (new)" in text
-    # Why the others did not match, as the incident page says it.
-    assert "not matched: " in text and "fraud-detection-down: " in text.split("not matched: ")[1]
-    assert "planned pagerduty.trigger (payment-failure-rate, step 0)" in text
+    # Told as the incident page tells it, with why the other playbooks did not match.
+    assert "Playbooks matched: payment-failure-rate (" in text
+    assert "fraud-detection-down did not match: tag 'team' is 'payments'" in text
+    assert "Planned pagerduty.trigger (playbook payment-failure-rate, step 0)" in text
     # Why each action was skipped, with the variables to set.
     assert "slack.post skipped (attempt 1): integration not configured: set SLACK_BOT_TOKEN" in (
         text
@@ -146,7 +146,7 @@ def test_show_names_who_acknowledged(served_url: str) -> None:
     result = invoke(["incidents", "show", str(number)], served_url)
     assert result.exit_code == 0, result.output
     assert "acked     " in result.stdout and " by alice (api) (after " in result.stdout
-    assert "acknowledged by alice (api): triggered -> acknowledged" in result.stdout
+    assert "Incident acknowledged: triggered → acknowledged (Warn) by alice (api)" in result.stdout
 
 
 def test_show_json_event_outcomes_agree_with_the_runs(served_url: str) -> None:

@@ -168,7 +168,7 @@ def test_report_is_a_postmortem_draft(client: TestClient) -> None:
     assert "- **Time to resolve:** 23m" in text
     assert "- **Time to acknowledge:** -" in text
     timeline = text.split("## Timeline (UTC)")[1].split("## Actions")[0]
-    assert "playbooks matched: payment-failure-rate (new)" in timeline
+    assert "Playbooks matched: payment-failure-rate" in timeline
     assert " UTC: " in timeline
     actions = text.split("## Actions")[1]
     assert "| pagerduty.trigger | payment-failure-rate | Triggered | skipped | 1 |" in actions

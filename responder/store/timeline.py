@@ -1,9 +1,10 @@
 """One incident's story for people: its audit records as sentences, its action runs as they
-stand now. Read by `incidents show`, the postmortem report and the incident page alike."""
+stand now. Read by `incidents show` and the postmortem report; the incident page tells the
+same records with the same steps (`store.steps`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ import orjson
 from sqlmodel import Session, col, select
 
 from responder.store.history import audit_for_incident, incident_read
+from responder.store.steps import Entry, step
 from responder.store.tables import ActionRun, AlertEvent, AuditEntry, Incident
 
 
@@ -169,149 +171,16 @@ def duration(seconds: float | None) -> str:
     return " ".join(parts + ([f"{secs}s"] if secs or not parts else []))
 
 
-# How one audit record reads: its data -> a sentence.
-_Sentence = Callable[[Mapping[str, Any]], str]
-
-
 def moment_of(entry: AuditEntry) -> Moment:
+    """One audit record as the incident page tells it (`store.steps`), on one line."""
     data: Mapping[str, Any] = orjson.loads(entry.data)
-    say = _SENTENCES.get(entry.kind)
-    try:
-        text = say(data) if say is not None else _generic(entry.kind, data)
-    except (KeyError, TypeError, AttributeError):  # a known kind whose shape changed
-        text = _generic(entry.kind, data)
+    told = step(Entry(entry.at, entry.kind, entry.run_id, data))
     actor = data.get("actor") or data.get("acknowledged_by")
     return Moment(
         at=entry.at,
         kind=entry.kind,
-        text=text,
+        text=told.sentence,
         event_id=entry.event_id,
         run_id=entry.run_id,
         actor=actor if isinstance(actor, str) else None,
     )
-
-
-def _generic(kind: str, data: Mapping[str, Any]) -> str:
-    reason = data.get("reason") or data.get("note") or data.get("error")
-    return f"{kind}: {reason}" if reason else kind
-
-
-def _by(data: Mapping[str, Any]) -> str:
-    return f" by {data['actor']}" if data.get("actor") else ""
-
-
-def _opened(data: Mapping[str, Any]) -> str:
-    text = f"opened ({data['transition']}): {data['title']}"
-    if data.get("to") == "resolved":
-        text += f"; resolved at once: {data.get('note', 'recovered')}"
-    return text + _extras(data)
-
-
-def _changed(verb: str) -> _Sentence:
-    def say(data: Mapping[str, Any]) -> str:
-        text = f"{verb}{_by(data)}: {data['from']} -> {data['to']} ({data['transition']})"
-        if data.get("resolution") not in (None, "recovered"):
-            text += f" as {data['resolution']}"
-        return text + _extras(data)
-
-    return say
-
-
-def _extras(data: Mapping[str, Any]) -> str:
-    # Why the change is not the plain one: held open, joined, a timer's doing.
-    parts = [
-        f"{label}: {data[key]}"
-        for key, label in (("held", "held open"), ("joined", "joined"), ("timer", "timer"))
-        if data.get(key)
-    ]
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
-def _matched(data: Mapping[str, Any]) -> str:
-    if data.get("not_routed"):
-        return f"no playbook run: {data['not_routed']}"
-    new = set(data.get("new", []))
-    names = [
-        f"{name} (new)" if name in new else f"{name} (already ran: no new steps)"
-        for name in (m["name"] for m in data.get("matched", []))
-    ]
-    text = f"playbooks matched: {', '.join(names)}" if names else "no playbook matched"
-    if data.get("fallback"):
-        text += f"; fallback {data['fallback']}"
-    if data.get("silenced"):
-        text += f"; silenced: {data['silenced']}"
-    # The same "why" as the incident page: each other playbook's failing matcher.
-    missed = [
-        f"{m['name']}: {m['reason']}"
-        for m in data.get("not_matched", [])
-        if isinstance(m, Mapping) and m.get("name")
-    ]
-    if missed:
-        text += f"; not matched: {'; '.join(missed)}"
-    return text
-
-
-def _planned(data: Mapping[str, Any]) -> str:
-    text = f"planned {data['action']} ({data['playbook']}, step {data['step']})"
-    if data.get("parent_id") is not None:
-        text += f", following up run {data['parent_id']}"
-    if data.get("error"):
-        text += f": {data['error']}"
-    return text
-
-
-def _attempt(data: Mapping[str, Any]) -> str:
-    return f"{data['action']}: attempt {data['attempt']} started"
-
-
-def _finished(verb: str) -> _Sentence:
-    def say(data: Mapping[str, Any]) -> str:
-        result = data.get("result") if isinstance(data.get("result"), Mapping) else {}
-        state = data.get("state") or verb
-        why = _run_outcome(str(state), result, data.get("error"))
-        return f"{data['action']} {verb} (attempt {data['attempt']}): {why}"
-
-    return say
-
-
-def _retry(data: Mapping[str, Any]) -> str:
-    result = data.get("result") if isinstance(data.get("result"), Mapping) else {}
-    wait = result.get("retry_in_seconds") if isinstance(result, Mapping) else None
-    later = f"; next attempt in {wait} s" if wait is not None else ""
-    return f"{data['action']} attempt {data['attempt']} failed: {data['error']}{later}"
-
-
-def _with_reason(verb: str) -> _Sentence:
-    def say(data: Mapping[str, Any]) -> str:
-        subject = f"{data['action']} " if data.get("action") else ""
-        by = f" (acknowledged by {data['acknowledged_by']})" if data.get("acknowledged_by") else ""
-        return f"{subject}{verb}: {data['reason']}{by}"
-
-    return say
-
-
-def _received(data: Mapping[str, Any]) -> str:
-    notes = data.get("notes") or []
-    text = f"{data.get('transition') or 'a'} delivery received: {data.get('title') or '-'}"
-    return text + (f" ({'; '.join(map(str, notes))})" if notes else "")
-
-
-_SENTENCES: dict[str, _Sentence] = {
-    "event.received": _received,
-    "incident.opened": _opened,
-    "incident.updated": _changed("updated"),
-    "incident.acknowledged": _changed("acknowledged"),
-    "incident.resolved": _changed("resolved"),
-    "playbooks.matched": _matched,
-    "run.planned": _planned,
-    "run.attempt": _attempt,
-    "run.succeeded": _finished("succeeded"),
-    "run.skipped": _finished("skipped"),
-    "run.failed": _finished("failed"),
-    "run.retry": _retry,
-    "run.cancelled": _with_reason("cancelled"),
-    "run.not_cancelled": _with_reason("not cancelled"),
-    "run.suppressed": _with_reason("suppressed"),
-    "event.ignored": _with_reason("delivery ignored"),
-    "event.late": _with_reason("late delivery"),
-}

@@ -21,6 +21,7 @@ from responder.pipeline.answers import AlreadyAcknowledged, AnswerDesk, Refused,
 from responder.redact import Redactor
 from responder.store import history, stats
 from responder.store.db import classify, reader
+from responder.store.steps import Entry, Step, steps
 from responder.web.forms import (
     BadForm,
     ListQuery,
@@ -30,7 +31,6 @@ from responder.web.forms import (
 )
 from responder.web.html import STATIC, Templates
 from responder.web.session import Sessions, User
-from responder.web.timeline import Entry, Step, steps
 
 PAGE_SIZE = 50
 LIST_REFRESH = 60  # seconds: the list's live status

@@ -1,7 +1,8 @@
 """An incident's audit rows told as steps a person reads: what happened, when, and why.
 
-Each audit kind has its sentence; a kind without one is still shown, by its name and its
-reason or error, so a new kind of record never disappears from the page.
+One telling for every reader (the incident page, `incidents show`, the postmortem report),
+so each gives the same reason. Each audit kind has its sentence; a kind without one is
+still shown, by its name and its reason or error, so a new kind of record never disappears.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ class Step:
     details: Sequence[str] = field(default_factory=tuple)
     run_id: int | None = None
 
+    @property
+    def sentence(self) -> str:
+        """The step on one line, for text: title, why, details."""
+        text = f"{self.title}: {self.reason}" if self.reason else self.title
+        return f"{text} ({'; '.join(self.details)})" if self.details else text
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -36,10 +43,10 @@ class Entry:
 
 
 def steps(entries: Sequence[Entry]) -> list[Step]:
-    return [_step(entry) for entry in entries]
+    return [step(entry) for entry in entries]
 
 
-def _step(entry: Entry) -> Step:
+def step(entry: Entry) -> Step:
     describe = _KINDS.get(entry.kind)
     if describe is not None:
         return describe(entry)
@@ -91,6 +98,8 @@ def _matched(entry: Entry) -> Step:
     for item in d.get("not_matched") or ():
         if isinstance(item, dict):
             details.append(f"{item.get('name')} did not match: {item.get('reason')}")
+    if d.get("silenced"):
+        details.append(f"silenced: {d['silenced']}")
     reason = _text(d.get("not_routed") or d.get("fallback"))
     return Step(entry.at, entry.kind, title, "ok" if matched else "skip", reason, details)
 
