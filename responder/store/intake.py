@@ -127,13 +127,22 @@ class IntakeWriter:
 
 
 def event_row(
-    alert: Alert, body: bytes, payload: str, received_at: datetime, *, part: int
+    alert: Alert,
+    body: bytes,
+    payload: str,
+    received_at: datetime,
+    *,
+    part: int,
+    keep_alert: bool = True,
 ) -> dict[str, Any]:
     """The alert_event row for one delivery, as `store` takes it.
 
     The fingerprint is what recognises a redelivery: Datadog's notification id when the
     template sends one, else the exact body. `part` is its sequencer partition (the one
-    sequencer of SQLite takes every partition)."""
+    sequencer of SQLite takes every partition). Without `keep_alert` the row holds the
+    payload alone and the worker normalises it again (`pipeline.alerts.stored_alert`):
+    right only for an alert that is `normalise(payload, received_at)`, as a Datadog
+    delivery's is, and not for the events responder makes itself (their `cause`)."""
     fingerprint = (
         f"dd:{alert.source_id}"[:80]
         if alert.source_id
@@ -150,7 +159,7 @@ def event_row(
         "cycle_key": alert.cycle_key[:128] if alert.cycle_key else None,
         "template": alert.template,
         "payload": payload,
-        "alert": alert_to_json(alert).decode(),
+        "alert": alert_to_json(alert).decode() if keep_alert else None,
         "received_at": received_at,
         "state": "received",
         "deliveries": 1,
