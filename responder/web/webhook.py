@@ -50,7 +50,10 @@ _EXTRA_HEADERS = {
     401: [(b"www-authenticate", b'Bearer realm="responder"')],
     503: [(b"retry-after", b"5")],
 }
-_WANTED = frozenset({"x-responder-token", "authorization", "content-type", "content-length"})
+_WANTED = {
+    name.encode(): name
+    for name in ("x-responder-token", "authorization", "content-type", "content-length")
+}
 
 
 class DatadogWebhook:
@@ -93,9 +96,9 @@ class DatadogWebhook:
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         headers = {
-            name.decode("latin-1"): value.decode("latin-1")
+            _WANTED[name]: value.decode("latin-1")
             for name, value in scope["headers"]
-            if name.decode("latin-1") in _WANTED
+            if name in _WANTED  # the server hands names over lower-cased, as bytes
         }
         if not self._config.insecure and not token_matches(
             presented_token(headers), self._config.tokens
