@@ -13,7 +13,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
+from responder.intake.datadog import decode, normalise
 from responder.main import Service, build_service
+from responder.pipeline.alerts import stored_alert
+from responder.store import events
 from responder.store.tables import AlertEvent
 from tests.harness import TOKEN, post, running, sample, settings_for
 
@@ -80,6 +83,32 @@ def test_redelivery_is_recognised_and_not_stored_twice(
         events = session.exec(select(AlertEvent)).all()
         assert len(events) == 1
         assert events[0].deliveries == 2
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "payment-failure-rate.triggered",
+        "default-template.payment-failure-rate.triggered",
+        "api-latency.warn",
+    ],
+)
+def test_the_worker_reads_the_alert_intake_normalised(
+    app: tuple[Service, TestClient], samples_dir: Path, name: str
+) -> None:
+    # The webhook keeps the payload alone (the alert's JSON beside it doubled what each
+    # commit writes); the worker normalises it again and must get what intake validated.
+    service, client = app
+    body = sample(samples_dir, name)
+    response = post(client, body)
+    assert response.status_code == 202, response.text
+    event_id = response.json()["event_id"]
+    with service.engine.connect() as conn:
+        stored = events.alerts_of(conn, ids=[event_id])[event_id]
+    assert stored.alert is None
+    data, _ = decode(json.dumps(body).encode(), "application/json")
+    assert stored_alert(stored) == normalise(data, stored.received_at)
+    assert stored_alert(stored).notes == tuple(response.json().get("notes", ()))
 
 
 def test_default_template_is_accepted_and_marked_minimal(

@@ -16,7 +16,8 @@ from responder.store.events import StoredEvent
 
 
 def stored_alert(event: StoredEvent) -> Alert:
-    """The alert intake kept; rows from before it kept one are normalised from the payload."""
+    """The alert stored with the event, else (a Datadog delivery, or a row from before the
+    alert was kept) its payload normalised as intake did: same input, same received_at."""
     if event.alert is not None:
         return alert_from_json(event.alert)
     return normalise(orjson.loads(event.payload), event.received_at)

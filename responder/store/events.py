@@ -61,7 +61,8 @@ _BUSY_PARTS = (
 class StoredEvent:
     """An event as the pipeline reads it: the alert normalised at intake, and its counters.
 
-    `alert` is None only for rows stored before the alert was kept beside the payload."""
+    `alert` is None for a Datadog delivery (its alert is its payload normalised) and for
+    rows stored before the alert was kept beside the payload."""
 
     id: int
     alert: str | None

@@ -62,7 +62,9 @@ class AlertEvent(SQLModel, table=True):
     cycle_key: str | None = Field(default=None, max_length=128)
     template: str = Field(max_length=16)
     payload: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
-    # The alert as intake normalised it (`alert_to_json`); NULL for rows from before 0002.
+    # The alert of an event responder made itself (a timer's, an answer's: `alert_to_json`),
+    # which its payload cannot tell. NULL for a Datadog delivery, normalised again from the
+    # payload (`pipeline.alerts.stored_alert`), and for rows from before 0002.
     alert: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
     received_at: datetime = _ts()
     state: str = Field(default="received", max_length=16)
