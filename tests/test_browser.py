@@ -53,7 +53,9 @@ LAPTOP = {"width": 1366, "height": 900}
 _RUNS = ActionRun.__table__  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync driver is open it holds an event loop
+# in the main thread, and every later test's asyncio.run() would refuse to start.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         reason = f"no Chromium at {CHROMIUM}: `make install-dev` installs Debian's chromium"
