@@ -231,6 +231,14 @@ def test_a_person_finds_reads_acknowledges_and_measures(browser: Any, live: Live
     assert "Incident acknowledged" in page.locator("ol.timeline").inner_text()
     shot("incident-acknowledged")
 
+    # The postmortem draft, downloaded from the page: who answered, and how fast.
+    with page.expect_download() as downloading:
+        page.click("a:has-text('Postmortem draft')")
+    draft = Path(downloading.value.path()).read_text(encoding="utf-8")
+    assert downloading.value.suggested_filename.endswith("-postmortem.md")
+    assert draft.startswith("# ") and "High Payment Failure Rate" in draft
+    assert "alice (web)" in draft and "Time to acknowledge" in draft
+
     # MTTA and MTTR per team.
     page.click("nav a:has-text('Stats')")
     page.wait_for_url(f"{live.url}/stats")

@@ -20,6 +20,7 @@ PAGES = {
     "/incidents/{incident_id}",
     "/incidents/{incident_id}/acknowledge",
     "/incidents/{incident_id}/resolve",
+    "/incidents/{incident_id}/report.md",
     "/stats",
     "/login",
     "/logout",

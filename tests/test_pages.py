@@ -233,6 +233,28 @@ def test_the_incident_page_tells_every_step_with_its_reason(site: Pair) -> None:
     assert client.get("/incidents/abc").status_code == 400
 
 
+def test_the_postmortem_draft_downloads_from_the_page(site: Pair) -> None:
+    service, client = site
+    number = incident_id(service, PAYMENTS)
+    path = f"/incidents/{number}/report.md"
+    stranger = client.get(path, follow_redirects=False)
+    assert stranger.status_code == 303 and stranger.headers["location"].startswith("/login")
+    log_in(client)
+    assert f'href="{path}" download' in client.get(f"/incidents/{number}").text
+    draft = client.get(path)
+    assert draft.status_code == 200
+    assert draft.headers["content-type"].startswith("text/markdown")
+    disposition = draft.headers["content-disposition"]
+    assert disposition == f'attachment; filename="incident-{number}-postmortem.md"'
+    assert draft.text.startswith("# ") and "Time to resolve:** 23m" in draft.text
+    # The same draft the API gives.
+    api = client.get(
+        f"/api/incidents/{number}/report.md", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    )
+    assert api.text == draft.text
+    assert client.get("/incidents/999999/report.md").status_code == 404
+
+
 def test_acknowledge_from_the_page_is_applied_and_shown(site: Pair) -> None:
     service, client = site
     log_in(client, "alice")

@@ -158,6 +158,7 @@ def page_routes(parts: AppParts) -> list[Route]:
         ("/incidents/{incident_id}", gate(pages.incident), "GET"),
         ("/incidents/{incident_id}/acknowledge", gate(pages.answer(Verb.ACKNOWLEDGE)), "POST"),
         ("/incidents/{incident_id}/resolve", gate(pages.answer(Verb.RESOLVE)), "POST"),
+        ("/incidents/{incident_id}/report.md", gate(pages.report), "GET"),
         ("/stats", gate(StatsPage(parts.engine, pages, parts.redactor).show), "GET"),
         ("/login", login.form, "GET"),
         ("/login", login.submit, "POST"),

@@ -21,7 +21,9 @@ from responder.pipeline.answers import AlreadyAcknowledged, AnswerDesk, Refused,
 from responder.redact import Redactor
 from responder.store import history, stats
 from responder.store.db import classify, reader
+from responder.store.postmortem import postmortem_markdown
 from responder.store.steps import Entry, Step, steps
+from responder.store.timeline import incident_timeline
 from responder.web.forms import (
     BadForm,
     ListQuery,
@@ -171,6 +173,24 @@ class Pages:
             reason = result.get("reason") if isinstance(result, dict) else None
             run["reason"] = run.get("last_error") or reason
         return {"incident": detail, "story": story, "runs": runs, "links": _links(detail)}
+
+    async def report(self, request: Request, user: User) -> Response:
+        """The postmortem draft, as the API's report.md gives it, to download from the page."""
+        number = incident_id(request.path_params["incident_id"])
+        text = await asyncio.to_thread(self._report, number)
+        if text is None:
+            message = f"There is no incident {number}."
+            return self.render(request, user, "error.html", {"message": message}, 404)
+        name = f"incident-{number}-postmortem.md"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        return Response(text, media_type="text/markdown; charset=utf-8", headers=headers)
+
+    def _report(self, number: int) -> str | None:
+        with Session(self._engine) as session:
+            timeline = incident_timeline(session, number)
+        if timeline is None:
+            return None
+        return self._redactor.redact_text(postmortem_markdown(timeline))
 
     # Answers
 
