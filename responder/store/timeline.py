@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlmodel import Session, col, select
 
+from responder.actions import format_duration
 from responder.store.history import audit_for_incident, incident_read
 from responder.store.steps import Entry, step
 from responder.store.tables import ActionRun, AlertEvent, AuditEntry, Incident
@@ -160,15 +161,8 @@ def utc(value: datetime | str | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """1d 2h 3m 4s, the zero parts left out."""
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    return " ".join(parts + ([f"{secs}s"] if secs or not parts else []))
+    """As every other reader says a span (`actions.format_duration`); "-" for none."""
+    return "-" if seconds is None else format_duration(round(seconds))
 
 
 def moment_of(entry: AuditEntry) -> Moment:

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from responder.actions import format_duration
+
 WIDTH, HEIGHT = 560, 200
 LEFT, BOTTOM, TOP = 48, 24, 10
 COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563")
@@ -121,14 +123,5 @@ def _x_ticks(span: Sequence[date]) -> list[Tick]:
 
 
 def duration(seconds: float | None) -> str:
-    """A time span as people say it: 45s, 12m, 3h 20m, 2d 4h."""
-    if seconds is None:
-        return "-"
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60}m"
-    return f"{s // 86400}d {s % 86400 // 3600}h"
+    """A time span as the rest of the service says it (`actions.format_duration`)."""
+    return "-" if seconds is None else format_duration(round(seconds))
