@@ -37,10 +37,22 @@ class Transition(enum.StrEnum):
         """A reminder about a problem we already know of: never a reason to page again."""
         return self in _REPEATS
 
+    @property
+    def state(self) -> Transition:
+        """The state a repeat is a reminder of (Renotify: Triggered, Re-Warn: Warn); a
+        state-changing transition is its own."""
+        return _STATE_OF.get(self, self)
+
 
 _REPEATS = frozenset(
     {Transition.RE_TRIGGERED, Transition.RE_WARN, Transition.RE_NO_DATA, Transition.RENOTIFY}
 )
+_STATE_OF = {
+    Transition.RE_TRIGGERED: Transition.TRIGGERED,
+    Transition.RENOTIFY: Transition.TRIGGERED,
+    Transition.RE_WARN: Transition.WARN,
+    Transition.RE_NO_DATA: Transition.NO_DATA,
+}
 
 
 class IncidentStatus(enum.StrEnum):

@@ -190,6 +190,22 @@ def test_a_person_resolves_everything_and_the_later_recovery_acts_nowhere(
         assert late_records and "resolved by bob (api)" in late_records[-1]["reason"]
 
 
+def test_one_request_id_for_an_acknowledge_and_then_a_resolve_is_two_answers(
+    migrated_url: str, fakes: Vendors, samples_dir: Path
+) -> None:
+    with running(fakes.settings(migrated_url)) as (service, client):
+        incident = trigger(service, client, samples_dir)
+        key = {**AUTH, "Idempotency-Key": "page-42"}
+        acked = client.post(f"/api/incidents/{incident.id}/acknowledge", headers=key)
+        settle(service)
+        resolved = client.post(f"/api/incidents/{incident.id}/resolve", headers=key)
+        assert (acked.status_code, resolved.status_code) == (202, 202)
+        assert resolved.json()["new"] is True
+        assert resolved.json()["event_id"] != acked.json()["event_id"]
+        settle(service)
+        assert only_incident(service).status == "resolved"
+
+
 def test_api_answers_need_the_token_and_a_known_incident(
     migrated_url: str, fakes: Vendors, samples_dir: Path
 ) -> None:

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from responder.redact import Redactor
 from responder.store import history
 from responder.web import exports
 from responder.web.api import HistoryApi
@@ -135,7 +136,7 @@ def test_csv_is_sent_a_page_at_a_time(served: str, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(exports, "_PAGE", 3)
     engine = sa.create_engine(served)
     try:
-        source = Exports(engine, HistoryApi(engine, API_TOKEN, insecure=False))
+        source = Exports(engine, HistoryApi(engine, API_TOKEN, insecure=False), Redactor([]))
         flt = replace(history.IncidentFilter(), limit=2**31 - 1)
 
         async def chunks() -> list[bytes]:

@@ -126,6 +126,13 @@ def test_every_form_is_refused_without_its_csrf_token(site: Pair) -> None:
             response = client.post(f"/incidents/{fraud}/{verb}", data={"csrf": csrf})
             assert response.status_code == 403, (verb, csrf)
     assert client.post("/logout", data={"csrf": stolen}).status_code == 403
+    # A token given for this very browser cookie while signed out (the public login page,
+    # which a cookie planted from a sibling domain could ask) is no signed-in form's token.
+    planted = TestClient(service.app)
+    planted.cookies.set("responder_csrf", client.cookies["responder_csrf"])
+    anonymous = csrf_of(planted.get("/login").text)
+    response = client.post(f"/incidents/{fraud}/acknowledge", data={"csrf": anonymous})
+    assert response.status_code == 403
     drain(service)
     with Session(service.engine) as session:
         found = session.get(Incident, fraud)

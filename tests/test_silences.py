@@ -440,3 +440,47 @@ def _settled(service: Service, *, runs_too: bool = False) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"not settled: {waiting} events waiting, {running_runs} runs open")
+
+
+def test_a_repeat_after_an_early_expiry_runs_a_playbook_that_lists_triggered(
+    migrated_url: str, fakes: Vendors, tmp_path: Path
+) -> None:
+    """The first delivery after the silence is usually a Renotify: it releases the held
+    playbooks as the state it reminds of, or a playbook listing Triggered never runs."""
+    folder = tmp_path / "listing"
+    folder.mkdir()
+    (folder / "web.yaml").write_text(
+        PLAYBOOK.replace(
+            '  tags: {service: "web*"}', '  tags: {service: "web*"}\n  transition: [Triggered]'
+        )
+    )
+    with running(fakes.settings(migrated_url, folder)) as (service, client):
+        made = silence(client, duration="3h")
+        deliver(service, client, web_alert())
+        assert vendors_told(fakes) == (0, 0)
+        expired = client.post(f"/api/silences/{made['id']}/expire", json={}, headers=AUTH)
+        assert expired.status_code == 200, expired.text
+        deliver(service, client, web_alert("Renotify", minutes=30))
+        assert vendors_told(fakes) == (1, 1)
+        [incident] = incidents_of(service)
+        assert incident.silenced_until is None
+
+
+def test_an_incident_acknowledged_during_its_silence_pages_nobody_when_it_ends(
+    migrated_url: str, fakes: Vendors, playbooks: Path
+) -> None:
+    with running(fakes.settings(migrated_url, playbooks)) as (service, client):
+        made = silence(client, duration="3h")
+        deliver(service, client, web_alert())
+        [incident] = incidents_of(service)
+        acked = client.post(
+            f"/api/incidents/{incident.id}/acknowledge", json={"actor": "carol"}, headers=AUTH
+        )
+        assert acked.status_code == 202, acked.text
+        settle(service)
+        assert client.post(f"/api/silences/{made['id']}/expire", json={}, headers=AUTH)
+        assert sweep(service, datetime.now(UTC) + timedelta(seconds=1)) == 0  # no timer left
+        deliver(service, client, web_alert("Renotify", minutes=30))
+        assert vendors_told(fakes) == (0, 0)
+        [incident] = incidents_of(service)
+        assert (incident.status, incident.silenced_until) == ("acknowledged", None)

@@ -181,6 +181,8 @@ def test_silence_button_and_command(app: App, silences: Silences) -> None:
         (incident_id, "alice (slack)", timedelta(minutes=30)),
     ]
     assert "bad duration" in command(client, f"silence {incident_id} soon")
+    # Anyone in a channel can type it: a long silence is for the API or the CLI.
+    assert "at most 7d" in command(client, f"silence {incident_id} 3650d")
     assert "No incident 99999" in command(client, "silence 99999")
     assert len(silences.made) == 2
     assert answers(service) == []  # a silence is not an answer to the incident

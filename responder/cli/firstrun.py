@@ -50,7 +50,10 @@ def api_token(settings: Settings) -> tuple[Settings, ApiToken]:
         return settings, ApiToken(None, "none: set RESPONDER_API_TOKEN to use the API")
     value, made = _kept_token(path)
     how = f"{'generated, kept' if made else 'kept'} in {path} (RESPONDER_API_TOKEN overrides it)"
-    return settings.model_copy(update={"api_token": SecretStr(value)}), ApiToken(value, how)
+    # Shown once, when made: stdout is often a log stream too (systemd, containers), and
+    # every restart would copy it there. The file holds it after that.
+    shown = ApiToken(value if made else None, how)
+    return settings.model_copy(update={"api_token": SecretStr(value)}), shown
 
 
 def _kept_token(path: Path) -> tuple[str, bool]:
@@ -61,13 +64,19 @@ def _kept_token(path: Path) -> tuple[str, bool]:
     if existing:
         return existing, False
     value = secrets.token_urlsafe(32)
-    # Readable by its owner only; O_EXCL: two servers starting at once keep one token.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").strip(), False
+    # Written whole under a name of its own, readable by its owner only, then linked into
+    # place: a link never replaces a file, so two servers starting at once keep one token,
+    # and neither can read the file half-written.
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(value + "\n")
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip(), False
+    finally:
+        draft.unlink(missing_ok=True)
     return value, True
 
 

@@ -21,6 +21,9 @@ _SIGNATURE_VERSION = "v1="
 _MAX_SIGNATURES = 10  # a header of thousands of candidates is an attack, not a rotation
 
 
+EVENT_ID_MAX = 60  # PagerDuty's are 26
+
+
 class EventError(ValueError):
     """The body is not a V3 webhook event responder can read; the message says why."""
 
@@ -67,6 +70,10 @@ def parse_event(body: bytes) -> PagerDutyEvent:
     event_id, event_type = event.get("id"), event.get("event_type")
     if not isinstance(event_id, str) or not event_id.strip():
         raise EventError("event.id is missing")
+    if len(event_id.strip()) > EVENT_ID_MAX:
+        # The answer's fingerprint keeps it whole: a longer one would be cut, and two
+        # events sharing the first characters would count as one.
+        raise EventError(f"event.id is longer than {EVENT_ID_MAX} characters")
     if not isinstance(event_type, str) or not event_type.strip():
         raise EventError("event.event_type is missing")
     incident = event.get("data")

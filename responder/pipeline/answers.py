@@ -113,7 +113,9 @@ class AnswerDesk:
         )
         now = datetime.now(UTC)
         row = event_row(alert, payload, payload.decode(), now, part=self._deal(alert))
-        fingerprint = f"answer:{answer.via}:{answer.reference}"[:80]
+        # The verb is part of it: one request id for an acknowledge and then a resolve
+        # (the web page's form, a reused Idempotency-Key) is two answers, not a redelivery.
+        fingerprint = f"answer:{answer.via}:{answer.verb.value[0]}:{answer.reference}"[:80]
         row["fingerprint"] = fingerprint
         with transaction(self._engine) as conn:
             stored = events.store_own(conn, [row])

@@ -84,11 +84,15 @@ def apply(
             last_repeat_at=alert.date if last is None else max(last, alert.date),
         )
     if alert.cause == ACKNOWLEDGE:
+        # Someone is on it: playbooks a silence held back are not run when it ends (they
+        # would page the person who already answered).
         after = replace(
             after,
             status=IncidentStatus.ACKNOWLEDGED.value,
             acknowledged_at=_answered_at(incident, alert, now),
             acknowledged_by=alert.actor,
+            silenced_until=None,
+            silence_id=None,
         )
         return after, Change("incident.acknowledged", before, after.status)
     if alert.transition is Transition.RECOVERED and (not hold or alert.cause == RESOLVE):

@@ -13,6 +13,7 @@ incident fires, the event that says so is routed as a new incident's would be.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from responder.pipeline import lifecycle
 from responder.pipeline.stages import Batch, EventItem
@@ -31,9 +32,13 @@ class MatchStage:
         playbooks = batch.playbooks
         if reason is None and _claimed(earlier, playbooks):
             playbooks = [p for p in playbooks if not p.fallback]
-        verdicts = (
-            explain(playbooks, item.alert, lifecycle.context(incident)) if reason is None else []
-        )
+        alert = item.alert
+        if item.released is not None:
+            # Held back by a silence now over: routed as the state it reminds of, or a
+            # Renotify would never select a playbook that lists Triggered, and would page
+            # nobody for as long as the incident fires.
+            alert = replace(alert, transition=alert.transition.state)
+        verdicts = explain(playbooks, alert, lifecycle.context(incident)) if reason is None else []
         item.matched = [playbook for playbook, matched, _ in verdicts if matched]
         already = {run.playbook for run in earlier}
         item.fresh = [p for p in item.matched if p.name not in already]

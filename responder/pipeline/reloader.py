@@ -118,6 +118,10 @@ class PlaybookReloader:
             except PlaybookError as exc:
                 errors = [self._redactor.redact_text(line) for line in exc.errors]
                 outcome = self._library.refuse(errors, trigger)
+            except OSError as exc:  # a file gone between reads (a ConfigMap swap, say)
+                self._loaded = ""  # the same files are tried again at the next look
+                error = f"{self._library.folder}: {type(exc).__name__}: {exc.strerror or exc}"
+                outcome = self._library.refuse([self._redactor.redact_text(error)], trigger)
             else:
                 self._redactor.add(self._secrets(new.playbooks))
                 outcome = self._library.adopt(new, trigger)

@@ -53,6 +53,8 @@ def unsilence_gone(incident: IncidentRecord, at: datetime, book: SilenceBook) ->
     """Why an `unsilenced` timer's event dated `at` no longer applies, if it does not (the
     correlate stage drops it then)."""
     if incident.silenced_until is None:
+        if incident.acknowledged_at is not None:
+            return f"acknowledged by {incident.acknowledged_by or 'someone'} during the silence"
         return "the incident is no longer held by a silence"
     ended = incident.silenced_until
     if incident.silence_id is not None:

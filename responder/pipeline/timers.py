@@ -118,10 +118,10 @@ def _unsilenced_event(incident: IncidentRecord, ended: datetime, last: Alert | N
     """The end of a silence over a firing incident: its playbooks run as for a new incident,
     so the event reads as its newest delivery did (templates see its message and tags)."""
     note = f"the silence over it ended at {ended.isoformat()} while it still fires"
-    state = _STATE_OF.get(incident.last_transition, Transition(incident.last_transition))
+    state = Transition(incident.last_transition).state
     alert = own_alert(incident, state, ended, UNSILENCED, note)
     if last is not None:
-        state = _STATE_OF.get(last.transition.value, last.transition)
+        state = last.transition.state
         alert = replace(
             last,
             source_id=None,
@@ -137,14 +137,6 @@ def _unsilenced_event(incident: IncidentRecord, ended: datetime, last: Alert | N
 
 
 # A repeat says the monitor is still in a state; the playbooks run for that state.
-_STATE_OF = {
-    Transition.RE_TRIGGERED.value: Transition.TRIGGERED,
-    Transition.RENOTIFY.value: Transition.TRIGGERED,
-    Transition.RE_WARN.value: Transition.WARN,
-    Transition.RE_NO_DATA.value: Transition.NO_DATA,
-}
-
-
 def _stale_event(incident: IncidentRecord) -> _Due:
     assert incident.stale_at is not None
     since = incident.seen_at or incident.opened_at

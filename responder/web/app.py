@@ -102,7 +102,7 @@ def create_app(parts: AppParts) -> ASGIApp:
     )
     commands = Commands(parts.desk, parts.engine, inbound.silencer, inbound.chat.escape)
     chat = ChatEndpoints(inbound.chat, commands, parts.webhook.max_body)
-    exports = Exports(parts.engine, api)
+    exports = Exports(parts.engine, api, parts.redactor)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

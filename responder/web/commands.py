@@ -42,6 +42,8 @@ HELP = "\n".join(
     )
 )
 
+CHAT_SILENCE_MAX = timedelta(days=7)
+
 
 class _Refusal(Exception):
     """A request that cannot be done as asked; the message is the reply."""
@@ -110,6 +112,10 @@ class Commands:
             duration = parse_duration(raw, "the silence")
         except ValueError as exc:
             raise _Refusal(self.escape(str(exc))) from None
+        if duration > CHAT_SILENCE_MAX:
+            # Anyone in the channel can do this: a longer silence belongs to the API or
+            # the CLI, where it is a deliberate act with a reason.
+            raise _Refusal("A silence from Slack lasts at most 7d; use the API or CLI for longer.")
         author = actor_label(request.user_name, VIA)
         try:
             silence_id = self.silencer.silence_incident(

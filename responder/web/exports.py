@@ -15,6 +15,7 @@ from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from responder.redact import Redactor
 from responder.store import history
 from responder.store.db import reader
 from responder.store.postmortem import postmortem_markdown
@@ -64,9 +65,10 @@ def csv_lines(rows: Iterable[dict[str, Any]]) -> str:
 
 
 class Exports:
-    def __init__(self, engine: sa.Engine, api: HistoryApi) -> None:
+    def __init__(self, engine: sa.Engine, api: HistoryApi, redactor: Redactor) -> None:
         self._engine = reader(engine)
         self._api = api
+        self._redactor = redactor
 
     async def incidents_csv(self, request: Request) -> Response:
         refused = self._api.refusal(request)
@@ -113,4 +115,7 @@ class Exports:
     def _report(self, incident_id: int) -> str | None:
         with Session(self._engine) as session:
             timeline = incident_timeline(session, incident_id)
-        return None if timeline is None else postmortem_markdown(timeline)
+        # Redacted as the page's copy is: alert text could quote anything.
+        return (
+            None if timeline is None else self._redactor.redact_text(postmortem_markdown(timeline))
+        )

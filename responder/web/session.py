@@ -89,7 +89,9 @@ class Sessions:
             return None
         return User(data["u"], via_proxy=False)
 
-    # CSRF: the form token is the HMAC of the browser's random cookie.
+    # CSRF: the form token is the HMAC of the browser's random cookie and of who is signed
+    # in. Without the person, a cookie planted from a sibling domain, with the token the
+    # public login page gives for it, would pass for someone else's form.
 
     def csrf_token(self, request: Request) -> tuple[str, str | None]:
         """The form token, and the cookie to set when the browser has none yet."""
@@ -97,7 +99,12 @@ class Sessions:
         new = None
         if len(seed) != 43:  # 32 random bytes, base64url
             seed = new = secrets.token_urlsafe(32)
-        return _b64(self._sign(b"csrf:" + seed.encode())), new
+        return self._csrf(request, seed), new
+
+    def _csrf(self, request: Request, seed: str) -> str:
+        who = self.user(request)
+        name = who.name if who is not None else ""
+        return _b64(self._sign(b"csrf:" + seed.encode() + b"\0" + name.encode()))
 
     def keep_csrf_cookie(self, response: Response, request: Request, new: str | None) -> None:
         if new is not None:
@@ -107,7 +114,7 @@ class Sessions:
         seed = request.cookies.get(CSRF_COOKIE, "")
         if len(seed) != 43 or not sent:
             return False
-        expected = _b64(self._sign(b"csrf:" + seed.encode()))
+        expected = self._csrf(request, seed)
         return hmac.compare_digest(expected.encode(), sent.encode())
 
     def _sign(self, data: bytes) -> bytes:
