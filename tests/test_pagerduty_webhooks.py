@@ -89,7 +89,7 @@ def test_a_persons_acknowledgement_is_stored_once_for_its_incident(app: App) -> 
     assert answer["incident_id"] == incident_id
     assert answer["answer"] == "acknowledge"
     (row,) = answers(service)
-    assert row["fingerprint"] == "answer:pagerduty:01DEN4HPBQAAAG05V5QQYBRZMF"
+    assert row["fingerprint"] == "answer:pagerduty:a:01DEN4HPBQAAAG05V5QQYBRZMF"
     assert (row["answer"], row["incident_id"], row["actor"], row["via"]) == (
         "acknowledge",
         incident_id,

@@ -134,7 +134,7 @@ def test_ack_command_stores_one_answer_for_the_incident(app: App) -> None:
     reply = command(client, f"ack {incident_id}")
     assert f"Acknowledgement of incident {incident_id} recorded" in reply
     (row,) = answers(service)
-    assert row["fingerprint"] == "answer:slack:13345224609.738474920.8088930838d88f008e0"
+    assert row["fingerprint"] == "answer:slack:a:13345224609.738474920.8088930838d88f008e0"
     assert (row["answer"], row["incident_id"], row["actor"], row["via"]) == (
         "acknowledge",
         incident_id,
@@ -168,7 +168,7 @@ def test_acknowledge_button_stores_an_answer_by_the_slack_user(app: App) -> None
     assert "recorded" in response.json()["text"]
     (row,) = answers(service)
     assert (row["answer"], row["actor"], row["note"]) == ("acknowledge", "bob", "Slack user U0BOB")
-    assert row["fingerprint"] == "answer:slack:trigger.button.1"
+    assert row["fingerprint"] == "answer:slack:a:trigger.button.1"
 
 
 def test_silence_button_and_command(app: App, silences: Silences) -> None:
