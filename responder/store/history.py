@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -182,31 +183,63 @@ def stats(session: Session, since: datetime | None = None) -> dict[str, Any]:
             sa.select(status, sa.func.count()).where(where).group_by(status)
         )
     }
-    figures = (
-        sa.func.count(),
-        sa.func.avg(seconds_between(conn, c.opened_at, c.acknowledged_at)),
-        sa.func.avg(seconds_between(conn, c.opened_at, c.resolved_at)),
-    )
-    overall = conn.execute(sa.select(*figures).where(where)).one()
-    per: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, column in (("by_service", c.service), ("by_team", c.team)):
-        key = sa.func.coalesce(column, "-")
-        rows = conn.execute(sa.select(key, *figures).where(where).group_by(key).order_by(key))
-        per[name] = {row[0]: _figures(row[1:]) for row in rows}
+    # One pass gives the overall figures and those per service and per team: sums and
+    # counts per (service, team), added up here (a pass each took 260 ms at 100,000).
+    ack = seconds_between(conn, c.opened_at, c.acknowledged_at)
+    resolve = seconds_between(conn, c.opened_at, c.resolved_at)
+    service, team = sa.func.coalesce(c.service, "-"), sa.func.coalesce(c.team, "-")
+    rows = conn.execute(
+        sa.select(
+            service,
+            team,
+            sa.func.count(),
+            sa.func.sum(ack),
+            sa.func.count(c.acknowledged_at),
+            sa.func.sum(resolve),
+            sa.func.count(c.resolved_at),
+        )
+        .where(where)
+        .group_by(service, team)
+    ).all()
+    overall = _Sums()
+    per: dict[str, dict[str, _Sums]] = {"by_service": {}, "by_team": {}}
+    for row in rows:
+        sums = row[2:]
+        overall.add(sums)
+        per["by_service"].setdefault(row[0], _Sums()).add(sums)
+        per["by_team"].setdefault(row[1], _Sums()).add(sums)
     state = sa.func.coalesce(_RUNS.c.state, "")
     run_query = sa.select(state, sa.func.count()).group_by(state)
     if since:
         run_query = run_query.where(_RUNS.c.created_at >= since)
     runs: dict[str, int] = {state: n for state, n in conn.execute(run_query)}
     return {
-        **_figures(overall),
+        **overall.read(),
         "incidents": sum(by_status.values()),
         "by_status": by_status,
         "action_runs": runs,
-        **per,
+        **{name: {key: per[name][key].read() for key in sorted(per[name])} for name in per},
     }
 
 
-def _figures(row: Any) -> dict[str, Any]:
-    count, mtta, mttr = row
-    return {"incidents": int(count), "mtta_seconds": rounded(mtta), "mttr_seconds": rounded(mttr)}
+class _Sums:
+    """Incidents, and the seconds to acknowledge and to resolve summed with their counts."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.ack, self.acked, self.resolve, self.resolved = 0.0, 0, 0.0, 0
+
+    def add(self, sums: Sequence[Any]) -> None:
+        count, ack, acked, resolve, resolved = sums
+        self.count += int(count)
+        self.ack += float(ack or 0)
+        self.acked += int(acked)
+        self.resolve += float(resolve or 0)
+        self.resolved += int(resolved)
+
+    def read(self) -> dict[str, Any]:
+        return {
+            "incidents": self.count,
+            "mtta_seconds": rounded(self.ack / self.acked) if self.acked else None,
+            "mttr_seconds": rounded(self.resolve / self.resolved) if self.resolved else None,
+        }
