@@ -93,6 +93,8 @@ def integration_states(settings: Settings) -> list[IntegrationState]:
     slack = bool(_secret(settings.slack_bot_token))
     paging = bool(_secret(settings.pagerduty_routing_key))
     notes = bool(_secret(settings.pagerduty_api_token)) and bool(settings.pagerduty_from_email)
+    chat = bool(_secret(settings.slack_signing_secret))
+    hooks = bool(_secret(settings.pagerduty_webhook_secret))
     return [
         IntegrationState(
             "Datadog",
@@ -119,6 +121,20 @@ def integration_states(settings: Settings) -> list[IntegrationState]:
             "notes on PagerDuty incidents"
             if notes
             else "skipped: set PAGERDUTY_API_TOKEN and PAGERDUTY_FROM_EMAIL",
+        ),
+        IntegrationState(
+            "Slack answers",
+            chat,
+            "buttons and /responder, signature checked"
+            if chat
+            else "skipped: set SLACK_SIGNING_SECRET to take the buttons and /responder",
+        ),
+        IntegrationState(
+            "PagerDuty answers",
+            hooks,
+            "acknowledgements and resolutions from PagerDuty's webhooks"
+            if hooks
+            else "skipped: set PAGERDUTY_WEBHOOK_SECRET to take PagerDuty's webhooks",
         ),
     ]
 

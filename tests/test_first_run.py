@@ -115,15 +115,16 @@ def test_serve_lists_playbooks_and_integrations_with_what_to_set(
     assert "xoxb-secret-77" not in out and "xoxb-secret-77" not in result.stderr
     assert "  database    sqlite:///" in out
     assert "  playbooks   6 from " in out and "payment-failure-rate" in out
-    integrations = {
-        line.split()[0] + (" notes" if " notes " in line else ""): line
-        for line in out.split("  integrations\n")[1].splitlines()
-        if line.startswith("    ")
-    }
+    listed = [
+        line for line in out.split("  integrations\n")[1].splitlines() if line.startswith("    ")
+    ]
+    integrations = {line.split("  ")[2].strip(): line for line in listed}
     assert "skipped: set DD_API_KEY and DD_APP_KEY" in integrations["Datadog"]
     assert "ok: " in integrations["Slack"]
     assert "skipped: set PAGERDUTY_ROUTING_KEY" in integrations["PagerDuty"]
     assert "set PAGERDUTY_API_TOKEN and PAGERDUTY_FROM_EMAIL" in integrations["PagerDuty notes"]
+    assert "skipped: set SLACK_SIGNING_SECRET" in integrations["Slack answers"]
+    assert "skipped: set PAGERDUTY_WEBHOOK_SECRET" in integrations["PagerDuty answers"]
 
 
 @pytest.fixture
