@@ -20,12 +20,12 @@ from starlette.responses import Response
 from responder.domain import ACTOR_MAX, Answer, Verb
 from responder.pipeline.answers import AlreadyAcknowledged, AnswerDesk, Refused, UnknownIncident
 from responder.store.db import classify
+from responder.web.ids import row_id
 from responder.web.webhook import json_response
 
 _MAX_BODY = 16_384
 _NOTE_MAX = 500
 _REFERENCE_MAX = 50  # the fingerprint keeps 80 characters, "answer:api:" included
-_MAX_ID = 2**31 - 1
 
 
 class BadAnswer(ValueError):
@@ -75,7 +75,8 @@ def answer_endpoint(
 
 def _answer(request: Request, verb: Verb, body: bytes) -> Answer:
     raw_id = request.path_params["incident_id"]
-    if not (raw_id.isascii() and raw_id.isdecimal()) or int(raw_id) > _MAX_ID:
+    incident_id = row_id(raw_id)
+    if incident_id is None:
         raise BadAnswer("incident id must be a positive integer")
     if len(body) > _MAX_BODY:
         raise BadAnswer(f"body larger than {_MAX_BODY} bytes")
@@ -99,7 +100,7 @@ def _answer(request: Request, verb: Verb, body: bytes) -> Answer:
     reference = f"{raw_id}:{key}" if key else uuid.uuid4().hex
     return Answer(
         verb=verb,
-        incident_id=int(raw_id),
+        incident_id=incident_id,
         actor=actor,
         via="api",
         reference=reference,

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from responder.intake.auth import header_bytes, token_matches
 from responder.store import history
 from responder.store.db import reader
+from responder.web.ids import row_id
 from responder.web.webhook import json_response
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -141,16 +142,13 @@ def path_id(request: Request) -> int:
     return incident_id
 
 
-_MAX_ID = 2**31 - 1  # ids are INTEGER columns; larger numbers cannot name anything
-
-
 def _int(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
-    # isdecimal() alone accepts other scripts' digits, which int() then takes or refuses.
-    if not (raw.isascii() and raw.isdecimal()) or int(raw) > _MAX_ID:
+    found = row_id(raw)
+    if found is None:
         raise BadQuery(f"{name} must be a positive integer")
-    return int(raw)
+    return found
 
 
 def _text(raw: str | None, name: str) -> str | None:

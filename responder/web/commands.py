@@ -23,10 +23,10 @@ from responder.pipeline.answers import (
 from responder.records import IncidentRecord
 from responder.store import history, incidents
 from responder.store.db import reader
+from responder.web.ids import row_id
 
 VIA = "slack"
 HISTORY_LIMIT = 10
-_MAX_ID = 2**31 - 1  # ids are INTEGER columns
 _VERBS = {"ack": Verb.ACKNOWLEDGE, "acknowledge": Verb.ACKNOWLEDGE, "resolve": Verb.RESOLVE}
 
 HELP = "\n".join(
@@ -169,10 +169,10 @@ class Commands:
 
 
 def _incident_id(args: list[str]) -> int:
-    raw = args[0].removeprefix("#") if args else ""
-    if not (raw.isascii() and raw.isdecimal()) or int(raw) > _MAX_ID:
+    found = row_id(args[0].removeprefix("#") if args else "")
+    if found is None:
         raise _Refusal("Give the incident's number, e.g. `ack 42`.")
-    return int(raw)
+    return found
 
 
 def _when(moment: datetime | None) -> str:

@@ -10,11 +10,11 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 
 from responder.store.history import IncidentFilter
+from responder.web.ids import row_id
 
 MAX_FORM = 16_384
 STATUSES = ("triggered", "acknowledged", "resolved")
 WITHIN = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-_MAX_ID = 2**31 - 1
 _TEXT_MAX = 200
 
 
@@ -104,9 +104,10 @@ def _text(raw: str | None, name: str) -> str:
 def _id(raw: str | None, name: str) -> int | None:
     if not raw:
         return None
-    if not (raw.isascii() and raw.isdecimal()) or int(raw) > _MAX_ID:
+    found = row_id(raw)
+    if found is None:
         raise BadForm(f"{name} must be a positive integer")
-    return int(raw)
+    return found
 
 
 def _day(raw: str, name: str) -> datetime | None:

@@ -21,10 +21,10 @@ from starlette.responses import Response
 from responder.domain import EventState, Transition
 from responder.intake.datadog import MAX_FIELD
 from responder.store.tables import ActionRun, Incident
+from responder.web.ids import MAX_ID
 
 Schema = dict[str, Any]
 
-_MAX_ID = 2**31 - 1  # ids are INTEGER columns (responder.web.api)
 _NULL = {"type": "null"}
 _TEXT = "a string, or a number Datadog sent unquoted; empty or a literal $VARIABLE is absent"
 
@@ -67,7 +67,7 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
 
 
 def _id(description: str) -> Schema:
-    return {"type": "integer", "minimum": 0, "maximum": _MAX_ID, "description": description}
+    return {"type": "integer", "minimum": 0, "maximum": MAX_ID, "description": description}
 
 
 _TIME = {"type": "string", "format": "date-time"}
